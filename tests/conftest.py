@@ -1,0 +1,51 @@
+"""Shared fixtures: real components everywhere (fastembed, qdrant-edge, SQLite, llama.cpp)."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+os.environ["HF_HUB_OFFLINE"] = "1"
+os.environ.setdefault("OTEL_SDK_DISABLED", "false")
+
+from sovra.config import Settings  # noqa: E402
+
+
+@pytest.fixture(scope="session")
+def model_cache(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The converted ONNX embedding model, built once per test session."""
+    return tmp_path_factory.mktemp("models")
+
+
+@pytest.fixture(scope="session")
+def embedder(model_cache: Path):
+    from sovra.embeddings import Embedder
+
+    return Embedder(None, model_cache)
+
+
+def make_settings(data_dir: Path, **overrides) -> Settings:
+    return Settings(data_dir=data_dir, **overrides)
+
+
+@pytest.fixture(scope="session")
+def demo_settings(tmp_path_factory: pytest.TempPathFactory) -> Settings:
+    """A data dir with the demo bank generated and ingested once for the whole session."""
+    from sovra.ui.commands import setup_demo
+
+    settings = make_settings(tmp_path_factory.mktemp("demo-data"))
+    report = setup_demo(settings)
+    assert not report.failed, report.failed
+    return settings
+
+
+@pytest.fixture(scope="session")
+def demo_runtime(demo_settings: Settings):
+    """One runtime (and so one local model server) shared by the agent tests."""
+    from sovra.runtime import Runtime
+
+    rt = Runtime(demo_settings)
+    yield rt
+    rt.close()

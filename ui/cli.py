@@ -1,0 +1,179 @@
+"""The `sovra` command line. Thin: parse, call the runtime, render. Errors become one line."""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import sys
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.console import Console
+
+from sovra.config import Settings
+from sovra.errors import InputError, SovraError
+
+app = typer.Typer(
+    name="sovra",
+    help="Sovra: retrieval-augmented agents that run on your own machines.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    add_completion=False,
+)
+audit_app = typer.Typer(help="Read and verify the tamper-evident audit log.", no_args_is_help=True)
+app.add_typer(audit_app, name="audit")
+
+out = Console(highlight=False)
+err = Console(stderr=True, highlight=False)
+
+DEMO_QUESTIONS = [
+    ("alice", "How many days per week may I work from home?"),
+    ("bob", "Does the Acme supply contract allow early termination, and what have we paid Acme this year?"),
+]
+
+
+def _settings() -> Settings:
+    return Settings()
+
+
+@app.callback()
+def _root(
+    verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Log progress details.")] = False,
+) -> None:
+    logging.basicConfig(
+        level=logging.INFO if verbose else logging.WARNING,
+        format="%(levelname)s %(name)s: %(message)s",
+        stream=sys.stderr,
+    )
+
+
+@app.command()
+def ingest(
+    path: Annotated[Path | None, typer.Argument(help="Folder, SharePoint export or ledger .sqlite.")] = None,
+    source: Annotated[str | None, typer.Option("--source", "-s", help="Re-sync a source ingested before.")] = None,
+    name: Annotated[str | None, typer.Option(help="Name for a new source (default: folder name).")] = None,
+    rebuild: Annotated[bool, typer.Option(help="Drop the index and ingest every known source again.")] = False,
+) -> None:
+    """Ingest documents into the index (incremental: unchanged documents are skipped)."""
+    from sovra.ui.commands import run_ingest
+
+    report = run_ingest(_settings(), path=path, source=source, name=name, rebuild=rebuild, console=err)
+    out.print(report.summary())
+    for doc_id, reason in report.failed:
+        err.print(f"  failed: {doc_id}: {reason}", markup=False)
+
+
+@app.command()
+def ask(
+    question: Annotated[str, typer.Argument(help="The question, in quotes.")],
+    user: Annotated[str, typer.Option("--as", help="The user asking (their groups decide what they may read).")],
+    agent: Annotated[str, typer.Option(help="Agent to ask.")] = "assistant",
+    as_json: Annotated[bool, typer.Option("--json", help="Print the answer as JSON.")] = False,
+) -> None:
+    """Ask a question as a user; prints the answer, its citations and the audit run id."""
+    from sovra.ui.commands import ask_question
+    from sovra.ui.render import answer_json, print_answer
+
+    answer = ask_question(_settings(), question, user, agent)
+    if as_json:
+        out.print_json(json.dumps(answer_json(answer)))
+    else:
+        print_answer(out, answer)
+
+
+@app.command()
+def demo(
+    reset: Annotated[bool, typer.Option(help="Regenerate the demo corpus and rebuild the index.")] = False,
+) -> None:
+    """Set up the demo bank (corpus, users, index) and ask the demo agent two questions."""
+    from sovra.ui.commands import ask_question, setup_demo
+    from sovra.ui.render import print_answer
+
+    settings = _settings()
+    report = setup_demo(settings, reset=reset, console=err)
+    out.print(f"[bold]Index:[/] {report.summary()}")
+    for user_id, question in DEMO_QUESTIONS:
+        out.rule(f"{user_id} asks")
+        out.print(question, markup=False)
+        print_answer(out, ask_question(settings, question, user_id, "assistant"))
+
+
+@app.command()
+def users() -> None:
+    """List the users of the identity directory and their groups."""
+    from sovra.identity import Directory
+
+    for u in Directory.from_file(_settings().resolved_users_file):
+        out.print(f"{u.id:<10} {u.name:<20} {', '.join(u.groups)}", markup=False)
+
+
+@audit_app.command("show")
+def audit_show(run_id: Annotated[str, typer.Argument(help="Run id printed with the answer.")]) -> None:
+    """Print every decision step of a run."""
+    from sovra.audit import AuditLog
+    from sovra.ui.render import print_run
+
+    records = AuditLog(_settings().paths.audit_db).records(run_id)
+    if not records:
+        raise InputError(f"no run {run_id!r} in the audit log", hint="`sovra audit runs` lists recent runs")
+    print_run(out, records)
+
+
+@audit_app.command("runs")
+def audit_runs(limit: Annotated[int, typer.Option(help="How many.")] = 20) -> None:
+    """List recent runs."""
+    from sovra.audit import AuditLog
+
+    for r in AuditLog(_settings().paths.audit_db).runs(limit=limit):
+        out.print(f"{r.run_id}  {r.started}  {r.user_id or '-':<8} {r.steps:>3} steps  {r.question or ''}", markup=False)
+
+
+@audit_app.command("verify")
+def audit_verify() -> None:
+    """Check the hash chain; exits non-zero and names the first bad record if anything was altered."""
+    from sovra.audit import AuditLog
+
+    result = AuditLog(_settings().paths.audit_db).verify()
+    if result.ok:
+        out.print(f"audit chain intact: {result.checked} records verified")
+        return
+    err.print(f"audit chain BROKEN: {result.reason}", markup=False)
+    raise typer.Exit(3)
+
+
+def _error_line(exc: BaseException) -> str:
+    if isinstance(exc, SovraError):
+        return f"error: {exc.message}" + (f"\n  hint: {exc.hint}" if exc.hint else "")
+    return f"error: {type(exc).__name__}: {exc}"
+
+
+def main(argv: list[str] | None = None) -> Any:
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    try:
+        return app(args=argv, standalone_mode=False)
+    except SovraError as exc:
+        err.print(_error_line(exc), markup=False)
+        sys.exit(exc.exit_code)
+    except KeyboardInterrupt:
+        err.print("interrupted")
+        sys.exit(130)
+    except typer.Exit as exc:
+        sys.exit(exc.exit_code)
+    except Exception as exc:  # noqa: BLE001 - the last line of defence for the CLI
+        import click
+
+        if isinstance(exc, click.exceptions.ClickException):
+            exc.show()
+            sys.exit(exc.exit_code)
+        if isinstance(exc, click.exceptions.Abort):
+            sys.exit(1)
+        if os.environ.get("SOVRA_DEBUG"):
+            raise
+        err.print(_error_line(exc) + "\n  (this is a bug in Sovra; rerun with SOVRA_DEBUG=1 for a traceback)", markup=False)
+        sys.exit(70)
+
+
+if __name__ == "__main__":
+    main()

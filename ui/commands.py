@@ -1,0 +1,163 @@
+"""What the CLI (and later the other faces) do, above the runtime: pick connectors, run ingestion
+with a progress bar, set up the demo, ask an agent."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+from typing import Any
+
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+from sovra.config import Settings
+from sovra.errors import InputError
+from sovra.ingest import IngestReport, Ingestor, load_sources, save_source
+from sovra.runtime import Answer, Runtime
+
+
+class _RichProgress:
+    def __init__(self, console: Console) -> None:
+        self._p = Progress(
+            TextColumn("{task.description:<12}"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TimeElapsedColumn(),
+            console=console,
+            transient=False,
+        )
+        self._task: Any = None
+
+    def __enter__(self) -> _RichProgress:
+        self._p.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._p.stop()
+
+    def start(self, source: str, total: int) -> None:
+        self._task = self._p.add_task(source, total=total)
+
+    def advance(self, doc_id: str, status: str) -> None:
+        self._p.advance(self._task)
+
+
+def detect_kind(path: Path) -> str:
+    if path.is_file() and path.suffix.lower() in {".sqlite", ".sqlite3", ".db"}:
+        return "ledger"
+    if path.is_dir() and (path / "manifest.json").is_file():
+        return "sharepoint-export"
+    if path.is_dir():
+        return "filesystem"
+    raise InputError(f"{path} is not a folder or a ledger database", hint="give a folder, a SharePoint export or a .sqlite file")
+
+
+def make_connector(kind: str, name: str, path: Path) -> Any:
+    if kind == "ledger":
+        from sovra.connectors.ledger import LedgerConnector
+
+        return LedgerConnector(path, name=name)
+    if kind == "sharepoint-export":
+        from sovra.connectors.sharepoint_export import SharePointExportConnector
+
+        return SharePointExportConnector(path, name=name)
+    if kind == "filesystem":
+        from sovra.connectors.filesystem import FilesystemConnector
+
+        return FilesystemConnector(path, name=name)
+    raise InputError(f"unknown source kind {kind!r}")
+
+
+def _sources_file(settings: Settings) -> Path:
+    return settings.paths.root / "sources.json"
+
+
+def run_ingest(
+    settings: Settings,
+    path: Path | None = None,
+    source: str | None = None,
+    name: str | None = None,
+    rebuild: bool = False,
+    console: Console | None = None,
+) -> IngestReport:
+    sources_file = _sources_file(settings)
+    known = load_sources(sources_file)
+    targets: list[tuple[str, str, Path]] = []
+    if path is not None:
+        if not path.exists():
+            raise InputError(f"{path} does not exist")
+        kind = detect_kind(path)
+        src_name = name or (path.stem if kind == "ledger" else path.resolve().name)
+        save_source(sources_file, src_name, kind, path)
+        targets.append((src_name, kind, path))
+    elif source is not None:
+        if source not in known:
+            raise InputError(
+                f"unknown source {source!r}",
+                hint=f"known sources: {', '.join(sorted(known)) or 'none'}; or give a PATH",
+            )
+        targets.append((source, known[source]["kind"], Path(known[source]["path"])))
+    elif rebuild:
+        targets = [(n, s["kind"], Path(s["path"])) for n, s in sorted(known.items())]
+    else:
+        raise InputError("nothing to ingest", hint="give a PATH, --source NAME, or --rebuild")
+    if rebuild:
+        _drop_index(settings)
+    return _ingest(settings, [make_connector(k, n, p) for n, k, p in targets], console)
+
+
+def _drop_index(settings: Settings) -> None:
+    if settings.qdrant_url:
+        raise InputError("--rebuild of a Qdrant server collection is not automatic", hint="delete the collection, then ingest")
+    shutil.rmtree(settings.paths.root / "qdrant", ignore_errors=True)
+    settings.paths.state_db.unlink(missing_ok=True)
+
+
+def _ingest(settings: Settings, connectors: list[Any], console: Console | None) -> IngestReport:
+    runtime = Runtime(settings)
+    svc = runtime.services
+    try:
+        ingestor = Ingestor(
+            svc.index, svc.embedder, settings.paths.state_db, settings.chunk_chars, settings.chunk_overlap
+        )
+        if console is None:
+            return ingestor.run(connectors)
+        with _RichProgress(console) as progress:
+            return ingestor.run(connectors, progress)
+    finally:
+        runtime.close()
+
+
+def setup_demo(settings: Settings, reset: bool = False, console: Console | None = None) -> IngestReport:
+    """Generate the demo bank once, register its users and three sources, ingest incrementally."""
+    from sovra.evals.demo_corpus import generate
+
+    corpus = settings.paths.corpus
+    if reset:
+        shutil.rmtree(corpus, ignore_errors=True)
+        _drop_index(settings)
+        corpus = settings.paths.corpus
+    if not (corpus / "users.json").is_file():
+        generate(corpus)
+    users_file = settings.resolved_users_file
+    if not users_file.is_file() or reset:
+        shutil.copyfile(corpus / "users.json", users_file)
+    sources_file = _sources_file(settings)
+    specs = [
+        ("sharepoint", "sharepoint-export", corpus / "sharepoint"),
+        ("contracts", "filesystem", corpus / "contracts"),
+        ("ledger", "ledger", corpus / "ledger.sqlite"),
+    ]
+    for n, k, p in specs:
+        save_source(sources_file, n, k, p)
+    return _ingest(settings, [make_connector(k, n, p) for n, k, p in specs], console)
+
+
+def ask_question(settings: Settings, question: str, user_id: str, agent_name: str) -> Answer:
+    from sovra.agents import get_agent
+
+    runtime = Runtime(settings)
+    try:
+        return runtime.ask(get_agent(agent_name), question, user_id, interface="cli")
+    finally:
+        runtime.close()

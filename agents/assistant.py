@@ -26,18 +26,18 @@ NOT_FOUND = "I could not find this in the documents you can access."
 _MAX_SOURCE_CHARS = 700
 
 
-# No maxLength in these schemas: llama.cpp compiles a bounded string into a grammar rule per
-# character, which is slow or refused. Lengths are bounded by max_tokens and checked below.
+# Bounded strings keep a small model from rambling until max_tokens cuts the JSON off; the bounds
+# stay modest because llama.cpp compiles each bounded string into a grammar rule per character.
 class Plan(BaseModel):
-    search_query: str = Field(description="keywords to search the documents for")
+    search_query: str = Field(description="keywords to search the documents for", max_length=100)
     ledger_lookup: bool = Field(description="true if the question asks what was paid, spent or booked")
-    counterparty: str | None = Field(default=None, description="company the payments went to")
+    counterparty: str | None = Field(default=None, description="company the payments went to", max_length=60)
     year: int | None = Field(default=None, description="calendar year of the payments, if any")
 
 
 class Drafted(BaseModel):
-    answer: str
-    citations: list[int] = Field(default_factory=list)
+    answer: str = Field(max_length=400)
+    citations: list[int] = Field(default_factory=list, max_length=6)
 
 
 class State(TypedDict, total=False):
@@ -77,8 +77,8 @@ def plan(state: State, config: RunnableConfig) -> State:
     # The model proposes; values it cannot know are checked here.
     if p.year is not None and not 2000 <= p.year <= today.year:
         p.year = None
-    p.search_query = p.search_query.strip()[:300] or state["question"]
-    p.counterparty = (p.counterparty or "").strip()[:120] or None
+    p.search_query = p.search_query.strip() or state["question"]
+    p.counterparty = (p.counterparty or "").strip() or None
     ctx.recorder.record("plan", p.model_dump())
     return {"plan": p.model_dump(), "notes": []}
 
@@ -138,10 +138,45 @@ def _source_block(i: int, s: dict[str, Any]) -> str:
 def _add_evidence(question: str, sources: list[dict[str, Any]], embedder: Any) -> list[dict[str, Any]]:
     """Attach to each document source the sentences that best answer the question."""
     docs = [s for s in sources if s["kind"] == "document"]
-    picked = best_sentences(embedder.embed_query(question), [s["text"] for s in docs], embedder)
+    # Running headers repeat the title on every page; they are never evidence.
+    texts = [s["text"].replace(s["title"], " ") for s in docs]
+    picked = best_sentences(question, texts, embedder)
     for s, sents in zip(docs, picked, strict=True):
         s["evidence"] = " ".join(x.text for x in sents) or s["text"][:_MAX_SOURCE_CHARS]
+        s["sentences"] = [{"text": x.text, "score": round(x.score, 5), "dense": round(x.dense, 4)} for x in sents]
     return sources
+
+
+def _extractive(sources: list[dict[str, Any]], min_dense: float, max_units: int = 3) -> tuple[str, list[int]]:
+    """An answer made only of what the sources say: the ledger summary and the best units.
+
+    At most one unit per source is taken first, so three passages of one document do not crowd
+    out the passage that answers; a unit already quoted inside another is skipped.
+    """
+    lines: list[str] = []
+    cited: list[int] = []
+    for i, s in enumerate(sources, start=1):
+        if s["kind"] == "ledger":
+            lines.append(f"Ledger: {s['headline']} [{i}]")
+            cited.append(i)
+    ranked = sorted(
+        ((u["score"], i, u) for i, s in enumerate(sources, start=1) for u in s.get("sentences", [])),
+        key=lambda t: -t[0],
+    )
+    picked: list[tuple[float, int, str]] = []
+    for first_pass in (True, False):
+        for score, i, u in ranked:
+            if len(picked) == max_units:
+                break
+            if u["dense"] < min_dense or (first_pass and any(p[1] == i for p in picked)):
+                continue
+            if any(u["text"] in p[2] or p[2] in u["text"] for p in picked):
+                continue
+            picked.append((score, i, u["text"]))
+    for _, i, text in sorted(picked, key=lambda t: -t[0]):
+        lines.append(f'"{text}" [{i}]')
+        cited.append(i)
+    return "\n".join(lines), sorted(set(cited))
 
 
 def answer(state: State, config: RunnableConfig) -> State:
@@ -151,6 +186,17 @@ def answer(state: State, config: RunnableConfig) -> State:
         ctx.recorder.record("answer.not_found", {"reason": "no source the user may read matched"})
         return {"answer": NOT_FOUND, "citations": [], "status": "not_found"}
     sources = _add_evidence(state["question"], sources, ctx.services.embedder)
+    settings = ctx.services.settings
+    if settings.resolved_answer_mode == "extractive":
+        text, cited = _extractive(sources, settings.min_evidence_score)
+        ctx.recorder.record(
+            "answer.extractive",
+            {"cited": cited, "min_score": settings.min_evidence_score,
+             "sentences": {i: s.get("sentences", []) for i, s in enumerate(sources, start=1)}},
+        )
+        if not cited:
+            return {"answer": NOT_FOUND, "citations": [], "status": "not_found", "sources": sources}
+        return {"answer": text, "citations": cited, "status": "extracted", "sources": sources}
     blocks = "\n\n".join(_source_block(i, s) for i, s in enumerate(sources, start=1))
     messages = [
         {

@@ -12,8 +12,12 @@ from collections.abc import Iterable
 
 from sovra.documents import Chunk, Page
 
-# A line that starts a numbered clause ("4.", "4.2", "Clause 7", "Section 3") or a short heading.
-_CLAUSE_START = re.compile(r"\n(?=(?:\d+(?:\.\d+)*\.?\s+\S|(?:Clause|Section|Article)\s+\d))")
+# A top-level clause heading line ("4. Termination", "Clause 7 Fees", "Schedule 2 - Prices").
+_HEADING = re.compile(
+    r"\n(?=(?:\d+\.|(?:Clause|Section|Article|Schedule|Annex)\s+\d+\.?)\s+[A-Z][^\n]{0,80}\n)"
+)
+# A line that starts a numbered sub-clause ("4.2 Either party ...").
+_CLAUSE_START = re.compile(r"\n(?=\d+(?:\.\d+)+\.?\s+\S)")
 _PARAGRAPH = re.compile(r"\n\s*\n")
 _SENTENCE = re.compile(r"(?<=[.!?;:])\s+")
 _SPACE = re.compile(r"\s+")
@@ -22,7 +26,7 @@ _SPACE = re.compile(r"\s+")
 def _best_cut(text: str, start: int, hard_end: int, min_end: int) -> int:
     """Return the offset in (min_end, hard_end] where the chunk starting at ``start`` should end."""
     window = text[min_end:hard_end]
-    for pattern in (_CLAUSE_START, _PARAGRAPH, _SENTENCE, _SPACE):
+    for pattern in (_HEADING, _CLAUSE_START, _PARAGRAPH, _SENTENCE, _SPACE):
         cuts = [m.start() for m in pattern.finditer(window)]
         if cuts:
             return min_end + cuts[-1]

@@ -9,8 +9,9 @@ from __future__ import annotations
 import os
 from functools import cached_property
 from pathlib import Path
+from typing import Literal
 
-from pydantic import Field
+from pydantic import Field, field_validator
 from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
@@ -65,11 +66,28 @@ class Settings(BaseSettings):
     local_model_path: Path | None = Field(
         default=None, description="GGUF file for the local model; default: SmolLM2-135M-Instruct."
     )
-    local_model_threads: int = Field(default_factory=lambda: max(1, os.cpu_count() or 1))
+    # Half the cores: llama.cpp's threads spin, and the embedder and the app need the rest.
+    local_model_threads: int = Field(default_factory=lambda: max(1, (os.cpu_count() or 2) // 2))
     local_model_ctx: int = 4096
+
+    answer_mode: Literal["auto", "generate", "extractive"] = Field(
+        default="auto",
+        description="generate: the model writes the answer; extractive: the answer quotes the best "
+        "evidence sentences; auto: generate with a served model (SOVRA_LLM_BASE_URL), extractive with "
+        "the bundled 135M model, which plans well under a JSON grammar but cannot write reliable prose.",
+    )
 
     # Retrieval
     top_k: int = 6
+    min_evidence_score: float = Field(
+        default=0.35, description="Cosine similarity below which a sentence is not evidence (extractive)."
+    )
+
+    @field_validator("qdrant_url", "qdrant_api_key", "llm_base_url", "llm_api_key", mode="before")
+    @classmethod
+    def _empty_is_unset(cls, v: object) -> object:
+        # `SOVRA_LLM_BASE_URL=` in an env file means "not set", not "the empty URL".
+        return None if isinstance(v, str) and not v.strip() else v
 
     @classmethod
     def settings_customise_sources(
@@ -89,6 +107,12 @@ class Settings(BaseSettings):
     @cached_property
     def paths(self) -> _Paths:
         return _Paths(self.data_dir)
+
+    @property
+    def resolved_answer_mode(self) -> str:
+        if self.answer_mode != "auto":
+            return self.answer_mode
+        return "generate" if self.llm_base_url else "extractive"
 
     @property
     def resolved_users_file(self) -> Path:

@@ -109,6 +109,19 @@ class _Totals:
         )
 
 
+def _validate(schema: type[M], text: str) -> M:
+    """Validate JSON, tolerating raw control characters (newlines) inside strings.
+
+    Grammar-constrained decoders (llama.cpp's ``[^"\\]`` string rule) let a model emit a literal
+    newline inside a string, which strict JSON forbids; the content is still what the model meant.
+    """
+    try:
+        data = json.loads(text, strict=False)
+    except json.JSONDecodeError:
+        return schema.model_validate_json(text)  # raises a ValidationError with the position
+    return schema.model_validate(data)
+
+
 class ModelGateway:
     """Typed completions from the configured model. Cheap to construct; connects lazily."""
 
@@ -245,7 +258,7 @@ class ModelGateway:
             )
             totals.attempts.append(attempt)
             try:
-                value = schema.model_validate_json(attempt.text)
+                value = _validate(schema, attempt.text)
             except ValidationError as exc:
                 error = exc
                 log.info("model output did not match %s; asking again", schema.__name__)
@@ -359,6 +372,6 @@ def _unavailable(exc: openai.APIError, base_url: str, timeout_s: float) -> Model
     )
 
 
-def _brief(exc: Exception, limit: int = 300) -> str:
+def _brief(exc: BaseException, limit: int = 300) -> str:
     text = " ".join(str(getattr(exc, "message", None) or exc).split())
     return text if len(text) <= limit else text[: limit - 3] + "..."

@@ -214,7 +214,9 @@ class Ingestor:
     ) -> None:
         if not pending:
             return
-        texts = [c.text for _, chunks, _ in pending for c in chunks]
+        # Each chunk is embedded with its document's title in front: a clause saying "the Supplier may
+        # terminate" only matches "the Acme contract" if the vector knows which contract it is in.
+        texts = [f"{doc.title}\n{c.text}" for doc, chunks, _ in pending for c in chunks]
         dense = self.embedder.embed_documents(texts)
         sparse = self.embedder.sparse_documents(texts)
         points: list[IndexPoint] = []

@@ -24,7 +24,8 @@ class LedgerLookupArgs(BaseModel):
 
 class LedgerLookupResult(BaseModel):
     found: bool
-    summary: str
+    summary: str  # headline plus the first rows: what a model reads
+    headline: str = ""  # one line: who, period, count, total
     title: str = "General ledger"
     url: str = ""
     counterparty: str | None = None
@@ -58,19 +59,22 @@ def ledger_lookup(args: LedgerLookupArgs, ctx: ToolContext) -> LedgerLookupResul
     except InputError as exc:
         return LedgerLookupResult(found=False, summary=exc.message)
     keys = [f"{r.table}#{r.key}" for r in res.rows]
-    summary = (
+    headline = (
         f"payments to {cp_name} booked from {start.isoformat()} to {end.isoformat()}: "
-        f"{res.row_count} entries, total EUR {res.total:,.2f}"
+        f"{res.matched} entries, total EUR {res.total:,.2f}"
     )
+    summary = headline
     if res.rows:
-        summary += "; " + "; ".join(f"{r.entry_date} EUR {r.amount:,.2f} ({r.reference or r.description})" for r in res.rows[:12])
+        rows = "; ".join(f"{r.entry_date} EUR {r.amount:,.2f} ({r.reference or r.description})" for r in res.rows[:12])
+        summary += "; " + rows
     return LedgerLookupResult(
         found=True,
         summary=summary,
+        headline=headline,
         title=f"General ledger: payments to {cp_name} ({year})",
         url=f"ledger://journal_entries?counterparty={cp_id}&year={year}",
         counterparty=cp_name,
         total=res.total,
-        count=res.row_count,
+        count=res.matched,
         row_keys=keys,
     )

@@ -11,6 +11,7 @@ from sovra.runtime import Answer
 
 _STATUS = {
     "answered": "",
+    "extracted": "[dim](quoted from the sources; set SOVRA_LLM_BASE_URL to a served model for written answers)[/]",
     "not_found": "[yellow](not found in the documents you can access)[/]",
     "uncited": "[yellow](the model cited no source: treat this answer with care)[/]",
 }

@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import json
 import logging
+import shutil
 from pathlib import Path
 from typing import Any
 
 import qdrant_edge as qe
 
-from sovra.errors import IndexMissingError
+from sovra.errors import IndexMissingError, SovraError
 from sovra.index.base import (
     DENSE,
     KEYWORD_FIELDS,
@@ -81,7 +82,10 @@ class EdgeIndex:
             vectors={DENSE: qe.EdgeVectorParams(size=info.dim, distance=qe.Distance.Cosine)},
             sparse_vectors={SPARSE: qe.EdgeSparseVectorParams(modifier=qe.Modifier.Idf)},
         )
-        self.path.mkdir(parents=True, exist_ok=True)
+        if self.path.exists():
+            # A crash before the meta file was written leaves a partial shard: start it over.
+            shutil.rmtree(self.path)
+        self.path.mkdir(parents=True)
         self._shard = qe.EdgeShard.create(str(self.path), config)
         for name in KEYWORD_FIELDS:
             self._shard.update(qe.UpdateOperation.create_field_index(name, qe.PayloadSchemaType.Keyword))
@@ -102,7 +106,16 @@ class EdgeIndex:
 
     def _open(self) -> qe.EdgeShard:
         if self._shard is None:
-            self._shard = qe.EdgeShard.load(str(self.path))
+            try:
+                self._shard = qe.EdgeShard.load(str(self.path))
+            except Exception as exc:  # qdrant-edge raises a bare Exception with the cause in text
+                if "WouldBlock" in str(exc):
+                    raise SovraError(
+                        f"the embedded index at {self.path} is in use by another Sovra process",
+                        hint="wait for it to finish (the embedded engine allows one process at a time), "
+                        "or run a Qdrant server and set SOVRA_QDRANT_URL for concurrent use",
+                    ) from exc
+                raise SovraError(f"cannot open the embedded index at {self.path}: {exc}") from exc
         return self._shard
 
     def close(self) -> None:

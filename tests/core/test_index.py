@@ -133,3 +133,16 @@ def test_edge_index_persists_across_reopen(tmp_path):
     again.check(INFO)
     assert again.count() == 2
     again.close()
+
+
+def test_second_open_handle_gets_a_clear_error(tmp_path):
+    from sovra.errors import SovraError
+
+    first = EdgeIndex(tmp_path, "busy")
+    first.ensure(INFO)
+    second = EdgeIndex(tmp_path, "busy")
+    with pytest.raises(SovraError, match="in use by another Sovra process"):
+        second.check(INFO)
+    first.close()
+    second.check(INFO)  # free again once the first handle is closed
+    second.close()

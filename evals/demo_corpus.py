@@ -46,6 +46,7 @@ USERS: dict[str, dict[str, Any]] = {
     "bob": {"name": "Bob Schneider", "groups": ["employees", "finance"]},
     "carol": {"name": "Carol Dubois", "groups": ["employees", "risk-committee"]},
     "dave": {"name": "Dave Legal", "groups": ["employees", "legal"]},
+    "erin": {"name": "Erin Auditor", "groups": ["employees", "auditor"]},
 }
 GROUP_NAMES = {
     "employees": "All Employees",

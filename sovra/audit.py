@@ -1,9 +1,13 @@
-"""The tamper-evident audit log: an append-only, hash-chained SQLite table.
+"""The tamper-evident audit log: an append-only, hash-chained table in SQLite or PostgreSQL.
 
 Every record stores ``hash = sha256(canonical JSON of {seq, run_id, ts, kind, user_id, trace_id,
 span_id, data, prev_hash})`` and ``prev_hash`` = the hash of the record before it (64 zeros for the
 first). Changing, removing or reordering any record therefore breaks the chain at that record,
 and :meth:`AuditLog.verify` names it.
+
+Personal data is *sealed* (see :mod:`sovra.privacy`): private fields are stored in a separate
+content table and the chained record holds only a salted hash of each, so erasing a data subject's
+content (:meth:`AuditLog.erase`, :meth:`AuditLog.purge`) leaves the chain verifiable.
 
 What the chain cannot prove on its own: that nothing was cut off *the end*. A truncated chain is
 still a valid chain. To catch that, a one-row ``chain_head`` table (record count + last hash) is
@@ -11,10 +15,12 @@ updated in the same transaction as every append, so deleting the last records is
 unless the attacker also rewrites the head (or rewrites the whole chain, recomputing every hash).
 Only an anchor kept outside this database closes that gap: copy :meth:`AuditLog.head` somewhere
 the attacker cannot write (WORM storage, a signed timestamp, another system's log) from time to
-time and pass it to ``verify(anchor=...)``.
+time and pass it to ``verify(anchor=...)``; or sign records with a key the attacker does not hold.
 
-Durability: WAL + ``synchronous=FULL`` means :meth:`AuditLog.append` returns only after the record
-is fsynced, so callers append *before* they make a step's effect visible.
+Durability: :meth:`AuditLog.append` returns only after its transaction is committed and fsynced
+(SQLite WAL + ``synchronous=FULL``; PostgreSQL ``synchronous_commit=on``), so callers append
+*before* they make a step's effect visible. A record, its content and the head move in one
+transaction, so a crash (even ``kill -9``) leaves either all of them or none.
 """
 
 from __future__ import annotations
@@ -26,51 +32,30 @@ import hashlib
 import json
 import logging
 import os
-import sqlite3
-import threading
 import uuid
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time
 from decimal import Decimal
 from pathlib import Path, PurePath
 from typing import Any
 
-from sovra.errors import AuditIntegrityError, ConfigError, SovraError
+from sovra.audit_sign import Signer, signature_ok
+from sovra.audit_store import BUSY_TIMEOUT_S, GENESIS_HASH, Exec, PostgresStore, SqliteStore, open_store
+from sovra.errors import AuditIntegrityError, SovraError
+from sovra.privacy import DEFAULT_PRIVATE_FIELDS, Redactor, content_ref, refs_in, seal, unseal
 
 log = logging.getLogger(__name__)
 
-GENESIS_HASH = "0" * 64
-BUSY_TIMEOUT_S = 30.0
+__all__ = [
+    "BUSY_TIMEOUT_S", "GENESIS_HASH", "AuditLog", "AuditRecord", "ChainHead", "ErasureReport", "VerifyResult",
+]  # fmt: skip
+
 # Kinds that frame a run rather than being one of its steps.
 RUN_START, RUN_END, RUN_ERROR = "run.start", "run.end", "run.error"
-
-_SCHEMA = """
-CREATE TABLE IF NOT EXISTS audit_records (
-    seq       INTEGER PRIMARY KEY,
-    run_id    TEXT NOT NULL,
-    ts        TEXT NOT NULL,
-    kind      TEXT NOT NULL,
-    user_id   TEXT,
-    trace_id  TEXT,
-    span_id   TEXT,
-    data      TEXT NOT NULL,
-    prev_hash TEXT NOT NULL,
-    hash      TEXT NOT NULL
-);
-CREATE INDEX IF NOT EXISTS audit_records_run_id ON audit_records(run_id);
-CREATE TABLE IF NOT EXISTS chain_head (
-    id        INTEGER PRIMARY KEY CHECK (id = 1),
-    count     INTEGER NOT NULL,
-    last_hash TEXT NOT NULL
-);
--- Guards against our own code (and careless tools) changing history. They are not a security
--- boundary: whoever can write the file can drop them. The hash chain is the real check.
-CREATE TRIGGER IF NOT EXISTS audit_records_no_update BEFORE UPDATE ON audit_records
-BEGIN SELECT RAISE(ABORT, 'audit records are append-only'); END;
-CREATE TRIGGER IF NOT EXISTS audit_records_no_delete BEFORE DELETE ON audit_records
-BEGIN SELECT RAISE(ABORT, 'audit records are append-only'); END;
-"""
+ERASURE, RETENTION = "audit.erasure", "audit.retention"
+# Records the log writes about itself, not part of any user's run.
+SYSTEM_RUN = "audit"
 
 _COLUMNS = "seq, run_id, ts, kind, user_id, trace_id, span_id, data, prev_hash, hash"
 
@@ -185,9 +170,10 @@ class AuditRecord:
     user_id: str | None
     trace_id: str | None
     span_id: str | None
-    data: Any
+    data: Any  # as readers see it: sealed values filled in, or "[erased]"
     prev_hash: str
     hash: str
+    sealed: Any = None  # the data exactly as hashed (private values replaced by content refs)
 
     @property
     def timestamp(self) -> datetime:
@@ -227,70 +213,67 @@ class RunSummary:
     status: str  # "ok", "error" or "running" (no run.end / run.error yet)
 
 
+@dataclass(frozen=True)
+class ErasureReport:
+    erased: int  # content values deleted
+    runs: tuple[str, ...]  # runs that lost content
+    record: AuditRecord  # the audit.erasure / audit.retention record that documents it
+
+
 # ---------------------------------------------------------------------------------------------
 # The store
 
 
 class AuditLog:
-    """Append-only audit store in one SQLite file. Safe to share between threads; every process
-    (and every thread, if it likes) may open its own instance on the same file."""
+    """Append-only audit store. Safe to share between threads; every process (and every thread,
+    if it likes) may open its own instance on the same file or database.
 
-    def __init__(self, path: Path | str) -> None:
-        self.path = Path(path)
-        self._lock = threading.Lock()
-        self._conn: sqlite3.Connection | None = None
-        self._pid = 0
-        with self._lock:
-            self._connect()
+    ``target``: a path (SQLite) or a ``postgresql://`` URL. ``private_fields``: keys whose values
+    are sealed into the content table (``()`` stores everything in the chain). ``redactor``:
+    scrubs personal data from sealed values before they are stored. ``signing_key``: an Ed25519
+    key (see :meth:`Signer.load`) to sign every record hash. ``schema``: PostgreSQL schema.
+    """
 
-    # -- connection ------------------------------------------------------------------------
+    def __init__(
+        self,
+        target: Path | str,
+        *,
+        private_fields: Iterable[str] = DEFAULT_PRIVATE_FIELDS,
+        redactor: Redactor | None = None,
+        signing_key: Signer | str | Path | bytes | None = None,
+        schema: str | None = None,
+    ) -> None:
+        self._store = open_store(target, schema=schema)
+        self.path: Path | None = self._store.path if isinstance(self._store, SqliteStore) else None
+        self.location = self._store.location
+        self.private_fields = frozenset(private_fields)
+        self.redactor = redactor
+        self.signer = (
+            signing_key if isinstance(signing_key, Signer) or signing_key is None else Signer.load(signing_key)
+        )
 
-    def _connect(self) -> sqlite3.Connection:
-        # A connection must not cross fork(): a child re-opens its own.
-        if self._conn is not None and self._pid == os.getpid():
-            return self._conn
-        try:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-            # isolation_level=None: we issue BEGIN ourselves, so each append is exactly one
-            # transaction that starts by taking the write lock.
-            conn = sqlite3.connect(self.path, timeout=BUSY_TIMEOUT_S, isolation_level=None, check_same_thread=False)
-            conn.execute(f"PRAGMA busy_timeout = {int(BUSY_TIMEOUT_S * 1000)}")
-            conn.execute("PRAGMA journal_mode = WAL")
-            conn.execute("PRAGMA synchronous = FULL")
-            conn.execute("BEGIN IMMEDIATE")
-            try:
-                for stmt in _SCHEMA.split(";\n"):
-                    if stmt.strip():
-                        conn.execute(stmt)
-                empty = conn.execute("SELECT 1 FROM audit_records LIMIT 1").fetchone() is None
-                if empty:
-                    conn.execute(
-                        "INSERT OR IGNORE INTO chain_head (id, count, last_hash) VALUES (1, 0, ?)",
-                        (GENESIS_HASH,),
-                    )
-                conn.execute("COMMIT")
-            except BaseException:
-                conn.execute("ROLLBACK")
-                raise
-        except sqlite3.Error as exc:
-            raise ConfigError(
-                f"cannot open the audit log {self.path}: {exc}",
-                hint="check that the folder exists and is writable, or set SOVRA_DATA_DIR",
-            ) from exc
-        self._conn, self._pid = conn, os.getpid()
-        return conn
+    @property
+    def is_postgres(self) -> bool:
+        return isinstance(self._store, PostgresStore)
+
+    def _connect(self) -> Any:
+        """The underlying DB-API connection (for diagnostics and tests)."""
+        return self._store.connect()
 
     def close(self) -> None:
-        with self._lock:
-            if self._conn is not None and self._pid == os.getpid():
-                self._conn.close()
-            self._conn = None
+        self._store.close()
 
     def __enter__(self) -> AuditLog:
         return self
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+    def _failed(self, exc: BaseException, what: str) -> SovraError:
+        return SovraError(
+            f"could not {what} the audit log {self.location}: {exc}",
+            hint="check free disk space, permissions and the database server; nothing was changed",
+        )
 
     # -- writing ---------------------------------------------------------------------------
 
@@ -304,60 +287,90 @@ class AuditLog:
         trace_id: str | None = None,
         span_id: str | None = None,
     ) -> AuditRecord:
-        """Append one record and return it once it is on disk (fsynced)."""
-        data_text = canonical_json({} if data is None else data)
-        parsed = json.loads(data_text)  # hash what readers will see, not the Python object
-        with self._lock:
-            conn = self._connect()
-            try:
-                # Write lock first, then read the head: two writers can never both extend the
-                # same predecessor.
-                conn.execute("BEGIN IMMEDIATE")
-                try:
-                    head = conn.execute("SELECT count, last_hash FROM chain_head WHERE id = 1").fetchone()
-                    if head is None:
-                        raise AuditIntegrityError(
-                            f"the audit log {self.path} has records but no chain head",
-                            hint="someone edited the file; run `sovra audit verify` and investigate",
-                        )
-                    seq, prev_hash = int(head[0]) + 1, str(head[1])
-                    ts = datetime.now(UTC).isoformat(timespec="microseconds")
-                    digest = record_hash(
-                        seq=seq, run_id=run_id, ts=ts, kind=kind, user_id=user_id,
-                        trace_id=trace_id, span_id=span_id, data=parsed, prev_hash=prev_hash,
-                    )  # fmt: skip
-                    conn.execute(
-                        f"INSERT INTO audit_records ({_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                        (seq, run_id, ts, kind, user_id, trace_id, span_id, data_text, prev_hash, digest),
-                    )
-                    conn.execute("UPDATE chain_head SET count = ?, last_hash = ? WHERE id = 1", (seq, digest))
-                    conn.execute("COMMIT")
-                except BaseException:
-                    conn.execute("ROLLBACK")
-                    raise
-            except sqlite3.Error as exc:
-                raise SovraError(
-                    f"could not write to the audit log {self.path}: {exc}",
-                    hint="check free disk space and file permissions; the step was not recorded",
-                ) from exc
-        log.debug("audit %s seq=%d run=%s", kind, seq, run_id)
-        return AuditRecord(seq, run_id, ts, kind, user_id, trace_id, span_id, parsed, prev_hash, digest)
+        """Append one record and return it once it is durably committed."""
+        parsed = json.loads(canonical_json({} if data is None else data))  # hash what readers see
+        try:
+            with self._store.write() as ex:
+                rec = self._write(ex, kind, parsed, run_id, user_id, trace_id, span_id)
+        except self._store.errors as exc:
+            raise self._failed(exc, "write to") from exc
+        log.debug("audit %s seq=%d run=%s", kind, rec.seq, run_id)
+        return rec
+
+    def _write(
+        self,
+        ex: Exec,
+        kind: str,
+        parsed: Any,
+        run_id: str,
+        user_id: str | None,
+        trace_id: str | None,
+        span_id: str | None,
+    ) -> AuditRecord:
+        """Inside a write transaction: the head is locked first, then record, content, head."""
+        sealed, contents = seal(parsed, self.private_fields, canonical_json, self.redactor)
+        head = ex("SELECT count, last_hash FROM chain_head WHERE id = 1" + self._store.lock_head).fetchone()
+        if head is None:
+            raise AuditIntegrityError(
+                f"the audit log {self.location} has records but no chain head",
+                hint="someone edited the store; run `sovra audit verify` and investigate",
+            )
+        seq, prev_hash = int(head[0]) + 1, str(head[1])
+        ts = datetime.now(UTC).isoformat(timespec="microseconds")
+        digest = record_hash(
+            seq=seq, run_id=run_id, ts=ts, kind=kind, user_id=user_id,
+            trace_id=trace_id, span_id=span_id, data=sealed, prev_hash=prev_hash,
+        )  # fmt: skip
+        ex(
+            f"INSERT INTO audit_records ({_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            (seq, run_id, ts, kind, user_id, trace_id, span_id, canonical_json(sealed), prev_hash, digest),
+        )
+        for c in contents:
+            ex(
+                "INSERT INTO audit_content (ref, seq, run_id, subject, ts, salt, value) VALUES (?, ?, ?, ?, ?, ?, ?)",
+                (c.ref, seq, run_id, user_id, ts, c.salt, c.value),
+            )
+        if self.signer is not None:
+            ex("INSERT INTO audit_signatures (seq, signature) VALUES (?, ?)", (seq, self.signer.sign(digest)))
+        ex("UPDATE chain_head SET count = ?, last_hash = ? WHERE id = 1", (seq, digest))
+        data = unseal(sealed, {c.ref: json.loads(c.value) for c in contents})
+        return AuditRecord(seq, run_id, ts, kind, user_id, trace_id, span_id, data, prev_hash, digest, sealed)
 
     # -- reading ---------------------------------------------------------------------------
 
     def _query(self, sql: str, params: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
-        with self._lock:
-            return self._connect().execute(sql, params).fetchall()
+        try:
+            with self._store.snapshot() as ex:
+                return list(ex(sql, params).fetchall())
+        except self._store.errors as exc:
+            raise self._failed(exc, "read") from exc
 
-    @staticmethod
-    def _record(row: tuple[Any, ...]) -> AuditRecord:
-        seq, run_id, ts, kind, user_id, trace_id, span_id, data, prev_hash, digest = row
-        return AuditRecord(seq, run_id, ts, kind, user_id, trace_id, span_id, json.loads(data), prev_hash, digest)
+    def _contents(self, refs: list[str]) -> dict[str, Any]:
+        out: dict[str, Any] = {}
+        for i in range(0, len(refs), 500):
+            part = refs[i : i + 500]
+            marks = ", ".join("?" * len(part))
+            for ref, value in self._query(f"SELECT ref, value FROM audit_content WHERE ref IN ({marks})", tuple(part)):
+                out[ref] = json.loads(value)
+        return out
+
+    def _records(self, rows: list[tuple[Any, ...]]) -> list[AuditRecord]:
+        sealed = [json.loads(r[7]) for r in rows]
+        contents = self._contents([ref for s in sealed for ref in refs_in(s)])
+        return [
+            AuditRecord(r[0], r[1], r[2], r[3], r[4], r[5], r[6], unseal(s, contents), r[8], r[9], s)
+            for r, s in zip(rows, sealed, strict=True)
+        ]
 
     def records(self, run_id: str) -> list[AuditRecord]:
-        """All records of one run, in the order they were written."""
+        """All records of one run, in the order they were written, private values filled in."""
         rows = self._query(f"SELECT {_COLUMNS} FROM audit_records WHERE run_id = ? ORDER BY seq", (run_id,))
-        return [self._record(r) for r in rows]
+        return self._records(rows)
+
+    def run_owner(self, run_id: str) -> str | None:
+        """The user who started a run (for access checks), or None if there is no such run."""
+        rows = self._query(f"SELECT user_id FROM audit_records WHERE run_id = ? AND kind = '{RUN_START}'", (run_id,))
+        return rows[0][0] if rows else None
 
     def runs(self, user_id: str | None = None, limit: int = 20) -> list[RunSummary]:
         """The most recent runs first, optionally only one user's."""
@@ -373,11 +386,13 @@ class AuditLog:
             ORDER BY s.seq DESC LIMIT ?""",
             (*params, limit),
         )
+        sealed = [json.loads(r[3]) if r[3] else {} for r in rows]
+        contents = self._contents([ref for s in sealed for ref in refs_in(s)])
         status = {RUN_END: "ok", RUN_ERROR: "error", None: "running"}
         out = []
-        for run_id, uid, ts, data, steps, end_kind in rows:
-            question = json.loads(data).get("question") if data else None
-            out.append(RunSummary(run_id, uid, datetime.fromisoformat(ts), question, steps, status[end_kind]))
+        for (run_id, uid, ts, _, steps, end_kind), s in zip(rows, sealed, strict=True):
+            question = unseal(s, contents).get("question")
+            out.append(RunSummary(run_id, uid, datetime.fromisoformat(ts), question, int(steps), status[end_kind]))
         return out
 
     def last_run_id(self) -> str | None:
@@ -385,35 +400,115 @@ class AuditLog:
         return str(rows[0][0]) if rows else None
 
     def head(self) -> ChainHead:
-        """The current head; store it outside this file to make later truncation detectable."""
+        """The current head; store it outside this store to make later truncation detectable."""
         rows = self._query("SELECT count, last_hash FROM chain_head WHERE id = 1")
         if not rows:
-            raise AuditIntegrityError(f"the audit log {self.path} has no chain head")
+            raise AuditIntegrityError(f"the audit log {self.location} has no chain head")
         return ChainHead(int(rows[0][0]), str(rows[0][1]))
+
+    # -- erasure and retention -------------------------------------------------------------
+
+    def erase(
+        self,
+        *,
+        subject: str | None = None,
+        run_id: str | None = None,
+        containing: str | None = None,
+        requested_by: str | None = None,
+        reason: str = "",
+    ) -> ErasureReport:
+        """Delete sealed personal content (GDPR art. 17) while keeping the chain verifiable.
+
+        Selects content of runs by ``subject`` (the asking user), one ``run_id``, and/or every
+        value ``containing`` a text (case-insensitive; e.g. a customer's name or IBAN). The
+        erasure itself is recorded (who, why, how many; never the search text), then the store is
+        compacted so the bytes are gone from its files.
+        """
+        if subject is None and run_id is None and not containing:
+            raise SovraError("say whose data to erase", hint="give a subject, a run id or a text to match")
+        clauses, params = [], []
+        if subject is not None:
+            clauses.append("subject = ?")
+            params.append(subject)
+        if run_id is not None:
+            clauses.append("run_id = ?")
+            params.append(run_id)
+        needle = containing.casefold() if containing else None
+        data = {"subject": subject, "run_id": run_id, "by_text": bool(containing), "reason": reason}
+        return self._delete_content(
+            " AND ".join(clauses) or "1 = 1", tuple(params), needle, ERASURE, data, requested_by
+        )
+
+    def purge(self, before: datetime, *, requested_by: str | None = None) -> ErasureReport:
+        """Retention: delete sealed content written before ``before``; the chain stays whole."""
+        cutoff = before.astimezone(UTC).isoformat(timespec="microseconds")
+        return self._delete_content("ts < ?", (cutoff,), None, RETENTION, {"before": cutoff}, requested_by)
+
+    def _delete_content(
+        self,
+        where: str,
+        params: tuple[Any, ...],
+        needle: str | None,
+        kind: str,
+        data: dict[str, Any],
+        requested_by: str | None,
+    ) -> ErasureReport:
+        try:
+            with self._store.write() as ex:
+                rows = ex(f"SELECT ref, run_id, value FROM audit_content WHERE {where}", params).fetchall()
+                hit = [(ref, run) for ref, run, value in rows if needle is None or needle in str(value).casefold()]
+                refs = [ref for ref, _ in hit]
+                for i in range(0, len(refs), 500):
+                    part = refs[i : i + 500]
+                    ex(f"DELETE FROM audit_content WHERE ref IN ({', '.join('?' * len(part))})", tuple(part))
+                runs = tuple(sorted({run for _, run in hit}))
+                payload = {**data, "erased": len(refs), "runs": list(runs)}
+                rec = self._write(ex, kind, payload, SYSTEM_RUN, requested_by, None, None)
+            self._store.compact()
+        except self._store.errors as exc:
+            raise self._failed(exc, "erase from") from exc
+        log.info("%s: %d content values removed from %d runs", kind, len(refs), len(runs))
+        return ErasureReport(len(refs), runs, rec)
 
     # -- verification ----------------------------------------------------------------------
 
-    def verify(self, anchor: ChainHead | None = None) -> VerifyResult:
+    def verify(self, anchor: ChainHead | None = None, public_key: str | None = None) -> VerifyResult:
         """Walk the whole chain and report the first record that does not check out.
 
         ``anchor`` is a :class:`ChainHead` taken earlier and kept elsewhere; when given, the
-        record at ``anchor.count`` must still carry ``anchor.last_hash``.
+        record at ``anchor.count`` must still carry ``anchor.last_hash``. ``public_key`` (hex
+        Ed25519; default: this log's own signing key) makes every record need a valid signature.
+        Sealed content that is still present must match its ref; erased content is fine.
         """
-        with self._lock:
-            conn = self._connect()
-            conn.execute("BEGIN")  # one snapshot for the records and the head
-            try:
-                head_row = conn.execute("SELECT count, last_hash FROM chain_head WHERE id = 1").fetchone()
-                cursor = conn.execute(f"SELECT {_COLUMNS} FROM audit_records ORDER BY seq")
-                return _walk(cursor, head_row, anchor)
-            finally:
-                conn.execute("COMMIT")
+        if public_key is None and self.signer is not None:
+            public_key = self.signer.public_key_hex
+        try:
+            with self._store.snapshot() as ex:  # one snapshot for records, head and content
+                head_row = ex("SELECT count, last_hash FROM chain_head WHERE id = 1").fetchone()
+                sig_ok: Callable[[int, str], bool] | None = None
+                if public_key is not None:
+                    sigs = dict(ex("SELECT seq, signature FROM audit_signatures").fetchall())
+                    key = public_key
+
+                    def sig_ok(seq: int, digest: str) -> bool:
+                        return signature_ok(key, digest, sigs.get(seq))
+
+                result = _walk(ex(f"SELECT {_COLUMNS} FROM audit_records ORDER BY seq"), head_row, anchor, sig_ok)
+                if not result.ok:
+                    return result
+                for ref, seq, salt, value in ex("SELECT ref, seq, salt, value FROM audit_content ORDER BY seq"):
+                    if content_ref(str(salt), str(value)) != ref:
+                        return VerifyResult(False, result.checked, int(seq), f"content of record {seq} was altered")
+                return result
+        except self._store.errors as exc:
+            raise self._failed(exc, "read") from exc
 
 
 def _walk(
-    rows: Iterator[tuple[Any, ...]] | sqlite3.Cursor,
+    rows: Iterable[tuple[Any, ...]],
     head_row: tuple[Any, ...] | None,
     anchor: ChainHead | None,
+    sig_ok: Callable[[int, str], bool] | None = None,
 ) -> VerifyResult:
     expected, prev_hash, checked = 1, GENESIS_HASH, 0
     anchor_seen = anchor is None or anchor.count == 0
@@ -441,6 +536,8 @@ def _walk(
             return bad(seq, f"record {seq} was altered")
         if stored_prev != prev_hash:
             return bad(seq, f"chain broken at {seq}: prev_hash does not match record {seq - 1}")
+        if sig_ok is not None and not sig_ok(seq, stored_hash):
+            return bad(seq, f"record {seq} has no valid signature from the audit signing key")
         if anchor is not None and seq == anchor.count:
             if stored_hash != anchor.last_hash:
                 return bad(seq, f"record {seq} does not match the external anchor")
@@ -462,3 +559,27 @@ def _walk(
         assert anchor is not None
         return bad(last + 1, f"record {last + 1} is missing: the external anchor says {anchor.count} records")
     return VerifyResult(ok=True, checked=checked)
+
+
+def open_audit(settings: Any) -> AuditLog:
+    """The audit log a :class:`~sovra.config.Settings` describes.
+
+    Reads ``audit_url`` (PostgreSQL URL; unset = ``<data_dir>/audit.sqlite``), ``audit_redact``
+    (scrub PII from stored content), ``audit_signing_key`` (PEM path or hex seed) and
+    ``audit_schema``; absent settings mean the defaults.
+    """
+    url = getattr(settings, "audit_url", None)
+    redactor = None
+    if getattr(settings, "audit_redact", False):
+        try:
+            from sovra.identity import Directory
+
+            redactor = Redactor.for_users(Directory.from_file(settings.resolved_users_file))
+        except SovraError:
+            redactor = Redactor()  # no directory yet: the patterns still apply
+    return AuditLog(
+        url or settings.paths.audit_db,
+        redactor=redactor,
+        signing_key=getattr(settings, "audit_signing_key", None),
+        schema=getattr(settings, "audit_schema", None),
+    )

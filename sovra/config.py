@@ -77,6 +77,22 @@ class Settings(BaseSettings):
         "the bundled 135M model, which plans well under a JSON grammar but cannot write reliable prose.",
     )
 
+    # Audit
+    audit_url: str | None = Field(
+        default=None, description="PostgreSQL URL for the audit log; unset = <data_dir>/audit.sqlite."
+    )
+    audit_schema: str | None = Field(default=None, description="PostgreSQL schema for the audit tables.")
+    audit_redact: bool = Field(
+        default=False,
+        description="Scrub emails, IBANs, phone and card numbers and directory names from stored personal data.",
+    )
+    audit_signing_key: str | None = Field(
+        default=None, description="Ed25519 key (PEM file path or 64 hex characters) that signs every record."
+    )
+    audit_retention_days: int | None = Field(
+        default=None, description="Retention period applied by `sovra audit retention` (no automatic schedule yet)."
+    )
+
     # Retrieval
     top_k: int = 6
     min_evidence_score: float = Field(

@@ -251,6 +251,7 @@ def load_sources(path: Path) -> dict[str, dict[str, str]]:
 def save_source(path: Path, name: str, kind: str, location: Path) -> None:
     sources = load_sources(path)
     sources[name] = {"kind": kind, "path": str(location.resolve())}
+    path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_suffix(".tmp")
     tmp.write_text(json.dumps(sources, indent=2, sort_keys=True))
     tmp.replace(path)

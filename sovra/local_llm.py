@@ -115,6 +115,7 @@ class LocalModelServer:
         alias: str = "local",
         start_timeout_s: float = 120.0,
         poll_interval_s: float = 0.1,
+        chat_format: str | None = None,
     ) -> None:
         self.model_path = Path(model_path)
         self.log_dir = Path(log_dir)
@@ -123,6 +124,9 @@ class LocalModelServer:
         self.alias = alias
         self.start_timeout_s = start_timeout_s
         self.poll_interval_s = poll_interval_s
+        # e.g. "chatml-function-calling": llama-cpp-python's tool-call support for ChatML models
+        # (SmolLM2 is one); None = the chat template embedded in the GGUF file.
+        self.chat_format = chat_format
         # A per-process key keeps other local users from borrowing the server; it is passed by
         # environment, which (unlike argv) other users cannot read from /proc.
         self.api_key = secrets.token_urlsafe(24)
@@ -175,6 +179,8 @@ class LocalModelServer:
             # Concurrent gateway callers must queue, not cancel each other's generations.
             "--interrupt_requests", "false",
         ]  # fmt: skip
+        if self.chat_format:
+            cmd += ["--chat_format", self.chat_format]
         env = dict(os.environ)
         env.pop("CONFIG_FILE", None)  # llama_cpp.server would load it instead of our arguments
         env.update(API_KEY=self.api_key, HF_HUB_OFFLINE="1")

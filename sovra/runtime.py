@@ -52,9 +52,9 @@ class Services:
 
     @cached_property
     def audit(self) -> Any:
-        from sovra.audit import AuditLog
+        from sovra.audit import open_audit
 
-        return AuditLog(self.settings.paths.audit_db)
+        return open_audit(self.settings)
 
     @cached_property
     def directory(self) -> Directory:

@@ -13,7 +13,8 @@ import typer
 from rich.console import Console
 
 from sovra.config import Settings
-from sovra.errors import InputError, SovraError
+from sovra.errors import SovraError
+from sovra.ui.audit_cli import audit_app
 
 app = typer.Typer(
     name="sovra",
@@ -22,11 +23,10 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
     add_completion=False,
 )
-audit_app = typer.Typer(help="Read and verify the tamper-evident audit log.", no_args_is_help=True)
 app.add_typer(audit_app, name="audit")
 
-out = Console(highlight=False)
-err = Console(stderr=True, highlight=False)
+out = Console(highlight=False, soft_wrap=True)
+err = Console(stderr=True, highlight=False, soft_wrap=True)
 
 DEMO_QUESTIONS = [
     ("alice", "How many days per week may I work from home?"),
@@ -109,50 +109,18 @@ def users() -> None:
         out.print(f"{u.id:<10} {u.name:<20} {', '.join(u.groups)}", markup=False)
 
 
-@audit_app.command("show")
-def audit_show(run_id: Annotated[str, typer.Argument(help="Run id printed with the answer.")]) -> None:
-    """Print every decision step of a run."""
-    from sovra.audit import AuditLog
-    from sovra.ui.render import print_run
-
-    records = AuditLog(_settings().paths.audit_db).records(run_id)
-    if not records:
-        raise InputError(f"no run {run_id!r} in the audit log", hint="`sovra audit runs` lists recent runs")
-    print_run(out, records)
-
-
-@audit_app.command("runs")
-def audit_runs(limit: Annotated[int, typer.Option(help="How many.")] = 20) -> None:
-    """List recent runs."""
-    from sovra.audit import AuditLog
-
-    for r in AuditLog(_settings().paths.audit_db).runs(limit=limit):
-        out.print(f"{r.run_id}  {r.started}  {r.user_id or '-':<8} {r.steps:>3} steps  {r.question or ''}", markup=False)
-
-
-@audit_app.command("verify")
-def audit_verify() -> None:
-    """Check the hash chain; exits non-zero and names the first bad record if anything was altered."""
-    from sovra.audit import AuditLog
-
-    result = AuditLog(_settings().paths.audit_db).verify()
-    if result.ok:
-        out.print(f"audit chain intact: {result.checked} records verified")
-        return
-    err.print(f"audit chain BROKEN: {result.reason}", markup=False)
-    raise typer.Exit(3)
-
-
 def _error_line(exc: BaseException) -> str:
     if isinstance(exc, SovraError):
         return f"error: {exc.message}" + (f"\n  hint: {exc.hint}" if exc.hint else "")
     return f"error: {type(exc).__name__}: {exc}"
 
 
-def main(argv: list[str] | None = None) -> Any:
+def main(argv: list[str] | None = None) -> int:
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     try:
-        return app(args=argv, standalone_mode=False)
+        # Non-standalone click returns the code of a typer.Exit instead of exiting.
+        rc = app(args=argv, standalone_mode=False)
+        return rc if isinstance(rc, int) else 0
     except SovraError as exc:
         err.print(_error_line(exc), markup=False)
         sys.exit(exc.exit_code)
@@ -176,4 +144,4 @@ def main(argv: list[str] | None = None) -> Any:
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())

@@ -96,7 +96,7 @@ def test_chain_verifies_after_200_appends(tmp_path: Path) -> None:
     first = AuditLog(tmp_path / "a.sqlite").records("run-0")[0]
     assert first.prev_hash == GENESIS_HASH
     body = {k: getattr(first, k) for k in ("seq", "run_id", "ts", "kind", "user_id", "trace_id", "span_id")}
-    assert first.hash == record_hash(**body, data=first.data, prev_hash=GENESIS_HASH)
+    assert first.hash == record_hash(**body, data=first.sealed, prev_hash=GENESIS_HASH)
 
 
 def test_durability_settings(tmp_path: Path) -> None:

@@ -26,6 +26,7 @@ from sovra.config import Settings
 from sovra.errors import ModelOutputError, ModelUnavailableError
 from sovra.gateway import ModelGateway, _get_litellm
 from sovra.local_llm import LocalModelServer, default_model_path
+from sovra.routes import Route, RoutesConfig
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
@@ -101,6 +102,50 @@ def test_local_complete_json_is_schema_valid_three_times(local_gateway: ModelGat
         assert json.loads(call.output) == plan.model_dump()
         assert call.route == "plan" and call.params["response_format"] == "json_object"
         assert call.prompt_tokens and call.completion_tokens
+
+
+def test_local_stream_text(local_gateway: ModelGateway) -> None:
+    stream = local_gateway.stream_text([{"role": "user", "content": "Count from one to five."}], max_tokens=24)
+    pieces = list(stream)
+    assert len(pieces) > 1 and "".join(pieces).strip()
+    assert stream.call is not None and stream.call.output == "".join(pieces)
+    assert stream.call.completion_tokens and stream.call.finish_reason in ("stop", "length")
+
+
+def test_local_tool_call_with_function_calling_chat_format(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """llama-cpp-python's ``chatml-function-calling`` format (SmolLM2 speaks ChatML) produces
+    OpenAI-shaped tool calls; with a named tool_choice the arguments are grammar-constrained."""
+    server = LocalModelServer(
+        default_model_path(), log_dir=tmp_path, threads=1, ctx=1024, chat_format="chatml-function-calling"
+    )
+    try:
+        url = server.start()
+        monkeypatch.setenv("SOVRA_TEST_LOCAL_KEY", server.api_key)
+        route = Route(model="local", base_url=url, api_key_env="SOVRA_TEST_LOCAL_KEY", max_tokens=48)
+        gw = ModelGateway(Settings(data_dir=tmp_path), RoutesConfig(routes={"chat": route}))
+        tool = {
+            "type": "function",
+            "function": {
+                "name": "lookup_invoice",
+                "description": "Look up an invoice by its number.",
+                "parameters": {
+                    "type": "object",
+                    "properties": {"invoice_number": {"type": "integer"}},
+                    "required": ["invoice_number"],
+                },
+            },
+        }
+        calls, call = gw.complete_tools(
+            [{"role": "user", "content": "What was the total of invoice 4411?"}],
+            [tool],
+            tool_choice={"type": "function", "function": {"name": "lookup_invoice"}},
+        )
+        assert [c.name for c in calls] == ["lookup_invoice"]
+        assert isinstance(calls[0].arguments["invoice_number"], int)
+        assert call.completion_tokens and call.params["tools"] == ["lookup_invoice"]
+        gw.close()
+    finally:
+        server.close()
 
 
 def test_local_server_bad_model_file_fails_with_log_tail(tmp_path: Path) -> None:
@@ -194,12 +239,14 @@ def test_server_error_maps_to_unavailable(
     tmp_path: Path, fake_openai: type[FakeOpenAI], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setenv("OPENAI_API_KEY", "sk-must-not-leak")
-    fake = fake_openai([(503, "overloaded")])
-    gw = ModelGateway(remote_settings(tmp_path, fake.base_url))
+    fake = fake_openai([(503, "overloaded")] * 3)
+    delays: list[float] = []
+    gw = ModelGateway(remote_settings(tmp_path, fake.base_url), sleep=delays.append)
     with pytest.raises(ModelUnavailableError) as info:
         gw.complete_text([{"role": "user", "content": "hi"}])
     assert "503" in info.value.message
-    assert len(fake.requests) == 1  # no hidden client retries
+    # Our own bounded retries with backoff (default 2), and no hidden client retries beyond them.
+    assert len(fake.requests) == 3 and delays == [0.5, 1.0]
     assert "sk-must-not-leak" not in fake.headers[0]["authorization"]
 
 

@@ -60,7 +60,8 @@ def _plan_messages(question: str, today: dt.date) -> list[dict[str, str]]:
         "You plan how to answer an employee's question at a bank. Reply with JSON only.\n"
         f"Today is {today.isoformat()}; 'this year' means {today.year}.\n"
         'Example: question "What did we pay Globex in 2025 and can we end the contract early?" -> '
-        '{"search_query": "Globex contract termination", "ledger_lookup": true, "counterparty": "Globex", "year": 2025}\n'
+        '{"search_query": "Globex contract termination", "ledger_lookup": true, '
+        '"counterparty": "Globex", "year": 2025}\n'
         'Example: question "How many days can I work from home?" -> '
         '{"search_query": "remote work days per week", "ledger_lookup": false, "counterparty": null, "year": null}'
     )
@@ -191,8 +192,11 @@ def answer(state: State, config: RunnableConfig) -> State:
         text, cited = _extractive(sources, settings.min_evidence_score)
         ctx.recorder.record(
             "answer.extractive",
-            {"cited": cited, "min_score": settings.min_evidence_score,
-             "sentences": {i: s.get("sentences", []) for i, s in enumerate(sources, start=1)}},
+            {
+                "cited": cited,
+                "min_score": settings.min_evidence_score,
+                "sentences": {i: s.get("sentences", []) for i, s in enumerate(sources, start=1)},
+            },
         )
         if not cited:
             return {"answer": NOT_FOUND, "citations": [], "status": "not_found", "sources": sources}
@@ -281,8 +285,14 @@ class Assistant:
             s = sources[n - 1]
             if s["kind"] == "ledger":
                 cites.append(
-                    Citation(n=n, kind="ledger", title=s["title"], url=s["url"], rows=tuple(s["row_keys"]),
-                             quote=s["summary"])
+                    Citation(
+                        n=n,
+                        kind="ledger",
+                        title=s["title"],
+                        url=s["url"],
+                        rows=tuple(s["row_keys"]),
+                        quote=s["summary"],
+                    )
                 )
             else:
                 cites.append(_doc_citation(n, s))

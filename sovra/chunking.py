@@ -13,9 +13,7 @@ from collections.abc import Iterable
 from sovra.documents import Chunk, Page
 
 # A top-level clause heading line ("4. Termination", "Clause 7 Fees", "Schedule 2 - Prices").
-_HEADING = re.compile(
-    r"\n(?=(?:\d+\.|(?:Clause|Section|Article|Schedule|Annex)\s+\d+\.?)\s+[A-Z][^\n]{0,80}\n)"
-)
+_HEADING = re.compile(r"\n(?=(?:\d+\.|(?:Clause|Section|Article|Schedule|Annex)\s+\d+\.?)\s+[A-Z][^\n]{0,80}\n)")
 # A line that starts a numbered sub-clause ("4.2 Either party ...").
 _CLAUSE_START = re.compile(r"\n(?=\d+(?:\.\d+)+\.?\s+\S)")
 _PARAGRAPH = re.compile(r"\n\s*\n")

@@ -32,14 +32,10 @@ class Settings(BaseSettings):
         default_factory=_default_data_dir,
         description="Where the embedded index, audit log, checkpoints and demo data live.",
     )
-    users_file: Path | None = Field(
-        default=None, description="JSON identity directory; default <data_dir>/users.json."
-    )
+    users_file: Path | None = Field(default=None, description="JSON identity directory; default <data_dir>/users.json.")
 
     # Index
-    qdrant_url: str | None = Field(
-        default=None, description="Qdrant server URL; unset = embedded qdrant-edge on disk."
-    )
+    qdrant_url: str | None = Field(default=None, description="Qdrant server URL; unset = embedded qdrant-edge on disk.")
     qdrant_api_key: str | None = None
     collection: str = "sovra"
 
@@ -63,6 +59,11 @@ class Settings(BaseSettings):
     llm_api_key: str | None = None
     llm_timeout_s: float = 120.0
     llm_max_tokens: int = 384
+    routes_file: Path | None = Field(
+        default=None,
+        description="TOML routes file (task -> model/adapter, server, limits, fallbacks; see sovra/routes.py); "
+        "unset = one 'chat' route from the SOVRA_LLM_* settings.",
+    )
     local_model_path: Path | None = Field(
         default=None, description="GGUF file for the local model; default: SmolLM2-135M-Instruct."
     )

@@ -44,8 +44,7 @@ class Directory:
         except (OSError, json.JSONDecodeError) as exc:
             raise ConfigError(f"user directory {path} is not valid JSON: {exc}") from exc
         users = {
-            uid: User(id=uid, name=str(u.get("name", uid)), groups=tuple(u.get("groups", [])))
-            for uid, u in raw.items()
+            uid: User(id=uid, name=str(u.get("name", uid)), groups=tuple(u.get("groups", []))) for uid, u in raw.items()
         }
         return cls(users)
 

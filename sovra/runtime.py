@@ -128,9 +128,13 @@ class RunContext:
             base_url=call.base_url,
             params=call.params,
             attempts=call.attempts,
+            served_route=getattr(call, "served_route", call.route),
+            failures=getattr(call, "failures", []),
+            pii_masked=getattr(call, "pii_masked", False),
             prompt=messages,
             output=call.output,
         )
+
     interface: str
 
 

@@ -10,7 +10,7 @@ import pytest
 os.environ["HF_HUB_OFFLINE"] = "1"
 os.environ.setdefault("OTEL_SDK_DISABLED", "false")
 
-from sovra.config import Settings  # noqa: E402
+from sovra.config import Settings
 
 
 @pytest.fixture(scope="session")

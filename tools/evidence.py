@@ -92,9 +92,7 @@ def best_sentences(question: str, passages: list[str], embedder: Any, per_passag
     out: list[list[Sentence]] = []
     i = 0
     for sents in split:
-        scored = [
-            Sentence(text, start, fused[i + j], dense[i + j]) for j, (text, start) in enumerate(sents)
-        ]
+        scored = [Sentence(text, start, fused[i + j], dense[i + j]) for j, (text, start) in enumerate(sents)]
         i += len(sents)
         top = sorted(scored, key=lambda s: -s.score)[:per_passage]
         out.append(sorted(top, key=lambda s: s.start))

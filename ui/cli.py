@@ -7,7 +7,7 @@ import logging
 import os
 import sys
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated
 
 import typer
 from rich.console import Console
@@ -129,7 +129,7 @@ def main(argv: list[str] | None = None) -> int:
         sys.exit(130)
     except typer.Exit as exc:
         sys.exit(exc.exit_code)
-    except Exception as exc:  # noqa: BLE001 - the last line of defence for the CLI
+    except Exception as exc:
         import click
 
         if isinstance(exc, click.exceptions.ClickException):
@@ -139,7 +139,9 @@ def main(argv: list[str] | None = None) -> int:
             sys.exit(1)
         if os.environ.get("SOVRA_DEBUG"):
             raise
-        err.print(_error_line(exc) + "\n  (this is a bug in Sovra; rerun with SOVRA_DEBUG=1 for a traceback)", markup=False)
+        err.print(
+            _error_line(exc) + "\n  (this is a bug in Sovra; rerun with SOVRA_DEBUG=1 for a traceback)", markup=False
+        )
         sys.exit(70)
 
 

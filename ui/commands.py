@@ -12,7 +12,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 
 from sovra.config import Settings
 from sovra.errors import InputError
-from sovra.ingest import IngestReport, Ingestor, load_sources, save_source
+from sovra.ingest import Ingestor, IngestReport, load_sources, save_source
 from sovra.runtime import Answer, Runtime
 
 
@@ -49,7 +49,9 @@ def detect_kind(path: Path) -> str:
         return "sharepoint-export"
     if path.is_dir():
         return "filesystem"
-    raise InputError(f"{path} is not a folder or a ledger database", hint="give a folder, a SharePoint export or a .sqlite file")
+    raise InputError(
+        f"{path} is not a folder or a ledger database", hint="give a folder, a SharePoint export or a .sqlite file"
+    )
 
 
 def make_connector(kind: str, name: str, path: Path) -> Any:
@@ -108,7 +110,9 @@ def run_ingest(
 
 def _drop_index(settings: Settings) -> None:
     if settings.qdrant_url:
-        raise InputError("--rebuild of a Qdrant server collection is not automatic", hint="delete the collection, then ingest")
+        raise InputError(
+            "--rebuild of a Qdrant server collection is not automatic", hint="delete the collection, then ingest"
+        )
     shutil.rmtree(settings.paths.root / "qdrant", ignore_errors=True)
     settings.paths.state_db.unlink(missing_ok=True)
 

@@ -156,9 +156,7 @@ class Index(Protocol):
     def close(self) -> None: ...
 
 
-def fuse_breakdown(
-    dense: list[tuple[str, float]], sparse: list[tuple[str, float]]
-) -> dict[str, dict[str, float]]:
+def fuse_breakdown(dense: list[tuple[str, float]], sparse: list[tuple[str, float]]) -> dict[str, dict[str, float]]:
     """Per-point score breakdown from the single-leg results of the same query."""
     out: dict[str, dict[str, float]] = {}
     for leg, pts in ((DENSE, dense), (SPARSE, sparse)):

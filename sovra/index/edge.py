@@ -98,9 +98,7 @@ class EdgeIndex:
     def check(self, info: IndexInfo) -> None:
         meta = self._meta()
         if meta is None:
-            raise IndexMissingError(
-                f"no index at {self.path}", hint="run `sovra ingest PATH` or `sovra demo` first"
-            )
+            raise IndexMissingError(f"no index at {self.path}", hint="run `sovra ingest PATH` or `sovra demo` first")
         self._check_meta(info, meta)
         self._open()
 
@@ -148,9 +146,7 @@ class EdgeIndex:
         offset = None
         while True:
             records, offset = shard.scroll(
-                qe.ScrollRequest(
-                    filter=_doc_filter(doc_id), limit=256, offset=offset, with_payload=["chunk_id"]
-                )
+                qe.ScrollRequest(filter=_doc_filter(doc_id), limit=256, offset=offset, with_payload=["chunk_id"])
             )
             for r in records:
                 found[(r.payload or {})["chunk_id"]] = r.id
@@ -192,7 +188,7 @@ class EdgeIndex:
         if mode == "hybrid":
             final = qe.QueryRequest(
                 limit=limit,
-                query=qe.Fusion.Rrf(k=60),
+                query=qe.Fusion.Rrf(k=60),  # type: ignore[arg-type]  # the stub types Rrf apart from Fusion
                 prefetches=[
                     qe.Prefetch(limit=wide, query=dense_q, filter=qfilter),
                     qe.Prefetch(limit=wide, query=sparse_q, filter=qfilter),

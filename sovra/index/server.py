@@ -160,12 +160,19 @@ class ServerIndex:
 
     def delete_document(self, doc_id: str) -> None:
         self._call(
-            self._client.delete, self.collection, points_selector=qm.FilterSelector(filter=_doc_filter(doc_id)), wait=True
+            self._client.delete,
+            self.collection,
+            points_selector=qm.FilterSelector(filter=_doc_filter(doc_id)),
+            wait=True,
         )
 
     def set_acl(self, doc_id: str, acl: frozenset[str]) -> None:
         self._call(
-            self._client.set_payload, self.collection, payload={"acl": sorted(acl)}, points=_doc_filter(doc_id), wait=True
+            self._client.set_payload,
+            self.collection,
+            payload={"acl": sorted(acl)},
+            points=_doc_filter(doc_id),
+            wait=True,
         )
 
     def search(
@@ -210,7 +217,5 @@ class ServerIndex:
         ]
 
     def count(self, flt: SearchFilter | None = None) -> int:
-        res = self._call(
-            self._client.count, self.collection, count_filter=_filter(flt) if flt else None, exact=True
-        )
+        res = self._call(self._client.count, self.collection, count_filter=_filter(flt) if flt else None, exact=True)
         return int(res.count)

@@ -5,12 +5,11 @@ from __future__ import annotations
 import json
 
 import pytest
+from fakes.openai_server import FakeOpenAI
 
 from sovra.agents import get_agent
 from sovra.errors import IndexMissingError, InputError, UnknownUserError
 from sovra.runtime import Runtime
-
-from fakes.openai_server import FakeOpenAI
 
 pytestmark = pytest.mark.llm
 
@@ -91,7 +90,9 @@ def test_every_step_is_in_the_audit_log_and_the_chain_verifies(demo_runtime):
 
 def test_quality_on_the_planted_questions(demo_runtime, demo_settings):
     """The embedded defaults must answer most demo questions; the figure is printed for the report."""
-    questions = [q for q in _facts(demo_settings)["questions"] if q["user"] in {"alice", "bob"} and q.get("must_contain")]
+    questions = [
+        q for q in _facts(demo_settings)["questions"] if q["user"] in {"alice", "bob"} and q.get("must_contain")
+    ]
     ok = 0
     for q in questions:
         a = demo_runtime.ask(get_agent("assistant"), q["question"], q["user"])
@@ -125,7 +126,9 @@ def test_generated_answers_keep_only_citations_to_retrieved_sources(demo_runtime
     and every citation it makes is checked against what was retrieved."""
     from sovra.config import Settings
 
-    plan = json.dumps({"search_query": "remote work days per week", "ledger_lookup": False, "counterparty": None, "year": None})
+    plan = json.dumps(
+        {"search_query": "remote work days per week", "ledger_lookup": False, "counterparty": None, "year": None}
+    )
     draft = json.dumps({"answer": "Up to 3 days per week [1], see also [42].", "citations": [1, 42]})
     fake = FakeOpenAI([(200, plan), (200, draft)])
     demo_runtime.services.close()  # the embedded index admits one open handle at a time

@@ -7,7 +7,8 @@ from sovra.documents import Page
 CONTRACT = (
     "1. Parties\nThis agreement is made between Nordbank AG and Acme Office Supplies GmbH.\n\n"
     "2. Term\nThe agreement starts on 1 January 2024 and runs for three years.\n\n"
-    "3. Fees\n" + "The monthly fee is EUR 8,500, payable in arrears. " * 4
+    "3. Fees\n"
+    + "The monthly fee is EUR 8,500, payable in arrears. " * 4
     + "\n\n4. Termination\nEither party may terminate for convenience with 90 days' written notice.\n"
 )
 

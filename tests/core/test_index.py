@@ -39,9 +39,7 @@ def _sparse(text: str, query: bool = False) -> Sparse:
 def _points(doc_id: str, acl: str, text: str, version: str = "v1", source: str = "policies") -> list[IndexPoint]:
     info = DocInfo(doc_id, f"Title {doc_id}", f"file:///{doc_id}", source, "policy", version, frozenset({acl}))
     parts = [text, f"{text} (continued)"]
-    return [
-        IndexPoint(Chunk(doc_id, i, 1, 0, len(t), t), info, _vec(t), _sparse(t)) for i, t in enumerate(parts)
-    ]
+    return [IndexPoint(Chunk(doc_id, i, 1, 0, len(t), t), info, _vec(t), _sparse(t)) for i, t in enumerate(parts)]
 
 
 @pytest.fixture(params=["edge", "client"])
@@ -100,7 +98,7 @@ def test_set_acl_makes_a_document_private(index):
 
 def test_delete_stale_and_delete_document(index):
     before = index.count()
-    keep = {f"pub-1#0"}
+    keep = {"pub-1#0"}
     index.delete_stale("pub-1", keep)
     assert index.count() == before - 1
     index.delete_document("fin-1")

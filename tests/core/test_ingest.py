@@ -148,9 +148,15 @@ def test_an_interrupted_run_is_finished_by_the_next(setup, embedder, tmp_path):
     conn._loader = original
     r = ingestor.run([conn])
     assert r.added == 1 and r.unchanged == 2  # only the missing document is done again
-    ids = [h.doc_id for h in index.search(
-        embedder.embed_query("policy"), embedder.sparse_query("policy"),
-        SearchFilter(("group:everyone", "group:risk")), 50)]
+    ids = [
+        h.doc_id
+        for h in index.search(
+            embedder.embed_query("policy"),
+            embedder.sparse_query("policy"),
+            SearchFilter(("group:everyone", "group:risk")),
+            50,
+        )
+    ]
     assert sorted(set(ids)) == ["a", "b", "c"]
     # Nothing duplicated, nothing lost: exactly the chunks of the three documents.
     expected = sum(len(chunk_pages(d, [Page(1, t)], 400, 40)) for d, (t, _, _) in conn.docs.items())

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-import sqlite3
 import os
+import sqlite3
 import uuid
 from collections.abc import Iterator
 from datetime import date, timedelta

@@ -87,8 +87,14 @@ def test_model_server_down_is_one_line(data_dir):
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
-    p = run(data_dir, "ask", "What is the hotel limit?", "--as", "alice",
-            env={"SOVRA_LLM_BASE_URL": f"http://127.0.0.1:{port}/v1"})
+    p = run(
+        data_dir,
+        "ask",
+        "What is the hotel limit?",
+        "--as",
+        "alice",
+        env={"SOVRA_LLM_BASE_URL": f"http://127.0.0.1:{port}/v1"},
+    )
     assert_one_line_error(p, 1, "unreachable")
 
 

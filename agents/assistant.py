@@ -237,8 +237,14 @@ def check_citations(state: State, config: RunnableConfig) -> State:
     return {"answer": text, "citations": valid, "status": "answered" if valid else "uncited"}
 
 
+# A backstop for the planner's recall: a small model sometimes misses that "what have we paid"
+# needs the ledger. The ledger tool still checks permissions and resolves the counterparty itself.
+_MONEY = re.compile(r"\b(paid|pay|payments?|spent|spend|invoiced?|invoices|booked|charged|transferred)\b", re.I)
+
+
 def _after_retrieve(state: State) -> str:
-    return "ledger" if state["plan"].get("ledger_lookup") else "answer"
+    wants_ledger = state["plan"].get("ledger_lookup") or _MONEY.search(state["question"])
+    return "ledger" if wants_ledger else "answer"
 
 
 def _after_answer(state: State) -> str:

@@ -50,7 +50,17 @@ def _png(fig: Any) -> str:
     return f'<img alt="plot" src="data:image/png;base64,{base64.b64encode(buf.getvalue()).decode()}">'
 
 
+def _have_matplotlib() -> bool:
+    try:
+        import matplotlib  # noqa: F401
+    except ImportError:  # plots are a nicety: the tables carry every number
+        return False
+    return True
+
+
 def _summary_plot(summary: dict[str, Any]) -> str:
+    if not _have_matplotlib():
+        return "<p><i>(matplotlib is not installed: no plots)</i></p>"
     import matplotlib
 
     matplotlib.use("Agg")
@@ -73,6 +83,8 @@ def _summary_plot(summary: dict[str, Any]) -> str:
 
 
 def _latency_plot(questions: list[dict[str, Any]]) -> str:
+    if not _have_matplotlib():
+        return ""
     import matplotlib
 
     matplotlib.use("Agg")

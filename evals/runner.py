@@ -317,7 +317,7 @@ def summarize(results: list[QuestionResult], seed: int) -> dict[str, Any]:
         kind: {
             name: sum(v) / len(v)
             for name in SUMMARY_METRICS
-            if (v := [r.metrics[name] for r in results if r.kind == kind and r.metrics.get(name) is not None])
+            if (v := [x for r in results if r.kind == kind and (x := r.metrics.get(name)) is not None])
         }
         for kind in sorted({r.kind for r in results})
     }

@@ -8,6 +8,7 @@ and ACL probes for all the rest; ``demo`` asks the agent everything in ``dataset
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import logging
@@ -49,6 +50,10 @@ def suite_items(suite: str) -> tuple[list[EvalItem], Path]:
     return load_jsonl(path), path
 
 
+def _one_page(text: str) -> list[Page]:
+    return [Page(number=1, text=text)]
+
+
 class BeirListing:
     """A connector over a BEIR corpus: every document public, one page each."""
 
@@ -66,7 +71,7 @@ class BeirListing:
                 url=f"beir://{self.ds.name}/{doc_id}",
                 version=hashlib.sha256(text.encode()).hexdigest()[:16],
                 acl=frozenset({"group:everyone"}),
-                load=lambda text=text: [Page(number=1, text=text)],
+                load=functools.partial(_one_page, text),
             )
 
 

@@ -15,6 +15,7 @@ from rich.console import Console
 from sovra.config import Settings
 from sovra.errors import SovraError
 from sovra.ui.audit_cli import audit_app
+from sovra.ui.eval_cli import eval_command
 
 app = typer.Typer(
     name="sovra",
@@ -24,6 +25,7 @@ app = typer.Typer(
     add_completion=False,
 )
 app.add_typer(audit_app, name="audit")
+app.command("eval")(eval_command)
 
 out = Console(highlight=False, soft_wrap=True)
 err = Console(stderr=True, highlight=False, soft_wrap=True)

@@ -95,3 +95,22 @@ def test_quick_suite_with_the_agent(demo_settings: Settings, tmp_path: Path) -> 
     assert result["config"]["embedding_model"] and result["config"]["llm_model"]
     q1 = next(q for q in asked if q["id"] == "Q-001")
     assert q1["metrics"]["must_contain"] == 1.0  # "3 days" from the remote work policy
+
+
+def test_beir_benchmark_is_ingested_and_scored(demo_settings: Settings, tmp_path: Path) -> None:
+    from sovra.evals.suites import run_beir
+
+    ds = tmp_path / "tiny"
+    (ds / "qrels").mkdir(parents=True)
+    docs = [
+        ("d1", "Remote work", "Employees may work from home three days per week."),
+        ("d2", "Hotels", "The London hotel limit is EUR 250 per night."),
+        ("d3", "Gifts", "Gifts above EUR 50 need approval."),
+    ]
+    (ds / "corpus.jsonl").write_text("".join(json.dumps({"_id": i, "title": t, "text": x}) + "\n" for i, t, x in docs))
+    queries = [("q1", "how many home office days"), ("q2", "hotel cost cap London")]
+    (ds / "queries.jsonl").write_text("".join(json.dumps({"_id": i, "text": t}) + "\n" for i, t in queries))
+    (ds / "qrels" / "test.tsv").write_text("query-id\tcorpus-id\tscore\nq1\td1\t1\nq2\td2\t1\n")
+    result = run_beir(demo_settings, ds, tmp_path / "out", EvalConfig(suite="full", dataset=str(ds)))
+    assert [q["retrieved"][0] for q in result["questions"]] == ["d1", "d2"]
+    assert result["summary"]["nDCG@10"]["mean"] == 1.0 and result["config"]["suite"] == "beir:tiny"

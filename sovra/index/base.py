@@ -81,6 +81,12 @@ class SearchFilter:
     doc_ids: tuple[str, ...] = ()
 
 
+def filter_terms(flt: SearchFilter) -> list[tuple[str, list[str]]]:
+    """The filter as (payload key, any-of values) pairs; the ACL term always comes first."""
+    optional = (("source", flt.sources), ("doc_type", flt.doc_types), ("doc_id", flt.doc_ids))
+    return [("acl", list(flt.principals)), *((key, list(values)) for key, values in optional if values)]
+
+
 @dataclass(frozen=True)
 class Hit:
     chunk_id: str

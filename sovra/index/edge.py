@@ -21,6 +21,7 @@ from sovra.index.base import (
     SearchFilter,
     SearchMode,
     Sparse,
+    filter_terms,
     fuse_breakdown,
     point_id,
 )
@@ -33,11 +34,7 @@ _REBUILD_HINT = "rebuild it with `sovra ingest --rebuild` (or delete {path} and 
 
 
 def _filter(flt: SearchFilter) -> qe.Filter:
-    must: list[Any] = [qe.FieldCondition(key="acl", match=qe.MatchAny(any=list(flt.principals)))]
-    for key, values in (("source", flt.sources), ("doc_type", flt.doc_types), ("doc_id", flt.doc_ids)):
-        if values:
-            must.append(qe.FieldCondition(key=key, match=qe.MatchAny(any=list(values))))
-    return qe.Filter(must=must)
+    return qe.Filter(must=[qe.FieldCondition(key=k, match=qe.MatchAny(any=v)) for k, v in filter_terms(flt)])
 
 
 def _doc_filter(doc_id: str) -> qe.Filter:

@@ -24,6 +24,7 @@ from sovra.index.base import (
     SearchFilter,
     SearchMode,
     Sparse,
+    filter_terms,
     fuse_breakdown,
     point_id,
 )
@@ -36,11 +37,7 @@ _META_KEY = "sovra"
 
 
 def _filter(flt: SearchFilter) -> qm.Filter:
-    must: list[Any] = [qm.FieldCondition(key="acl", match=qm.MatchAny(any=list(flt.principals)))]
-    for key, values in (("source", flt.sources), ("doc_type", flt.doc_types), ("doc_id", flt.doc_ids)):
-        if values:
-            must.append(qm.FieldCondition(key=key, match=qm.MatchAny(any=list(values))))
-    return qm.Filter(must=must)
+    return qm.Filter(must=[qm.FieldCondition(key=k, match=qm.MatchAny(any=v)) for k, v in filter_terms(flt)])
 
 
 def _doc_filter(doc_id: str) -> qm.Filter:

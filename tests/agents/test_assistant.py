@@ -86,6 +86,13 @@ def test_every_step_is_in_the_audit_log_and_the_chain_verifies(demo_runtime):
     assert all(r.trace_id == a.trace_id for r in records)
     assert records[-1].data["citations"]
     assert demo_runtime.services.audit.verify().ok
+    # The run's LangGraph state was checkpointed in SQLite under the run id.
+    saver = demo_runtime._checkpointer()
+    try:
+        snapshot = saver.get_tuple({"configurable": {"thread_id": a.run_id}})
+    finally:
+        saver.conn.close()
+    assert snapshot is not None and snapshot.checkpoint["channel_values"]["question"] == a.question
 
 
 def test_quality_on_the_planted_questions(demo_runtime, demo_settings):

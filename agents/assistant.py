@@ -144,7 +144,10 @@ def _add_evidence(question: str, sources: list[dict[str, Any]], embedder: Any) -
     picked = best_sentences(question, texts, embedder)
     for s, sents in zip(docs, picked, strict=True):
         s["evidence"] = " ".join(x.text for x in sents) or s["text"][:_MAX_SOURCE_CHARS]
-        s["sentences"] = [{"text": x.text, "score": round(x.score, 5), "dense": round(x.dense, 4)} for x in sents]
+        s["sentences"] = [
+            {"text": x.text, "score": round(x.score, 5), "dense": round(x.dense, 4), "supported": x.overlap >= x.needed}
+            for x in sents
+        ]
     return sources
 
 
@@ -169,7 +172,9 @@ def _extractive(sources: list[dict[str, Any]], min_dense: float, max_units: int 
         for score, i, u in ranked:
             if len(picked) == max_units:
                 break
-            if u["dense"] < min_dense or (first_pass and any(p[1] == i for p in picked)):
+            # Evidence must be close in meaning AND share words with the question: a passage that is
+            # merely on a nearby topic ("equipment allowance" for "pet insurance allowance") is not.
+            if u["dense"] < min_dense or not u["supported"] or (first_pass and any(p[1] == i for p in picked)):
                 continue
             if any(u["text"] in p[2] or p[2] in u["text"] for p in picked):
                 continue

@@ -18,6 +18,7 @@ _UNIT_END = re.compile(r"\n\s*\n|\n(?=\s*(?:\d+(?:\.\d+)*\.?\s|[-*•]\s))")
 _SENTENCE_END = re.compile(r"(?<=[.!?])\s+(?=[A-Z0-9\"(])")
 _MAX_UNIT = 420
 _MIN_CHARS = 20
+_MIN_WORDS = 6
 
 
 @dataclass(frozen=True)
@@ -26,6 +27,8 @@ class Sentence:
     start: int  # offset within the passage
     score: float  # fused rank score: only comparable within one call
     dense: float  # cosine similarity to the question
+    overlap: int  # how many of the question's (stemmed, non-stopword) terms it contains
+    needed: int  # the overlap that counts as lexical support: 2, or fewer for a one-term question
 
 
 def _pieces(pattern: re.Pattern[str], text: str, offset: int) -> list[tuple[str, int]]:
@@ -56,7 +59,8 @@ def split_sentences(text: str) -> list[tuple[str, int]]:
                     parts.append((sent, s_start))
         for piece, p_start in parts:
             norm = " ".join(piece.split())
-            if len(norm) >= _MIN_CHARS:
+            # Headings ("4. Equipment and allowances") name a topic; they do not state anything.
+            if len(norm) >= _MIN_CHARS and len(norm.split()) >= _MIN_WORDS:
                 out.append((norm, p_start))
     return out
 
@@ -92,7 +96,11 @@ def best_sentences(question: str, passages: list[str], embedder: Any, per_passag
     out: list[list[Sentence]] = []
     i = 0
     for sents in split:
-        scored = [Sentence(text, start, fused[i + j], dense[i + j]) for j, (text, start) in enumerate(sents)]
+        needed = min(2, len(q_terms))
+        scored = [
+            Sentence(text, start, fused[i + j], dense[i + j], int(lexical[i + j]), needed)
+            for j, (text, start) in enumerate(sents)
+        ]
         i += len(sents)
         top = sorted(scored, key=lambda s: -s.score)[:per_passage]
         out.append(sorted(top, key=lambda s: s.start))

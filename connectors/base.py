@@ -14,25 +14,16 @@ from __future__ import annotations
 
 import importlib
 import logging
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from importlib.metadata import entry_points
-from typing import Any, Protocol, runtime_checkable
+from typing import Any
 
-from sovra.documents import Document, Page
+from sovra.documents import Connector, Page
 from sovra.errors import ConfigError, ParseError
 
 log = logging.getLogger(__name__)
 
 ENTRY_POINT_GROUP = "sovra.connectors"
-
-
-@runtime_checkable
-class Connector(Protocol):
-    name: str
-
-    def documents(self) -> Iterator[Document]:
-        """Yield every document of the source; ``Document.load`` is called lazily."""
-        ...
 
 
 ConnectorFactory = Callable[..., Connector]

@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol, runtime_checkable
 
 
 @dataclass(frozen=True)
@@ -57,3 +57,14 @@ class Chunk:
     @property
     def content_hash(self) -> str:
         return hashlib.sha256(self.text.encode()).hexdigest()[:16]
+
+
+@runtime_checkable
+class Connector(Protocol):
+    """What ingestion needs from a source (the SDK contract is documented in sovra.connectors.base)."""
+
+    name: str
+
+    def documents(self) -> Iterator[Document]:
+        """Yield every document of the source; ``Document.load`` is called lazily."""
+        ...

@@ -15,14 +15,14 @@ import json
 import logging
 import sqlite3
 import time
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable
 from contextlib import closing
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Protocol
 
 from sovra.chunking import chunk_pages
-from sovra.documents import Chunk, Document
+from sovra.documents import Chunk, Connector, Document
 from sovra.errors import SovraError
 from sovra.index import DocInfo, Index, IndexInfo, IndexPoint, Sparse
 
@@ -36,12 +36,6 @@ class Embeds(Protocol):
     def embed_documents(self, texts: list[str]) -> list[list[float]]: ...
 
     def sparse_documents(self, texts: list[str]) -> list[Sparse]: ...
-
-
-class Listing(Protocol):
-    name: str
-
-    def documents(self) -> Iterator[Document]: ...
 
 
 class Progress(Protocol):
@@ -150,7 +144,7 @@ class Ingestor:
         self.chunk_overlap = chunk_overlap
         self.batch_chunks = batch_chunks
 
-    def run(self, connectors: Iterable[Listing], progress: Progress | None = None) -> IngestReport:
+    def run(self, connectors: Iterable[Connector], progress: Progress | None = None) -> IngestReport:
         t0 = time.perf_counter()
         report = IngestReport()
         self.index.ensure(IndexInfo(model_id=self.embedder.model_id, dim=self.embedder.dim))
@@ -160,7 +154,7 @@ class Ingestor:
         report.seconds = time.perf_counter() - t0
         return report
 
-    def _sync(self, connector: Listing, state: IngestState, report: IngestReport, progress: Progress | None) -> None:
+    def _sync(self, connector: Connector, state: IngestState, report: IngestReport, progress: Progress | None) -> None:
         try:
             docs = list(connector.documents())
         except SovraError as exc:

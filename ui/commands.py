@@ -46,7 +46,7 @@ def detect_kind(path: Path) -> str:
     if path.is_file() and path.suffix.lower() in {".sqlite", ".sqlite3", ".db"}:
         return "ledger"
     if path.is_dir() and (path / "manifest.json").is_file():
-        return "sharepoint-export"
+        return "sharepoint_export"
     if path.is_dir():
         return "filesystem"
     raise InputError(
@@ -55,19 +55,11 @@ def detect_kind(path: Path) -> str:
 
 
 def make_connector(kind: str, name: str, path: Path) -> Any:
-    if kind == "ledger":
-        from sovra.connectors.ledger import LedgerConnector
+    """Build a connector through the registry, so kinds published by other packages work too."""
+    from sovra.connectors.base import create
 
-        return LedgerConnector(path, name=name)
-    if kind == "sharepoint-export":
-        from sovra.connectors.sharepoint_export import SharePointExportConnector
-
-        return SharePointExportConnector(path, name=name)
-    if kind == "filesystem":
-        from sovra.connectors.filesystem import FilesystemConnector
-
-        return FilesystemConnector(path, name=name)
-    raise InputError(f"unknown source kind {kind!r}")
+    location = {"db_path": path} if kind == "ledger" else {"root": path}
+    return create(kind, name=name, **location)
 
 
 def _sources_file(settings: Settings) -> Path:
@@ -148,7 +140,7 @@ def setup_demo(settings: Settings, reset: bool = False, console: Console | None 
         shutil.copyfile(corpus / "users.json", users_file)
     sources_file = _sources_file(settings)
     specs = [
-        ("sharepoint", "sharepoint-export", corpus / "sharepoint"),
+        ("sharepoint", "sharepoint_export", corpus / "sharepoint"),
         ("contracts", "filesystem", corpus / "contracts"),
         ("ledger", "ledger", corpus / "ledger.sqlite"),
     ]

@@ -94,6 +94,12 @@ class Settings(BaseSettings):
         default=None, description="Retention period applied by `sovra audit retention` (no automatic schedule yet)."
     )
 
+    # HTTP API
+    api_tokens_file: Path | None = Field(
+        default=None,
+        description="JSON {token: user id} of static development API tokens; unset = the API accepts no token.",
+    )
+
     # Retrieval
     top_k: int = 6
     min_evidence_score: float = Field(

@@ -14,6 +14,7 @@ from rich.console import Console
 
 from sovra.config import Settings
 from sovra.errors import SovraError
+from sovra.ui.api import serve_command
 from sovra.ui.audit_cli import audit_app
 from sovra.ui.eval_cli import eval_command
 
@@ -26,6 +27,7 @@ app = typer.Typer(
 )
 app.add_typer(audit_app, name="audit")
 app.command("eval")(eval_command)
+app.command("serve")(serve_command)
 
 out = Console(highlight=False, soft_wrap=True)
 err = Console(stderr=True, highlight=False, soft_wrap=True)

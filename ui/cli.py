@@ -16,6 +16,7 @@ from sovra.config import Settings
 from sovra.errors import SovraError
 from sovra.ui.api import serve_command
 from sovra.ui.audit_cli import audit_app
+from sovra.ui.bench_cli import bench_app
 from sovra.ui.eval_cli import eval_command
 
 app = typer.Typer(
@@ -26,6 +27,7 @@ app = typer.Typer(
     add_completion=False,
 )
 app.add_typer(audit_app, name="audit")
+app.add_typer(bench_app, name="bench")
 app.command("eval")(eval_command)
 app.command("serve")(serve_command)
 

@@ -159,6 +159,9 @@ class Index(Protocol):
 
     def count(self, flt: SearchFilter | None = None) -> int: ...
 
+    def optimize(self) -> None:
+        """Build the search structures after a batch of writes (a server does this by itself)."""
+
     def close(self) -> None: ...
 
 

@@ -114,6 +114,9 @@ class ServerIndex:
             )
         self._check_meta(info, meta)
 
+    def optimize(self) -> None:
+        """Qdrant's server runs its optimizers in the background."""
+
     def close(self) -> None:
         self._client.close()
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import shutil
 from pathlib import Path
 
 import pytest
@@ -39,6 +40,15 @@ def demo_settings(tmp_path_factory: pytest.TempPathFactory) -> Settings:
     report = setup_demo(settings)
     assert not report.failed, report.failed
     return settings
+
+
+def copy_demo_data(settings: Settings, dest: Path) -> Path:
+    """A private copy of a demo data dir: the embedded index admits one process at a time."""
+    shutil.copytree(settings.data_dir, dest, ignore=shutil.ignore_patterns("logs", "*.lock"))
+    # Sources were registered with absolute paths into the original corpus; point them here.
+    sources = (dest / "sources.json").read_text().replace(str(settings.data_dir), str(dest))
+    (dest / "sources.json").write_text(sources)
+    return dest
 
 
 @pytest.fixture(scope="session")

@@ -12,6 +12,7 @@ from pathlib import Path
 import httpx
 import pytest
 import uvicorn
+from conftest import copy_demo_data
 
 from sovra.config import Settings
 from sovra.ui.api import create_app
@@ -26,12 +27,7 @@ ALICE, BOB, ERIN = ({"Authorization": f"Bearer {t}"} for t in TOKENS)
 
 @pytest.fixture(scope="module")
 def data_dir(demo_settings, tmp_path_factory) -> Path:
-    """A private copy of the demo data: the embedded index admits one process at a time."""
-    dest = tmp_path_factory.mktemp("api") / "data"
-    shutil.copytree(demo_settings.data_dir, dest, ignore=shutil.ignore_patterns("logs", "*.lock"))
-    sources = (dest / "sources.json").read_text().replace(str(demo_settings.data_dir), str(dest))
-    (dest / "sources.json").write_text(sources)
-    return dest
+    return copy_demo_data(demo_settings, tmp_path_factory.mktemp("api") / "data")
 
 
 def _serve(settings: Settings, tokens: dict[str, str] | Path) -> Iterator[httpx.Client]:

@@ -11,19 +11,14 @@ import sys
 from pathlib import Path
 
 import pytest
+from conftest import copy_demo_data
 
 SOVRA = [sys.executable, "-m", "sovra.ui.cli"]
 
 
 @pytest.fixture(scope="module")
 def data_dir(demo_settings, tmp_path_factory) -> Path:
-    """A private copy of the demo data: the embedded index admits one process at a time."""
-    dest = tmp_path_factory.mktemp("cli") / "data"
-    shutil.copytree(demo_settings.data_dir, dest, ignore=shutil.ignore_patterns("logs", "*.lock"))
-    # Sources were registered with absolute paths into the original corpus; point them here.
-    sources = (dest / "sources.json").read_text().replace(str(demo_settings.data_dir), str(dest))
-    (dest / "sources.json").write_text(sources)
-    return dest
+    return copy_demo_data(demo_settings, tmp_path_factory.mktemp("cli") / "data")
 
 
 def run(data_dir: Path, *args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:

@@ -70,7 +70,7 @@ def _plan_messages(question: str, today: dt.date) -> list[dict[str, str]]:
 
 def plan(state: State, config: RunnableConfig) -> State:
     ctx = _ctx(config)
-    today = dt.date.today()
+    today = ctx.services.settings.today
     messages = _plan_messages(state["question"], today)
     parsed, call = ctx.services.gateway.complete_json(messages, Plan, route="planning", max_tokens=120)
     ctx.model_call(call, messages)

@@ -26,7 +26,7 @@ from sovra.evals.demo_corpus_contract_specs import (
     KEIZERSGRACHT,
 )
 from sovra.evals.demo_corpus_contracts import write_contracts
-from sovra.evals.demo_corpus_ledger import LedgerAnomalies, write_ledger
+from sovra.evals.demo_corpus_ledger import LEDGER_END, LedgerAnomalies, write_ledger
 from sovra.evals.demo_corpus_loans import KEIZERSGRACHT_HEADS, RHEINTAL, RHEINTAL_TERM_SHEET
 from sovra.evals.demo_corpus_policies import PEOPLE_POLICIES, Policy
 from sovra.evals.demo_corpus_policies_ops import OPS_POLICIES
@@ -40,6 +40,10 @@ log = logging.getLogger(__name__)
 DEFAULT_SEED = 20251127
 SITE_URL = "https://intranet.nordbank.example/sites/policies"
 POLICIES: tuple[Policy, ...] = (*PEOPLE_POLICIES, *OPS_POLICIES, *RESTRICTED_POLICIES)
+
+# The demo bank's "today": the ledger ends here, so "this year" in a demo question means 2026
+# whatever the wall clock says.
+AS_OF = LEDGER_END
 
 USERS: dict[str, dict[str, Any]] = {
     "alice": {"name": "Alice Martin", "groups": ["employees"]},

@@ -108,8 +108,11 @@ def run_suite(settings: Settings, suite: str, out_dir: Path, **options: Any) -> 
     """Run a suite; the result document holds the main run and, for ``full``, one per BEIR dataset."""
     items, dataset = suite_items(suite)
     if suite in SUITES:
+        from sovra.evals.demo_corpus import AS_OF
         from sovra.ui.commands import setup_demo
 
+        if settings.as_of is None:  # the demo questions' "this year" is the corpus's year
+            settings = settings.model_copy(update={"as_of": AS_OF})
         report = setup_demo(settings)  # incremental: a no-op when the demo is already ingested
         if report.failed:
             raise InputError(f"the demo corpus did not ingest: {report.failed[:3]}")

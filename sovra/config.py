@@ -7,6 +7,7 @@ on one machine: embedded Qdrant on disk, a bundled embedding model, SQLite, a lo
 from __future__ import annotations
 
 import os
+from datetime import date
 from functools import cached_property
 from pathlib import Path
 from typing import Literal
@@ -100,6 +101,12 @@ class Settings(BaseSettings):
         description="JSON {token: user id} of static development API tokens; unset = the API accepts no token.",
     )
 
+    as_of: date | None = Field(
+        default=None,
+        description="Answer as of this date ('this year', ledger periods); unset = today. "
+        "`sovra demo` and the demo eval suites pin it to the demo corpus date.",
+    )
+
     # Retrieval
     top_k: int = 6
     min_evidence_score: float = Field(
@@ -130,6 +137,10 @@ class Settings(BaseSettings):
     @cached_property
     def paths(self) -> _Paths:
         return _Paths(self.data_dir)
+
+    @property
+    def today(self) -> date:
+        return self.as_of or date.today()
 
     @property
     def resolved_answer_mode(self) -> str:

@@ -34,9 +34,11 @@ def make_settings(data_dir: Path, **overrides) -> Settings:
 @pytest.fixture(scope="session")
 def demo_settings(tmp_path_factory: pytest.TempPathFactory) -> Settings:
     """A data dir with the demo bank generated and ingested once for the whole session."""
+    from sovra.evals.demo_corpus import AS_OF
     from sovra.ui.commands import setup_demo
 
-    settings = make_settings(tmp_path_factory.mktemp("demo-data"))
+    # Pinned to the corpus date: "this year" must not depend on the day the tests run.
+    settings = make_settings(tmp_path_factory.mktemp("demo-data"), as_of=AS_OF)
     report = setup_demo(settings)
     assert not report.failed, report.failed
     return settings

@@ -49,8 +49,9 @@ def ledger_lookup(args: LedgerLookupArgs, ctx: ToolContext) -> LedgerLookupResul
     if match is None:
         return LedgerLookupResult(found=False, summary="No counterparty named in the question is in the ledger.")
     cp_id, cp_name = match
-    year = args.year or dt.date.today().year
-    start, end = dt.date(year, 1, 1), min(dt.date(year, 12, 31), dt.date.today())
+    today = ctx.services.settings.today
+    year = args.year or today.year
+    start, end = dt.date(year, 1, 1), min(dt.date(year, 12, 31), today)
     try:
         res = query_ledger(
             db_url,

@@ -94,10 +94,13 @@ def demo(
     reset: Annotated[bool, typer.Option(help="Regenerate the demo corpus and rebuild the index.")] = False,
 ) -> None:
     """Set up the demo bank (corpus, users, index) and ask the demo agent two questions."""
+    from sovra.evals.demo_corpus import AS_OF
     from sovra.ui.commands import ask_question, setup_demo
     from sovra.ui.render import print_answer
 
     settings = _settings()
+    if settings.as_of is None:
+        settings = settings.model_copy(update={"as_of": AS_OF})
     report = setup_demo(settings, reset=reset, console=err)
     out.print(f"[bold]Index:[/] {report.summary()}")
     for user_id, question in DEMO_QUESTIONS:

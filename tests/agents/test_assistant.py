@@ -154,3 +154,19 @@ def test_generated_answers_keep_only_citations_to_retrieved_sources(demo_runtime
     assert all(r["model"] == "policy-lora" and r["response_format"]["type"] == "json_schema" for r in fake.requests)
     check = next(r for r in rt.services.audit.records(a.run_id) if r.kind == "citations.check")
     assert check.data["invalid"] == [42]
+
+
+def test_this_year_follows_the_configured_as_of_date(demo_settings):
+    """'This year' is the settings' date, never the wall clock's, so answers are reproducible."""
+    import datetime as dt
+
+    from sovra.runtime import Services
+    from sovra.tools.base import ToolContext
+    from sovra.tools.ledger_tool import LedgerLookupArgs, ledger_lookup
+
+    settings = demo_settings.model_copy(update={"as_of": dt.date(2025, 6, 30)})
+    services = Services(settings)
+    bob = services.directory.get("bob")
+    res = ledger_lookup(LedgerLookupArgs(question="What have we paid Acme this year?"), ToolContext(bob, services))
+    assert "from 2025-01-01 to 2025-06-30" in res.headline
+    assert res.count == 6 and res.total == 6 * 8500

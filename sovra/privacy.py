@@ -63,18 +63,35 @@ def _luhn_ok(candidate: str) -> bool:
     return total % 10 == 0
 
 
+def _redact_card(m: re.Match[str]) -> str:
+    """Replace the longest digit-group-aligned window that passes Luhn.
+
+    A digit run may carry a neighbouring number ("invoice 1 4111 1111 1111 1111"): the whole run
+    then fails Luhn while the card inside it does not.
+    """
+    s = m.group(0)
+    starts = [0, *(i + 1 for i, c in enumerate(s) if c in " -")]
+    ends = [len(s), *(i for i, c in enumerate(s) if c in " -")]
+    windows = sorted(((a, b) for a in starts for b in ends if b > a), key=lambda w: w[0] - w[1])
+    for a, b in windows:
+        if _luhn_ok(s[a:b]):
+            return f"{s[:a]}[CARD]{s[b:]}"
+    return s
+
+
 @dataclass(frozen=True)
 class Pattern:
     label: str
     regex: re.Pattern[str]
     check: Callable[[str], bool] | None = None
+    replace: Callable[[re.Match[str]], str] | None = None  # instead of check + "[LABEL]"
 
 
 # Order matters: an IBAN contains digit runs a phone pattern would also take.
 PATTERNS: tuple[Pattern, ...] = (
     Pattern("EMAIL", re.compile(r"[A-Za-z0-9._%+-]+@[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)*\.[A-Za-z]{2,}")),
     Pattern("IBAN", re.compile(r"\b[A-Z]{2}\d{2}(?: ?[A-Z0-9]){11,30}\b"), _iban_ok),
-    Pattern("CARD", re.compile(r"\b\d(?:[ -]?\d){12,18}\b"), _luhn_ok),
+    Pattern("CARD", re.compile(r"\b\d(?:[ -]?\d){12,30}\b"), replace=_redact_card),  # bounded: windows are O(n^2)
     Pattern(
         "PHONE",
         re.compile(
@@ -125,7 +142,7 @@ class Redactor:
             def sub(m: re.Match[str], label: str = p.label, check: Callable[[str], bool] | None = check) -> str:
                 return f"[{label}]" if check is None or check(m.group(0)) else m.group(0)
 
-            text = p.regex.sub(sub, text)
+            text = p.regex.sub(p.replace or sub, text)
         if self._names_re is not None:
             text = self._names_re.sub("[NAME]", text)
         return text

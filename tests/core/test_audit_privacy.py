@@ -210,3 +210,10 @@ def test_kill_9_during_appends_leaves_a_valid_chain(tmp_path: Path, attempt: int
     result = log.verify()
     assert result.ok, result.reason
     assert result.checked >= seen  # every acknowledged append survived
+
+
+def test_a_card_number_next_to_another_number_is_still_redacted():
+    # Found by hypothesis: the digit run "1 4111 ..." fails Luhn as a whole; the card inside does not.
+    from sovra.privacy import Redactor
+
+    assert Redactor().redact("invoice 1 4111 1111 1111 1111 thanks") == "invoice 1 [CARD] thanks"

@@ -7,11 +7,17 @@ import shutil
 from pathlib import Path
 
 import pytest
-
-os.environ["HF_HUB_OFFLINE"] = "1"
-os.environ.setdefault("OTEL_SDK_DISABLED", "false")
+from hypothesis import settings as hypothesis_settings
 
 from sovra.config import Settings
+
+os.environ["HF_HUB_OFFLINE"] = "1"
+
+# CI explores a fixed set of examples so a red build is reproducible; local runs keep searching
+# new ones (that is how the card-number redaction bug was found).
+hypothesis_settings.register_profile("ci", derandomize=True, deadline=None)
+if os.environ.get("CI"):
+    hypothesis_settings.load_profile("ci")
 
 
 @pytest.fixture(scope="session")

@@ -95,7 +95,7 @@ def demo(
 ) -> None:
     """Set up the demo bank (corpus, users, index) and ask the demo agent two questions."""
     from sovra.evals.demo_corpus import AS_OF
-    from sovra.ui.commands import ask_question, setup_demo
+    from sovra.ui.commands import ask_questions, setup_demo
     from sovra.ui.render import print_answer
 
     settings = _settings()
@@ -103,10 +103,10 @@ def demo(
         settings = settings.model_copy(update={"as_of": AS_OF})
     report = setup_demo(settings, reset=reset, console=err)
     out.print(f"[bold]Index:[/] {report.summary()}")
-    for user_id, question in DEMO_QUESTIONS:
-        out.rule(f"{user_id} asks")
-        out.print(question, markup=False)
-        print_answer(out, ask_question(settings, question, user_id, "assistant"))
+    for answer in ask_questions(settings, DEMO_QUESTIONS, "assistant"):
+        out.rule(f"{answer.user} asks")
+        out.print(answer.question, markup=False)
+        print_answer(out, answer)
 
 
 @app.command()

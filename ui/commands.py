@@ -4,6 +4,7 @@ with a progress bar, set up the demo, ask an agent."""
 from __future__ import annotations
 
 import shutil
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -149,11 +150,19 @@ def setup_demo(settings: Settings, reset: bool = False, console: Console | None 
     return _ingest(settings, [make_connector(k, n, p) for n, k, p in specs], console)
 
 
-def ask_question(settings: Settings, question: str, user_id: str, agent_name: str) -> Answer:
+def ask_questions(settings: Settings, questions: list[tuple[str, str]], agent_name: str) -> Iterator[Answer]:
+    """Answer (user, question) pairs with one runtime: the model server and the embedding model
+    start once, not once per question."""
     from sovra.agents import get_agent
 
+    agent = get_agent(agent_name)
     runtime = Runtime(settings)
     try:
-        return runtime.ask(get_agent(agent_name), question, user_id, interface="cli")
+        for user_id, question in questions:
+            yield runtime.ask(agent, question, user_id, interface="cli")
     finally:
         runtime.close()
+
+
+def ask_question(settings: Settings, question: str, user_id: str, agent_name: str) -> Answer:
+    return next(ask_questions(settings, [(user_id, question)], agent_name))

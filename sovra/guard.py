@@ -1,0 +1,124 @@
+"""Defences against indirect prompt injection: retrieved text is data, never instructions.
+
+Two small, auditable checks, used around every agent:
+- ``scan_for_injection(text)`` flags passages that try to instruct the model (override its
+  instructions, reveal the system prompt, call tools, send data somewhere, render remote images).
+  Flagged passages stay retrievable (a policy *about* phishing may quote such text) but the run
+  records each finding as a ``security.injection_suspected`` audit step.
+- ``sanitize_answer(text, allowed_urls)`` removes what could exfiltrate data when an answer is
+  rendered: markdown images, HTML tags, and links to any URL that is not one of the run's own
+  citations. A chat front end that renders markdown then cannot be made to fetch
+  ``https://evil.example/?q=<secret>``.
+
+Pattern lists are deliberately plain regular expressions: an auditor can read them, and a
+fine-tuned classifier can be added behind the same functions later.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+_FLAGS = re.IGNORECASE | re.DOTALL
+
+INJECTION_PATTERNS: tuple[tuple[str, re.Pattern[str]], ...] = (
+    (
+        "override_instructions",
+        re.compile(
+            r"\b(ignore|disregard|forget|override)\b.{0,40}\b(previous|prior|above|earlier|all|your|the)\b"
+            r".{0,20}\b(instructions?|prompts?|rules|guidelines|directions)\b",
+            _FLAGS,
+        ),
+    ),
+    ("new_instructions", re.compile(r"\b(new|updated|real|actual)\s+(system\s+)?instructions?\s*[:\-]", _FLAGS)),
+    ("role_switch", re.compile(r"(^|\n)\s*(system|assistant|developer)\s*:|<\|?(im_start|system)\|?>", _FLAGS)),
+    ("persona", re.compile(r"\byou are (now|no longer)\b|\bact as (an?|the) \w+", _FLAGS)),
+    (
+        "reveal_prompt",
+        re.compile(r"\b(reveal|print|show|repeat|output)\b.{0,30}\b(system prompt|instructions|hidden prompt)", _FLAGS),
+    ),
+    (
+        "tool_call",
+        re.compile(
+            r"\b(call|invoke|run|use|execute)\b.{0,20}\b(the\s+)?(tool|function|open_case|query_ledger|api)\b", _FLAGS
+        ),
+    ),
+    (
+        "exfiltration",
+        re.compile(
+            r"\b(send|email|e-mail|forward|upload|post|exfiltrate|transmit)\b.{0,60}"
+            r"(\b[\w.+-]+@[\w-]+\.[\w.]+\b|https?://|\bto (an? )?(external|outside|personal)\b)",
+            _FLAGS,
+        ),
+    ),
+    ("remote_image", re.compile(r"!\[[^\]]*\]\(\s*https?://|<img\b[^>]*\bsrc\s*=", _FLAGS)),
+)
+
+
+@dataclass(frozen=True)
+class Finding:
+    kind: str
+    excerpt: str  # the matched text, cut to 120 characters, for the audit record
+
+
+def scan_for_injection(text: str) -> list[Finding]:
+    """Every instruction-like pattern in ``text`` (one finding per kind)."""
+    found = []
+    for kind, pattern in INJECTION_PATTERNS:
+        m = pattern.search(text)
+        if m:
+            found.append(Finding(kind, " ".join(m.group(0).split())[:120]))
+    return found
+
+
+_MD_IMAGE = re.compile(r"!\[[^\]]*\]\([^)]*\)")
+_MD_LINK = re.compile(r"\[([^\]]*)\]\(\s*([^)\s]+)[^)]*\)")
+_HTML_TAG = re.compile(r"</?[a-zA-Z][^>]*>")
+_BARE_URL = re.compile(r"\b(?:https?|ftp)://[^\s<>()\"']+|\bwww\.[^\s<>()\"']+", re.IGNORECASE)
+
+
+def _norm(url: str) -> str:
+    return url.rstrip(".,;:!?").rstrip("/")
+
+
+def sanitize_answer(text: str, allowed_urls: Iterable[str] = ()) -> tuple[str, list[str]]:
+    """The answer with images, HTML and links to non-cited URLs removed, and what was removed.
+
+    Repeated until nothing changes: removing ``<b>`` from ``htt<b>p://x`` must not leave a URL."""
+    allowed = {_norm(u) for u in allowed_urls if u}
+    removed: list[str] = []
+    for _ in range(8):
+        cleaned = _sanitize_once(text, allowed, removed)
+        if cleaned == text:
+            break
+        text = cleaned
+    return text, removed
+
+
+def _sanitize_once(text: str, allowed: set[str], removed: list[str]) -> str:
+
+    def drop(match: re.Match[str]) -> str:
+        removed.append(match.group(0))
+        return ""
+
+    text = _MD_IMAGE.sub(drop, text)
+
+    def link(match: re.Match[str]) -> str:
+        label, url = match.group(1), match.group(2)
+        if _norm(url) in allowed:
+            return match.group(0)
+        removed.append(url)
+        return label
+
+    text = _MD_LINK.sub(link, text)
+    text = _HTML_TAG.sub(drop, text)
+
+    def bare(match: re.Match[str]) -> str:
+        url = match.group(0)
+        if _norm(url) in allowed:
+            return url
+        removed.append(url)
+        return "[link removed]"
+
+    return _BARE_URL.sub(bare, text)

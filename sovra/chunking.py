@@ -10,7 +10,7 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable
 
-from sovra.documents import Chunk, Page
+from sovra.documents import Chunk, Page, number_occurrences
 
 # A top-level clause heading line ("4. Termination", "Clause 7 Fees", "Schedule 2 - Prices").
 _HEADING = re.compile(r"\n(?=(?:\d+\.|(?:Clause|Section|Article|Schedule|Annex)\s+\d+\.?)\s+[A-Z][^\n]{0,80}\n)")
@@ -73,4 +73,4 @@ def chunk_pages(doc_id: str, pages: Iterable[Page], size: int = 1200, overlap: i
     out: list[Chunk] = []
     for page in pages:
         out.extend(chunk_page(doc_id, page, size, overlap, first_index=len(out)))
-    return out
+    return number_occurrences(out)

@@ -7,10 +7,11 @@ on one machine: embedded Qdrant on disk, a bundled embedding model, SQLite, a lo
 from __future__ import annotations
 
 import os
+import re
 from datetime import date
 from functools import cached_property
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import Field, field_validator
 from pydantic_settings import (
@@ -26,8 +27,16 @@ def _default_data_dir() -> Path:
     return Path(base) / "sovra"
 
 
+# Settings whose values are credentials: masked wherever Settings is printed or logged.
+_SECRET_FIELD = re.compile(r"(api_key|secret|password|_token)$")
+
+
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="SOVRA_", extra="ignore")
+
+    def __repr_args__(self) -> Any:
+        for name, value in super().__repr_args__():
+            yield name, ("**********" if value and name and _SECRET_FIELD.search(name) else value)
 
     data_dir: Path = Field(
         default_factory=_default_data_dir,
@@ -39,6 +48,35 @@ class Settings(BaseSettings):
     qdrant_url: str | None = Field(default=None, description="Qdrant server URL; unset = embedded qdrant-edge on disk.")
     qdrant_api_key: str | None = None
     collection: str = "sovra"
+    # Qdrant server/cluster layout, applied when Sovra creates the collection (a server only; an
+    # existing collection keeps its layout). See docs/sizing.md.
+    qdrant_shard_number: int | None = Field(
+        default=None, ge=1, description="Shards of the collection (unset = the server's default, 1)."
+    )
+    qdrant_replication_factor: int | None = Field(
+        default=None, ge=1, description="Copies of each shard across cluster nodes (unset = 1)."
+    )
+    qdrant_write_consistency_factor: int | None = Field(
+        default=None, ge=1, description="Replicas that must confirm a write (unset = 1)."
+    )
+    qdrant_on_disk_vectors: bool = Field(
+        default=False, description="Keep original dense vectors on disk (memory-mapped) instead of in RAM."
+    )
+    qdrant_scalar_quantization: bool = Field(
+        default=False,
+        description="int8 scalar quantization of dense vectors, kept in RAM (4x smaller); searches rescore "
+        "with the originals.",
+    )
+    # Collection build settings for both engines (embedded and server), applied at creation.
+    index_hnsw_m: int | None = Field(
+        default=None, ge=0, description="HNSW edges per node (unset = Qdrant's 16; more = better recall, more RAM)."
+    )
+    index_hnsw_ef_construct: int | None = Field(
+        default=None, ge=4, description="HNSW build-time candidate list (unset = Qdrant's 100)."
+    )
+    index_on_disk_payload: bool | None = Field(
+        default=None, description="Keep payloads (chunk text, metadata) on disk, memory-mapped (unset = default)."
+    )
 
     # Embeddings
     embedding_model_dir: Path | None = Field(
@@ -95,10 +133,83 @@ class Settings(BaseSettings):
         default=None, description="Retention period applied by `sovra audit retention` (no automatic schedule yet)."
     )
 
+    # Runs: checkpoints, budgets, approvals
+    checkpoint_url: str | None = Field(
+        default=None,
+        description="PostgreSQL URL for run checkpoints (LangGraph's Postgres saver) and the run table; "
+        "unset = the audit PostgreSQL URL when SOVRA_AUDIT_URL is one, else <data_dir>/checkpoints.sqlite.",
+    )
+    run_max_steps: int = Field(default=25, description="Default step budget per run (graph nodes finished).")
+    run_max_tokens: int = Field(default=20_000, description="Default model-token budget per run (prompt + output).")
+    run_max_seconds: float = Field(default=300.0, description="Default wall-time budget per run, in seconds.")
+    approver_groups: list[str] = Field(
+        default_factory=lambda: ["group:approvers", "group:finance-managers"],
+        description="Principals that may approve or refuse a paused tool call of another user's run.",
+    )
+
     # HTTP API
     api_tokens_file: Path | None = Field(
         default=None,
         description="JSON {token: user id} of static development API tokens; unset = the API accepts no token.",
+    )
+    api_admin_principals: list[str] = Field(
+        default_factory=lambda: ["group:admins"],
+        description="Principals allowed to trigger ingestion through the API (POST /v1/sources/NAME/sync).",
+    )
+    oidc_issuer: str | None = Field(
+        default=None, description="OIDC issuer URL; set = the API accepts JWT bearer tokens this issuer signed."
+    )
+    oidc_audience: str | None = Field(default=None, description="The 'aud' API JWTs must carry (the API's client id).")
+    oidc_jwks_url: str | None = Field(
+        default=None, description="JWKS URL; unset = jwks_uri of <issuer>/.well-known/openid-configuration."
+    )
+    oidc_username_claim: str = Field(
+        default="preferred_username", description="JWT claim holding the user id (matched against the directory)."
+    )
+    oidc_groups_claim: str = Field(
+        default="groups",
+        description="JWT claim listing the user's groups. Directory users keep only groups both grant; "
+        "users unknown to the directory get the claim's groups.",
+    )
+    oidc_algorithms: list[str] = Field(
+        default_factory=lambda: ["RS256", "PS256", "ES256"], description="Accepted JWT signature algorithms."
+    )
+
+    # Streamlit chat (`sovra ui`): see README "Chat in the browser"
+    ui_dev_login: bool = Field(
+        default=True,
+        description="Offer the DEVELOPMENT login (pick any directory user) when no OIDC [auth] is configured "
+        "in .streamlit/secrets.toml; set false in production.",
+    )
+
+    # Chat bots (Slack, Teams): see README "Slack and Teams"
+    chat_agent: str = Field(default="assistant", description="The agent the Slack and Teams bots ask.")
+    chat_identities_file: Path | None = Field(
+        default=None,
+        description='JSON mapping chat accounts to directory users: {"slack": {"U..": "alice"}, '
+        '"teams": {"<aad object id>": "bob"}, "email": {"carol@bank.example": "carol"}}; '
+        "default <data_dir>/chat-identities.json. Unmapped accounts are refused.",
+    )
+    slack_bot_token: str | None = Field(default=None, description="Slack bot token (xoxb-...).")
+    slack_signing_secret: str | None = Field(default=None, description="Slack signing secret (HTTP events mode).")
+    slack_app_token: str | None = Field(default=None, description="Slack app-level token (xapp-...), Socket Mode.")
+    slack_api_url: str = Field(default="https://slack.com/api/", description="Slack Web API base URL.")
+    teams_app_id: str | None = Field(default=None, description="Bot's Microsoft app (client) id; token audience.")
+    teams_app_password: str | None = Field(default=None, description="Bot's client secret, for replies.")
+    teams_tenant_id: str | None = Field(
+        default=None, description="Entra tenant of a single-tenant bot; unset = multi-tenant (botframework.com)."
+    )
+    teams_openid_metadata_url: str = Field(
+        default="https://login.botframework.com/v1/.well-known/openidconfiguration",
+        description="OpenID metadata whose JWKS sign the Bot Connector's incoming tokens.",
+    )
+    teams_token_issuers: list[str] = Field(
+        default=["https://api.botframework.com"], description="Accepted issuers of incoming tokens."
+    )
+    teams_token_url: str | None = Field(
+        default=None,
+        description="OAuth token endpoint for reply tokens; default "
+        "https://login.microsoftonline.com/<tenant or botframework.com>/oauth2/v2.0/token.",
     )
 
     as_of: date | None = Field(
@@ -107,13 +218,57 @@ class Settings(BaseSettings):
         "`sovra demo` and the demo eval suites pin it to the demo corpus date.",
     )
 
+    # Sources (connectors): `sovra sync NAME`. Secrets never go in these tables: they come from the
+    # SOVRA_GRAPH_* settings below (environment or *_FILE) and, for S3, boto3's own AWS_* variables/files.
+    sources: dict[str, dict[str, Any]] = Field(
+        default_factory=dict,
+        description="[sources.NAME] tables: kind = 'sharepoint_graph' | 's3' | 'filesystem' | ... plus the "
+        "connector's options (sites, bucket, root, ...). Sources registered by `sovra ingest PATH` work too.",
+    )
+    max_file_bytes: int = Field(
+        default=100 * 1024 * 1024, description="Files larger than this are reported and skipped by every connector."
+    )
+    graph_tenant_id: str | None = Field(default=None, description="Entra ID tenant (id or domain) for SharePoint.")
+    graph_client_id: str | None = Field(default=None, description="App registration (client) id for SharePoint.")
+    graph_client_secret: str | None = Field(default=None, description="Client secret (environment only).")
+    graph_client_secret_file: Path | None = Field(default=None, description="File holding the client secret.")
+    graph_certificate_file: Path | None = Field(
+        default=None, description="PEM with the private key and certificate (instead of a secret)."
+    )
+    graph_authority_host: str = Field(
+        default="https://login.microsoftonline.com", description="Entra ID authority host (sovereign clouds)."
+    )
+    graph_url: str = Field(default="https://graph.microsoft.com/v1.0", description="Microsoft Graph base URL.")
+    graph_ca_bundle: Path | None = Field(default=None, description="CA bundle for Graph and the authority (proxies).")
+    graph_timeout_s: float = Field(default=30.0, description="Per-request timeout for Graph; a hang fails after it.")
+
     # Retrieval
     top_k: int = 6
+    mmr_lambda: float = Field(
+        default=1.0,
+        ge=0.0,
+        le=1.0,
+        description="Maximal marginal relevance: 1 = rank by relevance only, lower = prefer hits unlike the ones "
+        "above them (dense cosine). Applied over the fused candidates, the same on both engines.",
+    )
+    dedup_threshold: float = Field(
+        default=0.97,
+        gt=0.0,
+        le=1.0,
+        description="Drop a hit whose dense cosine to a better hit is at least this (the same clause in two "
+        "versions of a template); 1 = drop only identical texts.",
+    )
+    rerank_model_dir: Path | None = Field(
+        default=None,
+        description="Folder with a cross-encoder (model.onnx + tokenizer.json) that rescores the top "
+        "candidates; unset = no reranking. No PyPI package ships one: see README 'Retrieval'.",
+    )
+    rerank_candidates: int = Field(default=24, ge=1, le=200, description="Candidates the reranker rescores.")
     min_evidence_score: float = Field(
         default=0.35, description="Cosine similarity below which a sentence is not evidence (extractive)."
     )
 
-    @field_validator("qdrant_url", "qdrant_api_key", "llm_base_url", "llm_api_key", mode="before")
+    @field_validator("qdrant_url", "qdrant_api_key", "llm_base_url", "llm_api_key", "checkpoint_url", mode="before")
     @classmethod
     def _empty_is_unset(cls, v: object) -> object:
         # `SOVRA_LLM_BASE_URL=` in an env file means "not set", not "the empty URL".
@@ -151,6 +306,10 @@ class Settings(BaseSettings):
     @property
     def resolved_users_file(self) -> Path:
         return self.users_file or self.paths.root / "users.json"
+
+    @property
+    def resolved_chat_identities_file(self) -> Path:
+        return self.chat_identities_file or self.paths.root / "chat-identities.json"
 
 
 class _Paths:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, Protocol, runtime_checkable
 
 
@@ -39,6 +39,29 @@ class Deletion:
 
 
 @dataclass(frozen=True)
+class Checkpoint:
+    """Yielded by ``DeltaConnector.sync``: a position from which the source can resume.
+
+    Ingest makes every change yielded before it durable in the index, then stores ``cursor`` for the
+    source. The last checkpoint of a sync that ran to its end is where the next sync starts; a sync
+    killed half-way resumes from the last stored one (changes after it are simply seen again).
+    """
+
+    cursor: str
+
+
+@dataclass(frozen=True)
+class FullListing:
+    """Yielded by ``DeltaConnector.sync`` before a complete enumeration (first sync, or the source
+    said the cursor expired): documents of the source not listed by the end of this sync are
+    deleted, as with ``documents()``."""
+
+
+# What a delta sync yields.
+Change = Document | Deletion | Checkpoint | FullListing
+
+
+@dataclass(frozen=True)
 class Chunk:
     """A span of a document's page, the unit we embed, store and cite."""
 
@@ -48,15 +71,29 @@ class Chunk:
     char_start: int  # offsets into the page text
     char_end: int
     text: str
+    occurrence: int = 0  # earlier chunks of the document with the same text (see number_occurrences)
 
     @property
     def id(self) -> str:
-        """Stable id: the same document position always maps to the same point."""
-        return f"{self.doc_id}#{self.index}"
+        """Stable id keyed by content, not position: an edit elsewhere in the document leaves it as
+        it is, so re-ingesting reuses the chunk's vectors and old citations still resolve."""
+        suffix = f"~{self.occurrence}" if self.occurrence else ""
+        return f"{self.doc_id}#{self.content_hash}{suffix}"
 
     @property
     def content_hash(self) -> str:
         return hashlib.sha256(self.text.encode()).hexdigest()[:16]
+
+
+def number_occurrences(chunks: list[Chunk]) -> list[Chunk]:
+    """Give repeated texts within one document distinct ids (a clause quoted twice, a footer)."""
+    seen: dict[str, int] = {}
+    out: list[Chunk] = []
+    for c in chunks:
+        n = seen.get(c.text, 0)
+        seen[c.text] = n + 1
+        out.append(c if n == c.occurrence else replace(c, occurrence=n))
+    return out
 
 
 @runtime_checkable
@@ -67,4 +104,13 @@ class Connector(Protocol):
 
     def documents(self) -> Iterator[Document]:
         """Yield every document of the source; ``Document.load`` is called lazily."""
+        ...
+
+
+@runtime_checkable
+class DeltaConnector(Connector, Protocol):
+    """A connector that can list only what changed since a cursor (see sovra.connectors.base)."""
+
+    def sync(self, cursor: str | None) -> Iterator[Change]:
+        """Yield the changes since ``cursor`` (``None``: everything) and ``Checkpoint``s."""
         ...

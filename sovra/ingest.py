@@ -2,10 +2,11 @@
 
 A small SQLite state file remembers, per document, the version and ACL that are in the index.
 An unchanged document costs nothing; an ACL-only change rewrites payloads without embedding; a
-changed document is re-chunked and re-embedded, then its stale chunks are removed; a document the
-source no longer lists is deleted. State is written only after the index holds the change, so a
-run killed half-way is finished by the next run with nothing lost and nothing duplicated (point ids
-are derived from chunk ids, so re-upserting is idempotent).
+changed document is re-chunked, only chunks whose text the index does not hold yet are embedded,
+and its chunks are replaced atomically (sovra.index.versions); a document the source no longer
+lists is deleted. State is written only after the index holds the change, so a run killed half-way
+is finished by the next run with nothing lost and nothing duplicated (point ids are derived from
+document, chunk content and occurrence, so re-writing is idempotent).
 """
 
 from __future__ import annotations
@@ -22,9 +23,9 @@ from pathlib import Path
 from typing import Protocol
 
 from sovra.chunking import chunk_pages
-from sovra.documents import Chunk, Connector, Document
-from sovra.errors import SovraError
-from sovra.index import DocInfo, Index, IndexInfo, IndexPoint, Sparse
+from sovra.documents import Checkpoint, Chunk, Connector, Deletion, DeltaConnector, Document, FullListing
+from sovra.errors import SourceError, SovraError
+from sovra.index import DocInfo, Index, IndexInfo, IndexPoint, Sparse, embed_key
 
 log = logging.getLogger(__name__)
 
@@ -77,6 +78,22 @@ class IngestState:
             "CREATE TABLE IF NOT EXISTS documents (doc_id TEXT PRIMARY KEY, source TEXT NOT NULL,"
             " version TEXT NOT NULL, acl TEXT NOT NULL, chunks INTEGER NOT NULL, updated REAL NOT NULL)"
         )
+        # Where each delta source resumes (a delta token, a high-water mark), stored after the index.
+        self._db.execute(
+            "CREATE TABLE IF NOT EXISTS cursors (source TEXT PRIMARY KEY, cursor TEXT NOT NULL, updated REAL NOT NULL)"
+        )
+        self._db.commit()
+
+    def cursor(self, source: str) -> str | None:
+        row = self._db.execute("SELECT cursor FROM cursors WHERE source=?", (source,)).fetchone()
+        return str(row[0]) if row else None
+
+    def set_cursor(self, source: str, cursor: str) -> None:
+        self._db.execute("INSERT OR REPLACE INTO cursors VALUES (?,?,?)", (source, cursor, time.time()))
+        self._db.commit()
+
+    def reset_cursor(self, source: str) -> None:
+        self._db.execute("DELETE FROM cursors WHERE source=?", (source,))
         self._db.commit()
 
     def get(self, doc_id: str) -> tuple[str, str] | None:
@@ -103,6 +120,7 @@ class IngestState:
 
     def clear(self) -> None:
         self._db.execute("DELETE FROM documents")
+        self._db.execute("DELETE FROM cursors")
         self._db.commit()
 
     def count(self) -> int:
@@ -157,6 +175,9 @@ class Ingestor:
         return report
 
     def _sync(self, connector: Connector, state: IngestState, report: IngestReport, progress: Progress | None) -> None:
+        if isinstance(connector, DeltaConnector):
+            self._sync_delta(connector, state, report, progress)
+            return
         try:
             docs = list(connector.documents())
         except SovraError as exc:
@@ -168,35 +189,107 @@ class Ingestor:
         listed: set[str] = set()
         for doc in docs:
             listed.add(doc.id)
-            prior = state.get(doc.id)
-            if prior and prior[0] == doc.version:
-                if prior[1] != _acl_key(doc.acl):
-                    self.index.set_acl(doc.id, doc.acl)
-                    state.set_acl(doc)
-                    report.acl_changed += 1
-                else:
-                    report.unchanged += 1
-                if progress:
-                    progress.advance(doc.id, "unchanged")
-                continue
-            try:
-                pages = doc.load()
-                chunks = chunk_pages(doc.id, pages, self.chunk_chars, self.chunk_overlap)
-                if not chunks:
-                    raise SovraError(f"{doc.url} has no text to index")
-            except SovraError as exc:
-                # The old version, if any, stays searchable: a bad new file must not erase it.
-                log.warning("skipping %s: %s", doc.id, exc.message)
-                report.failed.append((doc.id, exc.message))
-                if progress:
-                    progress.advance(doc.id, "failed")
-                continue
-            pending.append((doc, chunks, prior is not None))
-            if sum(len(c) for _, c, _ in pending) >= self.batch_chunks:
-                self._flush(pending, state, report, progress)
-                pending = []
+            self._apply(doc, state, report, progress, pending)
         self._flush(pending, state, report, progress)
-        for gone in state.ids(connector.name) - listed:
+        self._delete_unlisted(connector.name, listed, state, report)
+
+    def _sync_delta(
+        self, connector: DeltaConnector, state: IngestState, report: IngestReport, progress: Progress | None
+    ) -> None:
+        """Apply a delta feed. A ``Checkpoint``'s cursor is stored only once every change before it is
+        in the index, and never after an item that failed for a passing reason (``SourceError``): the
+        next run then sees that item again. Unchanged re-seen items cost a state lookup."""
+        cursor = state.cursor(connector.name)
+        listed: set[str] | None = set() if cursor is None else None
+        pending: list[tuple[Document, list[Chunk], bool]] = []
+        held_back = False
+        if progress:
+            progress.start(connector.name, 0)  # 0: the number of changes is not known up front
+
+        def flush() -> None:
+            self._flush(list(pending), state, report, progress)
+            pending.clear()
+
+        try:
+            for change in connector.sync(cursor):
+                if isinstance(change, FullListing):
+                    listed = set()
+                elif isinstance(change, Checkpoint):
+                    flush()
+                    if not held_back:
+                        state.set_cursor(connector.name, change.cursor)
+                elif isinstance(change, Deletion):
+                    if any(d.id == change.id for d, _, _ in pending):
+                        flush()
+                    if listed is not None:
+                        listed.discard(change.id)
+                    if state.get(change.id) is not None:
+                        self.index.delete_document(change.id)
+                        state.delete(change.id)
+                        report.deleted += 1
+                        if progress:
+                            progress.advance(change.id, "deleted")
+                else:
+                    if any(d.id == change.id for d, _, _ in pending):
+                        flush()  # the same item twice in one feed: the later one wins
+                    if listed is not None:
+                        listed.add(change.id)
+                    if self._apply(change, state, report, progress, pending) == "retry":
+                        held_back = True
+        except SovraError as exc:
+            # What was applied stays applied; the cursor stays at the last checkpoint.
+            flush()
+            report.failed.append((connector.name, exc.message))
+            return
+        flush()
+        if listed is not None:
+            self._delete_unlisted(connector.name, listed, state, report)
+
+    def _apply(
+        self,
+        doc: Document,
+        state: IngestState,
+        report: IngestReport,
+        progress: Progress | None,
+        pending: list[tuple[Document, list[Chunk], bool]],
+    ) -> str:
+        """Queue ``doc`` for embedding unless its version is indexed already. Returns "ok", "failed"
+        (a ``ParseError`` or other lasting problem) or "retry" (a ``SourceError``: may pass)."""
+        prior = state.get(doc.id)
+        if prior and prior[0] == doc.version:
+            if prior[1] != _acl_key(doc.acl):
+                self.index.set_acl(doc.id, doc.acl)
+                state.set_acl(doc)
+                report.acl_changed += 1
+            else:
+                report.unchanged += 1
+            if progress:
+                progress.advance(doc.id, "unchanged")
+            return "ok"
+        try:
+            pages = doc.load()
+            chunks = chunk_pages(doc.id, pages, self.chunk_chars, self.chunk_overlap)
+            if not chunks:
+                raise SovraError(f"{doc.url} has no text to index")
+        except SovraError as exc:
+            # The old version, if any, stays searchable: a bad new file must not erase it. Its ACL
+            # still follows the source: a document made private must not stay readable.
+            log.warning("skipping %s: %s", doc.id, exc.message)
+            report.failed.append((doc.id, exc.message))
+            if prior and prior[1] != _acl_key(doc.acl):
+                self.index.set_acl(doc.id, doc.acl)
+                state.set_acl(doc)
+            if progress:
+                progress.advance(doc.id, "failed")
+            return "retry" if isinstance(exc, SourceError) else "failed"
+        pending.append((doc, chunks, prior is not None))
+        if sum(len(c) for _, c, _ in pending) >= self.batch_chunks:
+            self._flush(list(pending), state, report, progress)
+            pending.clear()
+        return "ok"
+
+    def _delete_unlisted(self, source: str, listed: set[str], state: IngestState, report: IngestReport) -> None:
+        for gone in state.ids(source) - listed:
             self.index.delete_document(gone)
             state.delete(gone)
             report.deleted += 1
@@ -212,28 +305,36 @@ class Ingestor:
             return
         # Each chunk is embedded with its document's title in front: a clause saying "the Supplier may
         # terminate" only matches "the Acme contract" if the vector knows which contract it is in.
-        texts = [f"{doc.title}\n{c.text}" for doc, chunks, _ in pending for c in chunks]
-        dense = self.embedder.embed_documents(texts)
-        sparse = self.embedder.sparse_documents(texts)
-        points: list[IndexPoint] = []
-        i = 0
+        texts = {(doc.id, c.id): f"{doc.title}\n{c.text}" for doc, chunks, _ in pending for c in chunks}
+        keys = {k: embed_key(t) for k, t in texts.items()}
+        # Chunks whose exact text the index already holds for the document keep their vectors: a
+        # one-clause edit re-embeds the chunks around that clause, not the whole document.
+        vectors = self.index.stored_vectors([doc.id for doc, _, existed in pending if existed])
+        todo = {keys[k]: t for k, t in texts.items() if keys[k] not in vectors}
+        fresh = list(todo.values())
+        dense = self.embedder.embed_documents(fresh)
+        sparse = self.embedder.sparse_documents(fresh)
+        for key, d, s in zip(todo, dense, sparse, strict=True):
+            vectors[key] = (d, Sparse(list(s.indices), list(s.values)))
+        batch: list[tuple[DocInfo, list[IndexPoint]]] = []
         for doc, chunks, _ in pending:
             info = _doc_info(doc)
+            points = []
             for chunk in chunks:
-                s = sparse[i]
-                points.append(IndexPoint(chunk, info, dense[i], Sparse(list(s.indices), list(s.values))))
-                i += 1
-        self.index.upsert(points)
+                key = keys[(doc.id, chunk.id)]
+                points.append(IndexPoint(chunk, info, *vectors[key], embed_key=key))
+            batch.append((info, points))
+        # One switch for the whole batch: searches see each document's old or new chunks, never a mix.
+        self.index.replace(batch)
         for doc, chunks, existed in pending:
             if existed:
-                self.index.delete_stale(doc.id, {c.id for c in chunks})
                 report.updated += 1
             else:
                 report.added += 1
             state.put(doc, len(chunks))
             if progress:
                 progress.advance(doc.id, "updated" if existed else "added")
-        report.chunks_embedded += len(texts)
+        report.chunks_embedded += len(fresh)
 
 
 def load_sources(path: Path) -> dict[str, dict[str, str]]:

@@ -10,6 +10,9 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
+from sovra.guard import scan_for_injection
+from sovra.retrieval import embed_query
+
 # Evidence units are clauses and paragraphs: a unit ends at a blank line or before a line that
 # starts a numbered clause or a list item (a plain line break is a PDF line wrap). Units longer
 # than _MAX_UNIT are cut further at sentence ends. A clause quoted whole keeps its conditions
@@ -84,12 +87,15 @@ def best_sentences(question: str, passages: list[str], embedder: Any, per_passag
     reciprocal rank, so a unit that shares the question's words ("days per week") is not beaten
     by one that is merely on the same topic ("days of annual leave").
     """
-    split = [split_sentences(p) for p in passages]
+    # A sentence that tries to instruct the reader (sovra.guard) is never evidence, so an extractive
+    # answer cannot quote an injected instruction or link back to the user.
+    split = [[(s, at) for s, at in split_sentences(p) if not scan_for_injection(s)] for p in passages]
     flat = [s for sents in split for s, _ in sents]
     if not flat:
         return [[] for _ in passages]
-    q_vec = embedder.embed_query(question)
-    q_terms = set(embedder.sparse_query(question).indices)
+    # The search embedded the question already; embed_query remembers it.
+    q_vec, q_sparse = embed_query(embedder, question)
+    q_terms = set(q_sparse.indices)
     dense = [_dot(q_vec, v) for v in embedder.embed_documents(flat)]
     lexical = [float(len(q_terms & set(sv.indices))) for sv in embedder.sparse_documents(flat)]
     fused = [1 / (60 + a) + 1 / (60 + b) for a, b in zip(_ranks(dense), _ranks(lexical), strict=True)]

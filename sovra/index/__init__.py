@@ -3,20 +3,34 @@
 from __future__ import annotations
 
 from sovra.config import Settings
-from sovra.index.base import DocInfo, Hit, Index, IndexInfo, IndexPoint, SearchFilter, SearchMode, Sparse
+from sovra.index.base import (
+    CollectionSettings,
+    DocInfo,
+    Hit,
+    Index,
+    IndexInfo,
+    IndexPoint,
+    SearchFilter,
+    SearchMode,
+    Sparse,
+    embed_key,
+)
 
 
 def open_index(settings: Settings) -> Index:
+    tuning = CollectionSettings.from_settings(settings)
     if settings.qdrant_url:
-        from sovra.index.server import ServerIndex
+        from sovra.index.server import ServerIndex, ServerLayout
 
-        return ServerIndex.connect(settings.qdrant_url, settings.collection, settings.qdrant_api_key)
+        layout = ServerLayout.from_settings(settings)
+        return ServerIndex.connect(settings.qdrant_url, settings.collection, settings.qdrant_api_key, layout, tuning)
     from sovra.index.edge import EdgeIndex
 
-    return EdgeIndex(settings.paths.qdrant, settings.collection)
+    return EdgeIndex(settings.paths.qdrant, settings.collection, tuning)
 
 
 __all__ = [
+    "CollectionSettings",
     "DocInfo",
     "Hit",
     "Index",
@@ -25,5 +39,6 @@ __all__ = [
     "SearchFilter",
     "SearchMode",
     "Sparse",
+    "embed_key",
     "open_index",
 ]

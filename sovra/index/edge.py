@@ -13,44 +13,77 @@ import qdrant_edge as qe
 from sovra.errors import IndexMissingError, SovraError
 from sovra.index.base import (
     DENSE,
+    INTEGER_FIELDS,
     KEYWORD_FIELDS,
     SPARSE,
-    Hit,
+    CollectionSettings,
+    Cond,
     IndexInfo,
-    IndexPoint,
-    SearchFilter,
     SearchMode,
     Sparse,
-    filter_terms,
-    fuse_breakdown,
-    point_id,
 )
+from sovra.index.versions import META_ID, PREFETCH_FACTOR, Scored, Stored, VersionedIndex, Write
 
 log = logging.getLogger(__name__)
 
 _META = "sovra-index.json"
-_PREFETCH_FACTOR = 4
 _REBUILD_HINT = "rebuild it with `sovra ingest --rebuild` (or delete {path} and ingest again)"
 
 
-def _filter(flt: SearchFilter) -> qe.Filter:
-    return qe.Filter(must=[qe.FieldCondition(key=k, match=qe.MatchAny(any=v)) for k, v in filter_terms(flt)])
+def _condition(c: Cond) -> qe.FieldCondition:
+    if c.is_range:
+        bounds = {k: float(v) for k, v in (("gte", c.gte), ("gt", c.gt), ("lte", c.lte)) if v is not None}
+        return qe.FieldCondition(key=c.key, range=qe.RangeFloat(**bounds))
+    return qe.FieldCondition(key=c.key, match=qe.MatchAny(any=list(c.values)))
 
 
-def _doc_filter(doc_id: str) -> qe.Filter:
-    return qe.Filter(must=[qe.FieldCondition(key="doc_id", match=qe.MatchValue(value=doc_id))])
+def _filter(conds: list[Cond]) -> qe.Filter:
+    return qe.Filter(must=[_condition(c) for c in conds])
 
 
-class EdgeIndex:
+def _sparse_of(v: Any) -> Sparse:
+    return Sparse(list(v.indices), [float(x) for x in v.values])
+
+
+def _edge_config(info: IndexInfo, tuning: CollectionSettings) -> qe.EdgeConfig:
+    quant = (
+        qe.ScalarQuantizationConfig(type=qe.ScalarType.Int8, quantile=0.99, always_ram=True)
+        if tuning.scalar_quantization
+        else None
+    )
+    hnsw = None
+    if tuning.hnsw_m is not None or tuning.hnsw_ef_construct is not None:
+        # qdrant-edge wants every field; 16/100/10000 are Qdrant's own defaults.
+        hnsw = qe.HnswIndexConfig(
+            m=tuning.hnsw_m if tuning.hnsw_m is not None else 16,
+            ef_construct=tuning.hnsw_ef_construct or 100,
+            full_scan_threshold=10000,
+        )
+    return qe.EdgeConfig(
+        vectors={
+            DENSE: qe.EdgeVectorParams(
+                size=info.dim, distance=qe.Distance.Cosine, on_disk=tuning.on_disk_vectors or None
+            )
+        },
+        sparse_vectors={SPARSE: qe.EdgeSparseVectorParams(modifier=qe.Modifier.Idf)},
+        on_disk_payload=tuning.on_disk_payload,
+        hnsw_config=hnsw,
+        quantization_config=quant,
+    )
+
+
+class EdgeIndex(VersionedIndex):
     """An ``Index`` stored in a folder, one shard per collection.
 
     Updates go through the shard's write-ahead log, which makes them durable when ``update``
-    returns; segments are flushed on ``close``.
+    returns; segments are flushed on ``close``. Versioned writes: see :mod:`sovra.index.versions`.
     """
 
-    def __init__(self, root: Path, collection: str) -> None:
+    def __init__(self, root: Path, collection: str, tuning: CollectionSettings | None = None) -> None:
+        super().__init__()
         self.path = root / collection
         self.location = f"embedded:{self.path}"
+        self.tuning = tuning or CollectionSettings()
         self._shard: qe.EdgeShard | None = None
 
     # -- lifecycle -------------------------------------------------------------------------
@@ -74,18 +107,18 @@ class EdgeIndex:
         if meta is not None:
             self._check_meta(info, meta)
             self._open()
+            self._check_format()
             return
-        config = qe.EdgeConfig(
-            vectors={DENSE: qe.EdgeVectorParams(size=info.dim, distance=qe.Distance.Cosine)},
-            sparse_vectors={SPARSE: qe.EdgeSparseVectorParams(modifier=qe.Modifier.Idf)},
-        )
         if self.path.exists():
             # A crash before the meta file was written leaves a partial shard: start it over.
             shutil.rmtree(self.path)
         self.path.mkdir(parents=True)
-        self._shard = qe.EdgeShard.create(str(self.path), config)
+        self._shard = qe.EdgeShard.create(str(self.path), _edge_config(info, self.tuning))
         for name in KEYWORD_FIELDS:
             self._shard.update(qe.UpdateOperation.create_field_index(name, qe.PayloadSchemaType.Keyword))
+        for name in INTEGER_FIELDS:
+            self._shard.update(qe.UpdateOperation.create_field_index(name, qe.PayloadSchemaType.Integer))
+        self._commit(0)
         self._shard.flush()
         # The meta file is written last: its presence means "a complete, usable index".
         tmp = self.path / (_META + ".tmp")
@@ -98,6 +131,7 @@ class EdgeIndex:
             raise IndexMissingError(f"no index at {self.path}", hint="run `sovra ingest PATH` or `sovra demo` first")
         self._check_meta(info, meta)
         self._open()
+        self._check_format()
 
     def _open(self) -> qe.EdgeShard:
         if self._shard is None:
@@ -124,69 +158,73 @@ class EdgeIndex:
             self._shard.close()
             self._shard = None
 
-    # -- writes ----------------------------------------------------------------------------
-    def upsert(self, points: list[IndexPoint]) -> None:
+    # -- primitives (see VersionedIndex) ---------------------------------------------------
+    def _write(self, points: list[Write]) -> None:
         if not points:
             return
-        shard = self._open()
-        shard.update(
+        self._open().update(
             qe.UpdateOperation.upsert_points(
                 [
                     qe.Point(
-                        id=point_id(p.chunk.id),
-                        vector={DENSE: p.dense, SPARSE: qe.SparseVector(p.sparse.indices, p.sparse.values)},
-                        payload=p.payload(),
+                        id=pid,
+                        vector={DENSE: dense, SPARSE: qe.SparseVector(sparse.indices, sparse.values)} if dense else {},
+                        payload=payload,
                     )
-                    for p in points
+                    for pid, dense, sparse, payload in points
                 ]
             )
         )
 
-    def _chunk_ids(self, doc_id: str) -> dict[str, Any]:
+    def _scroll(self, conds: list[Cond], with_vectors: bool = False, fields: list[str] | None = None) -> list[Stored]:
         shard = self._open()
-        found: dict[str, Any] = {}
+        found: list[Stored] = []
         offset = None
         while True:
             records, offset = shard.scroll(
-                qe.ScrollRequest(filter=_doc_filter(doc_id), limit=256, offset=offset, with_payload=["chunk_id"])
+                qe.ScrollRequest(
+                    filter=_filter(conds),
+                    limit=256,
+                    offset=offset,
+                    with_payload=fields if fields is not None else True,
+                    with_vector=with_vectors,
+                )
             )
             for r in records:
-                found[(r.payload or {})["chunk_id"]] = r.id
+                vec: Any = r.vector or {}
+                sparse = vec.get(SPARSE)
+                found.append(Stored(str(r.id), r.payload or {}, vec.get(DENSE), _sparse_of(sparse) if sparse else None))
             if offset is None:
                 return found
 
-    def delete_stale(self, doc_id: str, keep_chunk_ids: set[str]) -> None:
-        stale = [pid for cid, pid in self._chunk_ids(doc_id).items() if cid not in keep_chunk_ids]
-        if stale:
-            shard = self._open()
-            shard.update(qe.UpdateOperation.delete_points(stale))
+    def _set_payload(self, ids: list[str] | list[Cond], payload: dict[str, Any]) -> None:
+        if not ids:
+            return
+        if isinstance(ids[0], Cond):
+            op = qe.UpdateOperation.set_payload_by_filter(_filter(ids), payload)  # type: ignore[arg-type]
+        else:
+            op = qe.UpdateOperation.set_payload(list(ids), payload)  # type: ignore[arg-type]
+        self._open().update(op)
 
-    def delete_document(self, doc_id: str) -> None:
-        shard = self._open()
-        shard.update(qe.UpdateOperation.delete_points_by_filter(_doc_filter(doc_id)))
+    def _delete(self, conds: list[Cond]) -> None:
+        self._open().update(qe.UpdateOperation.delete_points_by_filter(_filter(conds)))
 
-    def set_acl(self, doc_id: str, acl: frozenset[str]) -> None:
-        shard = self._open()
-        shard.update(qe.UpdateOperation.set_payload_by_filter(_doc_filter(doc_id), {"acl": sorted(acl)}))
+    def _get_meta(self) -> dict[str, Any] | None:
+        records = self._open().retrieve([META_ID], True, False)
+        return (records[0].payload or {}) if records else None
 
-    # -- reads -----------------------------------------------------------------------------
-    def search(
-        self,
-        dense: list[float],
-        sparse: Sparse,
-        flt: SearchFilter,
-        limit: int,
-        mode: SearchMode = "hybrid",
-    ) -> list[Hit]:
+    def _query(
+        self, dense: list[float], sparse: Sparse, conds: list[Cond], limit: int, mode: SearchMode, with_vectors: bool
+    ) -> tuple[list[Scored], list[Scored], list[Scored]]:
         shard = self._open()
-        qfilter = _filter(flt)
-        wide = limit * _PREFETCH_FACTOR
+        qfilter = _filter(conds)
+        wide = limit * PREFETCH_FACTOR
         dense_q = qe.Query.Nearest(dense, using=DENSE)
         sparse_q = qe.Query.Nearest(qe.SparseVector(sparse.indices, sparse.values), using=SPARSE)
         legs = [
             qe.QueryRequest(limit=wide, query=dense_q, filter=qfilter, with_payload=False),
             qe.QueryRequest(limit=wide, query=sparse_q, filter=qfilter, with_payload=False),
         ]
+        vectors = [DENSE] if with_vectors else False
         if mode == "hybrid":
             final = qe.QueryRequest(
                 limit=limit,
@@ -197,20 +235,25 @@ class EdgeIndex:
                 ],
                 filter=qfilter,
                 with_payload=True,
+                with_vector=vectors,
             )
         else:
             final = qe.QueryRequest(
-                limit=limit, query=dense_q if mode == "dense" else sparse_q, filter=qfilter, with_payload=True
+                limit=limit,
+                query=dense_q if mode == "dense" else sparse_q,
+                filter=qfilter,
+                with_payload=True,
+                with_vector=vectors,
             )
         dense_res, sparse_res, final_res = shard.query_batch(qe.QueryBatchRequest([*legs, final]))
-        breakdown = fuse_breakdown(
-            [(str(p.id), p.score) for p in dense_res], [(str(p.id), p.score) for p in sparse_res]
-        )
-        return [
-            Hit.from_payload(p.payload or {}, p.score, {**breakdown.get(str(p.id), {}), mode: round(p.score, 6)})
-            for p in final_res
-        ]
 
-    def count(self, flt: SearchFilter | None = None) -> int:
-        shard = self._open()
-        return shard.count(qe.CountRequest(filter=_filter(flt) if flt else None, exact=True))
+        def scored(points: list[Any]) -> list[Scored]:
+            return [
+                Scored(str(p.id), p.score, p.payload, (p.vector or {}).get(DENSE) if with_vectors else None)  # type: ignore[union-attr]
+                for p in points
+            ]
+
+        return scored(dense_res), scored(sparse_res), scored(final_res)
+
+    def _count(self, conds: list[Cond]) -> int:
+        return self._open().count(qe.CountRequest(filter=_filter(conds), exact=True))

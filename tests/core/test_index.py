@@ -3,6 +3,7 @@
 
 import random
 import warnings
+from datetime import date
 
 import pytest
 import qdrant_edge as qe
@@ -10,13 +11,14 @@ from qdrant_client import QdrantClient
 
 from sovra.documents import Chunk
 from sovra.errors import IndexMissingError
-from sovra.index import DocInfo, IndexInfo, IndexPoint, SearchFilter, Sparse
+from sovra.index import DocInfo, IndexInfo, IndexPoint, SearchFilter, Sparse, embed_key
 from sovra.index.edge import EdgeIndex
 from sovra.index.server import ServerIndex
 
 DIM = 16
 BM25 = qe.Bm25(qe.Bm25Config(language="english"))
 INFO = IndexInfo(model_id="test-model@1", dim=DIM)
+EVERYONE = {"group:everyone"}
 
 DOCS = {
     "pub-1": ("group:everyone", "Remote work is allowed up to three days per week with manager approval."),
@@ -96,10 +98,10 @@ def test_set_acl_makes_a_document_private(index):
     assert any(h.doc_id == "pub-2" for h in _search(index, "travel expenses", ["group:finance"]))
 
 
-def test_delete_stale_and_delete_document(index):
+def test_replace_and_delete_document(index):
     before = index.count()
-    keep = {"pub-1#0"}
-    index.delete_stale("pub-1", keep)
+    points = _points("pub-1", *DOCS["pub-1"])
+    index.replace([(points[0].doc, points[:1])])
     assert index.count() == before - 1
     index.delete_document("fin-1")
     assert index.count() == before - 3
@@ -144,3 +146,161 @@ def test_second_open_handle_gets_a_clear_error(tmp_path):
     first.close()
     second.check(INFO)  # free again once the first handle is closed
     second.close()
+
+
+# -- versioned replacement ------------------------------------------------------------------------
+
+TEMPLATE_V1 = ["1. Scope of the services.", "2. Fees are due in 30 days.", "3. Either party may terminate."]
+TEMPLATE_V2 = ["0. Definitions added.", "2. Fees are due in 30 days.", "3. Either party may terminate.", "4. New."]
+
+
+def _version(texts: list[str], version: str, acl: str = "group:everyone", **meta) -> tuple[DocInfo, list[IndexPoint]]:
+    """A document whose chunks are ``texts`` laid out one after another on page 1."""
+    info = DocInfo("tpl", "Template", f"file:///tpl?{version}", "contracts", "supply", version, frozenset({acl}), meta)
+    points, pos = [], 0
+    for i, t in enumerate(texts):
+        points.append(IndexPoint(Chunk("tpl", i, 1, pos, pos + len(t), t), info, _vec(t), _sparse(t), embed_key(t)))
+        pos += len(t) + 2
+    return info, points
+
+
+def _expected(texts: list[str], version: str) -> set[tuple[str, int, str]]:
+    _, points = _version(texts, version)
+    return {(p.chunk.text, p.chunk.char_start, p.doc.url) for p in points}
+
+
+def _observe(index) -> set[tuple[str, int, str]]:
+    hits = _search(index, "fees terminate scope", ["group:everyone"], mode="dense", doc_ids=("tpl",))
+    return {(h.text, h.char_start, h.url) for h in hits}
+
+
+def test_replace_keeps_unchanged_chunks_and_moves_their_citations(index):
+    index.replace([_version(TEMPLATE_V1, "v1")])
+    before = {h.chunk_id: h for h in _search(index, "fees", ["group:everyone"], mode="dense", doc_ids=("tpl",))}
+    stored = index.stored_vectors(["tpl"])
+    assert set(stored) == {embed_key(t) for t in TEMPLATE_V1}
+    index.replace([_version(TEMPLATE_V2, "v2")])
+    assert _observe(index) == _expected(TEMPLATE_V2, "v2")
+    after = {h.chunk_id: h for h in _search(index, "fees", ["group:everyone"], mode="dense", doc_ids=("tpl",))}
+    kept = set(before) & set(after)
+    assert len(kept) == 2  # clauses 2 and 3: same ids, new positions
+    assert all(after[c].char_start != before[c].char_start for c in kept)
+    assert index.count(SearchFilter(("group:everyone",), doc_ids=("tpl",))) == 4
+    index.replace([_version(TEMPLATE_V2, "v2")])  # the same version again writes nothing new
+    assert _observe(index) == _expected(TEMPLATE_V2, "v2")
+
+
+def test_every_intermediate_state_of_a_replace_shows_exactly_one_version(index, monkeypatch):
+    index.replace([_version(TEMPLATE_V1, "v1")])
+    seen: list[set[tuple[str, int, str]]] = []
+    for name in ("_write", "_set_payload", "_delete"):
+        original = getattr(index, name)
+
+        def probed(*args, _original=original, **kwargs):
+            _original(*args, **kwargs)
+            seen.append(_observe(index))  # a search right after each storage operation
+
+        monkeypatch.setattr(index, name, probed)
+    index.replace([_version(TEMPLATE_V2, "v2")])
+    old, new = _expected(TEMPLATE_V1, "v1"), _expected(TEMPLATE_V2, "v2")
+    assert len(seen) >= 3 and old in seen and seen[-1] == new
+    assert all(s in (old, new) for s in seen), [s for s in seen if s not in (old, new)]
+    seen.clear()
+    index.delete_document("tpl")
+    assert all(s in (new, set()) for s in seen) and seen[-1] == set()
+
+
+def test_concurrent_searches_see_one_version_while_a_document_is_replaced(index):
+    import threading
+
+    versions = [(TEMPLATE_V1, "v1"), (TEMPLATE_V2, "v2")]
+    allowed = [_expected(t, v) for t, v in versions]
+    index.replace([_version(*versions[0])])
+    seen: list[set[tuple[str, int, str]]] = []
+    done = threading.Event()
+    progress = threading.Condition()
+
+    errors: list[BaseException] = []
+
+    def reader() -> None:
+        try:
+            while not done.is_set():
+                got = _observe(index)
+                with progress:
+                    seen.append(got)
+                    progress.notify_all()
+        except BaseException as exc:  # reported below, not lost in the thread
+            errors.append(exc)
+            done.set()
+
+    thread = threading.Thread(target=reader)
+    thread.start()
+    try:
+        for i in range(1, 21):
+            index.replace([_version(*versions[i % 2])])
+            with progress:  # let the reader search at least once between replacements
+                n = len(seen)
+                progress.wait_for(lambda n=n: len(seen) > n or done.is_set(), timeout=30)
+            if done.is_set():
+                break
+    finally:
+        done.set()
+        thread.join()
+    assert not errors, errors[0]
+    assert len(seen) >= 20
+    bad = [s for s in seen if s not in allowed]
+    assert not bad, bad[:3]
+    assert allowed[0] in seen and allowed[1] in seen
+
+
+def test_an_interrupted_replace_stays_invisible_and_is_undone(index, monkeypatch):
+    index.replace([_version(TEMPLATE_V1, "v1")])
+
+    class Crash(Exception):
+        pass
+
+    def crash(*args, **kwargs):
+        raise Crash()
+
+    monkeypatch.setattr(index, "_commit", crash)
+    with pytest.raises(Crash):
+        index.replace([_version(TEMPLATE_V2, "v2")])
+    assert _observe(index) == _expected(TEMPLATE_V1, "v1")
+    monkeypatch.undo()
+    index.replace([_version([*TEMPLATE_V1, "9. Annex."], "v3")])
+    assert _observe(index) == _expected([*TEMPLATE_V1, "9. Annex."], "v3")
+    assert index.count(SearchFilter(("group:everyone",), doc_ids=("tpl",))) == 4
+
+
+def test_permission_change_in_a_new_version_applies_to_the_old_one_at_once(index):
+    index.replace([_version(TEMPLATE_V1, "v1")])
+    info, points = _version(TEMPLATE_V2, "v2", acl="group:legal")
+    index.replace([(info, points)])
+    assert _observe(index) == set()
+    hits = _search(index, "fees", ["group:legal"], mode="dense", doc_ids=("tpl",))
+    assert {h.text for h in hits} == set(TEMPLATE_V2)
+
+
+# -- metadata filters -----------------------------------------------------------------------------
+
+
+def test_metadata_filters(index):
+    acme = {"tenant": "bank-de", "counterparty": "Acme GmbH", "counterparty_id": "CP-1", "effective_date": "2024-01-01"}
+    blau = {"tenant": "bank-nl", "counterparty": "Blauwal B.V.", "effective_date": "2025-07-01"}
+    for doc_id, meta in {"c-acme": acme, "c-blau": blau}.items():
+        info = DocInfo(doc_id, doc_id, f"file:///{doc_id}", "contracts", "supply", "1", frozenset(EVERYONE), meta)
+        text = f"{doc_id}: the supplier may terminate with 90 days notice."
+        index.replace([(info, [IndexPoint(Chunk(doc_id, 0, 1, 0, len(text), text), info, _vec(text), _sparse(text))])])
+
+    def ids(**flt):
+        return sorted({h.doc_id for h in _search(index, "terminate notice", ["group:everyone"], **flt)})
+
+    assert ids(tenants=("bank-de",)) == ["c-acme"]
+    assert ids(counterparties=("acme gmbh",)) == ["c-acme"]
+    assert ids(counterparties=("CP-1", "Blauwal B.V.")) == ["c-acme", "c-blau"]
+    assert ids(effective_from=date(2025, 1, 1)) == ["c-blau"]
+    assert ids(effective_to=date(2024, 12, 31)) == ["c-acme"]
+    assert ids(effective_from=date(2024, 1, 1), effective_to=date(2024, 1, 1)) == ["c-acme"]
+    assert ids(doc_types=("supply",), sources=("contracts",)) == ["c-acme", "c-blau"]
+    assert ids(doc_types=("loan",)) == []
+    assert ids(tenants=("bank-de",), counterparties=("Blauwal B.V.",)) == []

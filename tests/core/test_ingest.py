@@ -171,3 +171,46 @@ def test_model_mismatch_on_existing_index(setup, embedder):
 
     with pytest.raises(IndexMissingError):
         index.check(IndexInfo(model_id="another", dim=embedder.dim))
+
+
+CONTRACT = "\n\n".join(
+    f"{n}. Clause {n}\n{n}.1 " + f"The parties agree on the terms of clause number {n}, which covers topic {n}. " * 4
+    for n in range(1, 9)
+)
+
+
+class CountingEmbedder:
+    def __init__(self, real):
+        self.real, self.model_id, self.dim, self.embedded = real, real.model_id, real.dim, 0
+
+    def embed_documents(self, texts):
+        self.embedded += len(texts)
+        return self.real.embed_documents(texts)
+
+    def sparse_documents(self, texts):
+        return self.real.sparse_documents(texts)
+
+
+def test_a_one_clause_edit_reembeds_only_the_chunks_that_changed(tmp_path, embedder):
+    counting = CountingEmbedder(embedder)
+    index = EdgeIndex(tmp_path / "q", "c")
+    ingestor = Ingestor(index, counting, tmp_path / "state.sqlite", chunk_chars=400, chunk_overlap=40)
+    conn = ListConnector("mem", {"k": (CONTRACT, EVERYONE, "1")})
+    first = ingestor.run([conn])
+    old_chunks = chunk_pages("k", [Page(1, CONTRACT)], 400, 40)
+    assert first.chunks_embedded == counting.embedded == len(old_chunks) > 6
+    edited = CONTRACT.replace("covers topic 3.", "covers topic 3 and, from 2026, a longer notice period.", 1)
+    conn.docs["k"] = (edited, EVERYONE, "2")
+    second = ingestor.run([conn])
+    new_chunks = chunk_pages("k", [Page(1, edited)], 400, 40)
+    changed = {c.text for c in new_chunks} - {c.text for c in old_chunks}
+    assert second.updated == 1 and 1 <= second.chunks_embedded == len(changed) <= 2
+    # Unchanged chunks keep their ids; every citation points into the new text.
+    hits = index.search(
+        embedder.embed_query("clause"), embedder.sparse_query("clause"), SearchFilter(("group:everyone",)), 50
+    )
+    assert {h.chunk_id for h in hits} == {c.id for c in new_chunks}
+    assert len({c.id for c in new_chunks} & {c.id for c in old_chunks}) == len(new_chunks) - len(changed)
+    assert all(edited[h.char_start : h.char_end] == h.text for h in hits)
+    assert any(h.char_start != o.char_start for h in hits for o in old_chunks if o.id == h.chunk_id)
+    index.close()

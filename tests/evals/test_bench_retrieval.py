@@ -38,6 +38,8 @@ def test_tiny_run_reports_every_mode_with_no_acl_leak(embedder, tmp_path) -> Non
     raw, pipe = ing["raw_embed_s"][0], ing["pipeline_s"][0]
     assert abs(ing["overhead"] - (pipe - raw) / raw) < 0.01  # (b - a) / a, from rounded seconds
     assert "pipeline_overhead_under_10pct" in result["verdict"]
+    edit = ing["one_clause_edit"]
+    assert edit["documents_updated"] == 1 and 1 <= edit["chunks_reembedded"] < edit["document_chunks"]
     assert any("synthetic" in n for n in result["notes"])
     assert result["machine"]["load_avg_start"]
 
@@ -47,7 +49,7 @@ def test_corpus_is_seeded_and_acl_mix_is_as_documented(embedder) -> None:
     pa, ta = a.batch(1000, 20)
     pb, tb = b.batch(1000, 20)
     assert ta == tb and [p.dense for p in pa] == [p.dense for p in pb]
-    assert pa[0].chunk.id == "bench:doc-000200#0"  # point 1000 is chunk 0 of document 200
+    assert (pa[0].chunk.doc_id, pa[0].chunk.index) == ("bench:doc-000200", 0)  # point 1000: chunk 0 of doc 200
     assert abs(sum(x * x for x in pa[0].dense) - 1.0) < 1e-4  # unit vectors, like MiniLM's
     assert pa[0].sparse.indices  # real BM25 terms
     public = sum(doc_acl(d, 7) == frozenset({EVERYONE}) for d in range(5000)) / 5000

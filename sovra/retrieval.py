@@ -1,0 +1,170 @@
+"""The search pipeline above the index: embed once, retrieve, rerank, diversify.
+
+1. The query is embedded once (dense + BM25 sparse); callers that need the vector again (the
+   evidence picker) get it from :meth:`Retriever.embed`, which remembers the last queries.
+2. The index returns candidates, filtered inside Qdrant (ACL, metadata, version window) and fused
+   there (RRF); more than asked when a later stage needs room to choose.
+3. Optional: a cross-encoder (:mod:`sovra.rerank`) rescores the top candidates.
+4. Near-duplicates are dropped (the same clause in two versions of a template) and, when
+   ``mmr_lambda < 1``, hits are picked by maximal marginal relevance over their dense vectors.
+
+Stages 3 and 4 run here, once, so both index backends behave identically. Qdrant (server and
+qdrant-edge) also has a native MMR query, but it scores relevance by one dense vector only, which
+would throw away the fused hybrid ranking; here relevance is whatever the previous stage ranked by.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+import threading
+import weakref
+from collections import OrderedDict
+from dataclasses import dataclass, replace
+from typing import Any
+
+from sovra.index.base import Hit, SearchFilter, SearchMode, Sparse
+
+_WORD = re.compile(r"\w+")
+_CACHE_SIZE = 64
+
+
+@dataclass(frozen=True)
+class RetrievalConfig:
+    mmr_lambda: float = 1.0  # 1 = relevance only
+    dedup_threshold: float = 0.97  # word-shingle Jaccard at or above which a hit is a near-duplicate
+    rerank_candidates: int = 24
+
+    @classmethod
+    def from_settings(cls, settings: Any) -> RetrievalConfig:
+        return cls(
+            mmr_lambda=settings.mmr_lambda,
+            dedup_threshold=settings.dedup_threshold,
+            rerank_candidates=settings.rerank_candidates,
+        )
+
+    @property
+    def diversifies(self) -> bool:
+        return self.mmr_lambda < 1.0 or self.dedup_threshold < 1.0
+
+
+def _shingles(text: str) -> set[tuple[str, ...]]:
+    words = _WORD.findall(text.casefold())
+    return {tuple(words[i : i + 3]) for i in range(max(1, len(words) - 2))}
+
+
+def _jaccard(a: set[Any], b: set[Any]) -> float:
+    return len(a & b) / len(a | b) if a or b else 1.0
+
+
+def _cosine(a: list[float], b: list[float]) -> float:
+    dot = sum(x * y for x, y in zip(a, b, strict=True))
+    norm = math.sqrt(sum(x * x for x in a)) * math.sqrt(sum(y * y for y in b))
+    return dot / norm if norm else 0.0
+
+
+def diversify(hits: list[Hit], limit: int, mmr_lambda: float = 1.0, dedup_threshold: float = 1.0) -> list[Hit]:
+    """Drop near-duplicate texts, then pick ``limit`` hits by maximal marginal relevance.
+
+    Relevance is the hits' order (min-max normalised ``score``); similarity is the cosine of
+    their dense vectors (hits without vectors count as dissimilar). Each kept hit gets its MMR
+    value in ``scores["mmr"]`` when MMR is on.
+    """
+    kept: list[Hit] = []
+    seen: list[set[tuple[str, ...]]] = []
+    for h in hits:
+        sh = _shingles(h.text)
+        if dedup_threshold < 1.0 and any(_jaccard(sh, s) >= dedup_threshold for s in seen):
+            continue
+        if dedup_threshold >= 1.0 and any(h.text == k.text for k in kept):
+            continue
+        kept.append(h)
+        seen.append(sh)
+    if mmr_lambda >= 1.0 or len(kept) <= 1:
+        return kept[:limit]
+    scores = [h.score for h in kept]
+    lo, hi = min(scores), max(scores)
+    rel = [(s - lo) / (hi - lo) if hi > lo else 1.0 for s in scores]
+    chosen: list[int] = []
+    max_sim = [0.0] * len(kept)
+    out: list[Hit] = []
+    while len(chosen) < min(limit, len(kept)):
+        best, best_val = -1, -math.inf
+        for i in range(len(kept)):
+            if i in chosen:
+                continue
+            val = mmr_lambda * rel[i] - (1 - mmr_lambda) * max_sim[i]
+            if val > best_val:
+                best, best_val = i, val
+        chosen.append(best)
+        out.append(replace(kept[best], scores={**kept[best].scores, "mmr": round(best_val, 6)}))
+        vb = kept[best].vector
+        for i, h in enumerate(kept):
+            if vb is not None and h.vector is not None and i not in chosen:
+                max_sim[i] = max(max_sim[i], _cosine(vb, h.vector))
+    return out
+
+
+class Retriever:
+    """One search as ``search_documents`` runs it. Thread-safe; cheap to create."""
+
+    def __init__(self, index: Any, embedder: Any, reranker: Any = None, config: RetrievalConfig | None = None) -> None:
+        self.index = index
+        self.embedder = embedder
+        self.reranker = reranker
+        self.config = config or RetrievalConfig()
+
+    def embed(self, query: str) -> tuple[list[float], Sparse]:
+        return embed_query(self.embedder, query)
+
+    def search(self, query: str, flt: SearchFilter, limit: int, mode: SearchMode = "hybrid") -> list[Hit]:
+        cfg = self.config
+        dense, sparse = self.embed(query)
+        wide = limit
+        if self.reranker is not None:
+            wide = max(wide, cfg.rerank_candidates)
+        if cfg.diversifies:
+            wide = max(wide, limit * 3)
+        hits = self.index.search(dense, sparse, flt, wide, mode=mode, with_vectors=cfg.mmr_lambda < 1.0)
+        if self.reranker is not None and hits:
+            hits = rerank(self.reranker, query, hits)
+        if cfg.diversifies:
+            return diversify(hits, limit, cfg.mmr_lambda, cfg.dedup_threshold)
+        return hits[:limit]
+
+
+def rerank(reranker: Any, query: str, hits: list[Hit]) -> list[Hit]:
+    """Order ``hits`` by the cross-encoder's score, which becomes each hit's ``score``."""
+    scores = reranker.score(query, [h.text for h in hits])
+    out = [
+        replace(h, score=float(s), scores={**h.scores, "rerank": round(float(s), 6)})
+        for h, s in zip(hits, scores, strict=True)
+    ]
+    return sorted(out, key=lambda h: -h.score)
+
+
+# The question is embedded for the search and again to pick evidence sentences: each embedder
+# remembers its last few query embeddings. Whitespace changes neither vector, so it is normalised.
+_caches: weakref.WeakKeyDictionary[Any, OrderedDict[str, tuple[list[float], Sparse]]] = weakref.WeakKeyDictionary()
+_cache_lock = threading.Lock()
+
+
+def embed_query(embedder: Any, query: str) -> tuple[list[float], Sparse]:
+    """The query's dense and sparse vectors, computed once per embedder for recent queries."""
+    text = " ".join(query.split())
+    with _cache_lock:
+        try:
+            cache = _caches.setdefault(embedder, OrderedDict())
+        except TypeError:  # not weak-referenceable: no cache
+            cache = OrderedDict()
+        if text in cache:
+            cache.move_to_end(text)
+            return cache[text]
+    dense = embedder.embed_query(text)
+    sv = embedder.sparse_query(text)
+    value = (list(dense), Sparse(list(sv.indices), list(sv.values)))
+    with _cache_lock:
+        cache[text] = value
+        while len(cache) > _CACHE_SIZE:
+            cache.popitem(last=False)
+    return value

@@ -8,11 +8,38 @@ Rules of the contract:
   still yielded and its ``load()`` raises ``ParseError``.
 - When the access list of an item cannot be determined, the item gets an empty ACL (nobody
   may read it); never make a document public by default.
+
+Incremental sync (optional). A connector whose source can say what changed (a delta token, a
+high-water mark) also implements ``sync(cursor: str | None) -> Iterator[Change]`` (the
+``DeltaConnector`` protocol in ``sovra.documents``); ingest then calls it instead of
+``documents()``. It yields, in order:
+- ``Document`` for an item added or changed (content or ACL: an ACL-only change is applied to the
+  index without re-embedding), ``Deletion(id)`` for an item removed or no longer visible;
+- ``Checkpoint(cursor)`` wherever the source could resume; at least one, last, with the cursor of
+  the next sync. Ingest stores it after every change yielded before it is in the index, so a sync
+  killed half-way resumes from the last stored checkpoint: re-seen items are skipped by version,
+  nothing is duplicated or lost. An item whose ``load()`` raises ``SourceError`` (network,
+  throttling: may pass) holds the cursor back so the next run sees it again; a ``ParseError``
+  (the item itself is bad) does not;
+- ``FullListing()`` before a complete enumeration (``cursor`` None, or the source said the cursor
+  expired): documents of the source not yielded by the end of the sync are then deleted.
+A sync that cannot go on raises ``SovraError``: what was applied stays, the cursor stays put.
+
+Example::
+
+    def sync(self, cursor: str | None) -> Iterator[Change]:
+        since = int(cursor or 0)
+        if cursor is None:
+            yield FullListing()
+        for row in self.rows_changed_after(since):
+            yield Deletion(row.id) if row.deleted else self.document(row)
+        yield Checkpoint(str(self.high_water_mark()))
 """
 
 from __future__ import annotations
 
 import importlib
+import json
 import logging
 from collections.abc import Callable
 from importlib.metadata import entry_points
@@ -33,6 +60,8 @@ _BUILTINS: dict[str, str] = {
     "filesystem": "sovra.connectors.filesystem:FilesystemConnector",
     "sharepoint_export": "sovra.connectors.sharepoint_export:SharePointExportConnector",
     "ledger": "sovra.connectors.ledger:LedgerConnector",
+    "sharepoint_graph": "sovra.connectors.sharepoint_graph:SharePointGraphConnector",
+    "s3": "sovra.connectors.s3:S3Connector",
 }
 _REGISTRY: dict[str, ConnectorFactory] = {}
 
@@ -82,6 +111,32 @@ def _resolve(kind: str) -> ConnectorFactory:
         factory = getattr(importlib.import_module(module_name), attr)
     _REGISTRY[kind] = factory
     return factory
+
+
+SIDECAR_SUFFIX = ".meta.json"
+_PRINCIPAL_PREFIXES = ("group:", "user:")
+
+
+def parse_sidecar(raw: bytes, name: str) -> dict[str, Any]:
+    """A ``<file>.meta.json`` sidecar: a JSON object with optional ``title``, ``acl`` (a list of
+    principals such as ``group:finance``) and business metadata (counterparty, contract_id,
+    effective_date, ...). Raises ``ParseError`` naming the sidecar when it is unusable."""
+    hint = f"fix {name}: a JSON object with an 'acl' list such as [\"group:finance\"]"
+    try:
+        data = json.loads(raw.decode("utf-8-sig"))
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise ParseError(f"sidecar {name} is not valid JSON ({exc})", hint=hint) from exc
+    if not isinstance(data, dict):
+        raise ParseError(f"sidecar {name} is not a JSON object", hint=hint)
+    acl = data.get("acl", [])
+    if not isinstance(acl, list) or not all(
+        isinstance(p, str) and p.startswith(_PRINCIPAL_PREFIXES) and len(p.split(":", 1)[1]) > 0 for p in acl
+    ):
+        raise ParseError(
+            f"sidecar {name} has an invalid acl {acl!r}",
+            hint="principals are strings like 'group:finance' or 'user:bob'",
+        )
+    return data
 
 
 def failing_loader(message: str, hint: str | None = None) -> Callable[[], list[Page]]:

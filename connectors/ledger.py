@@ -3,19 +3,27 @@
 Individual journal entries are not indexed: figures come from the typed ledger tool
 (``sovra.tools.ledger``), which queries the database at answer time. Bank details (IBAN) are
 left out of the indexed text on purpose.
+
+The database is a SQLite file (``db_path``) or any SQLAlchemy URL (``url``: SQLite or PostgreSQL).
+Connections are read-only (SQLite: ``mode=ro`` and ``PRAGMA query_only``; PostgreSQL: a
+``READ ONLY`` transaction) and statements run under ``timeout_s``.
 """
 
 from __future__ import annotations
 
 import hashlib
 import logging
-import sqlite3
 from collections.abc import Iterable, Iterator
-from contextlib import closing
 from pathlib import Path
+from typing import Any
+
+from sqlalchemy import Connection, Engine, create_engine, event
+from sqlalchemy import text as sql
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import SQLAlchemyError
 
 from sovra.documents import Document, Page
-from sovra.errors import ConfigError
+from sovra.errors import ConfigError, SourceError
 
 log = logging.getLogger(__name__)
 
@@ -23,50 +31,109 @@ DEFAULT_ACL = frozenset({"group:finance"})
 
 
 class LedgerConnector:
-    def __init__(self, db_path: Path | str, name: str = "ledger", acl: Iterable[str] = DEFAULT_ACL) -> None:
-        self.db_path = Path(db_path)
+    def __init__(
+        self,
+        db_path: Path | str | None = None,
+        name: str = "ledger",
+        acl: Iterable[str] = DEFAULT_ACL,
+        url: str | None = None,
+        timeout_s: float = 30.0,
+    ) -> None:
+        if (db_path is None) == (url is None):
+            raise ConfigError(f"connector {name!r}: give either db_path (a SQLite file) or url")
+        self.db_path = Path(db_path) if db_path is not None else None
+        self.url = url
         self.name = name
         self.acl = frozenset(acl)
+        self.timeout_s = timeout_s
 
     def documents(self) -> Iterator[Document]:
         # The texts are small, so they are built while listing: the version is then the hash
         # of exactly what gets indexed, and load() only hands the text over.
-        with closing(self._connect()) as conn:
-            docs = [*self._counterparties(conn), *self._accounts(conn)]
+        engine = self._engine()
+        try:
+            with engine.connect() as conn:
+                self._arm(conn)
+                docs = [*self._counterparties(conn), *self._accounts(conn)]
+                conn.rollback()
+        except SQLAlchemyError as exc:
+            # A database that refuses connections fails the listing (never an empty one, which
+            # would delete every ledger document from the index).
+            raise SourceError(
+                f"connector {self.name!r}: cannot read the ledger ({type(exc).__name__}: {_first_line(exc)})",
+                hint="check that the database is up and the URL, user and tables (accounts, counterparties, "
+                "journal_entries) are right",
+            ) from exc
+        finally:
+            engine.dispose()
         yield from docs
 
-    def _connect(self) -> sqlite3.Connection:
-        if not self.db_path.is_file():
-            raise ConfigError(
-                f"connector {self.name!r}: ledger database {self.db_path} does not exist",
-                hint="check the connector's db_path",
+    def _engine(self) -> Engine:
+        if self.db_path is not None:
+            if not self.db_path.is_file():
+                raise ConfigError(
+                    f"connector {self.name!r}: ledger database {self.db_path} does not exist",
+                    hint="check the connector's db_path",
+                )
+            url = make_url("sqlite://").set(
+                database=self.db_path.resolve().as_uri(), query={"mode": "ro", "uri": "true"}
             )
-        uri = self.db_path.resolve().as_uri() + "?mode=ro"
-        try:
-            conn = sqlite3.connect(uri, uri=True)
-            conn.execute("PRAGMA query_only = ON")
-            conn.execute("SELECT 1 FROM counterparties LIMIT 0")
-        except sqlite3.Error as exc:
+        else:
+            try:
+                url = make_url(str(self.url))
+            except Exception as exc:
+                raise ConfigError(f"connector {self.name!r}: invalid ledger URL ({exc})") from exc
+        backend = url.get_backend_name()
+        if backend == "sqlite":
+            engine = create_engine(url)
+            event.listen(engine, "connect", _sqlite_read_only)
+        elif backend == "postgresql":
+            args = (
+                {"connect_timeout": max(1, int(self.timeout_s))}
+                if url.get_driver_name() in ("psycopg", "psycopg2")
+                else {}
+            )
+            engine = create_engine(url, connect_args=args)
+        else:
             raise ConfigError(
-                f"connector {self.name!r}: cannot read ledger {self.db_path} ({exc})",
-                hint="the file must be a SQLite ledger with accounts, counterparties and journal_entries",
-            ) from exc
-        conn.row_factory = sqlite3.Row
-        return conn
+                f"connector {self.name!r}: unsupported ledger database {backend!r}", hint="SQLite or PostgreSQL"
+            )
+        return engine
 
-    def _counterparties(self, conn: sqlite3.Connection) -> list[Document]:
-        yearly: dict[str, list[sqlite3.Row]] = {}
+    def _arm(self, conn: Connection) -> None:
+        if conn.dialect.name == "postgresql":
+            conn.exec_driver_sql("SET TRANSACTION READ ONLY")
+            conn.exec_driver_sql(f"SET LOCAL statement_timeout = {max(1, int(self.timeout_s * 1000))}")
+        try:
+            conn.exec_driver_sql("SELECT 1 FROM counterparties LIMIT 0")
+        except SQLAlchemyError as exc:
+            if "refused" in str(exc).lower() or "could not connect" in str(exc).lower():
+                raise
+            raise ConfigError(
+                f"connector {self.name!r}: cannot read ledger {self.db_path or _safe_url(str(self.url))} "
+                f"({_first_line(exc)})",
+                hint="the database must be a ledger with accounts, counterparties and journal_entries",
+            ) from exc
+
+    def _counterparties(self, conn: Connection) -> list[Document]:
+        yearly: dict[str, list[Any]] = {}
         for row in conn.execute(
-            """SELECT counterparty_id, substr(entry_date, 1, 4) AS year, COALESCE(currency, '') AS currency,
-                      COUNT(*) AS n, SUM(COALESCE(debit, 0) - COALESCE(credit, 0)) AS total
-               FROM journal_entries WHERE counterparty_id IS NOT NULL
-               GROUP BY counterparty_id, year, currency ORDER BY counterparty_id, year, currency"""
-        ):
+            sql(
+                """SELECT counterparty_id, substr(CAST(entry_date AS TEXT), 1, 4) AS year,
+                          COALESCE(currency, '') AS currency, COUNT(*) AS n,
+                          SUM(COALESCE(debit, 0) - COALESCE(credit, 0)) AS total
+                   FROM journal_entries WHERE counterparty_id IS NOT NULL
+                   GROUP BY 1, 2, 3 ORDER BY 1, 2, 3"""
+            )
+        ).mappings():
             yearly.setdefault(row["counterparty_id"], []).append(row)
         docs = []
         for cp in conn.execute(
-            "SELECT counterparty_id, name, country, category, contract_id FROM counterparties ORDER BY counterparty_id"
-        ):
+            sql(
+                "SELECT counterparty_id, name, country, category, contract_id FROM counterparties "
+                "ORDER BY counterparty_id"
+            )
+        ).mappings():
             cp_id = cp["counterparty_id"]
             lines = [
                 f"Counterparty: {cp['name']} ({cp_id})",
@@ -78,7 +145,8 @@ class LedgerConnector:
             if years:
                 lines.append("Payments by year (ledger entries, net debit minus credit):")
                 lines += [
-                    f"- {y['year']}: {y['n']} entries, total {y['total']:,.2f} {y['currency']}".rstrip() for y in years
+                    f"- {y['year']}: {y['n']} entries, total {float(y['total']):,.2f} {y['currency']}".rstrip()
+                    for y in years
                 ]
             else:
                 lines.append("No ledger entries recorded.")
@@ -99,9 +167,11 @@ class LedgerConnector:
             )
         return docs
 
-    def _accounts(self, conn: sqlite3.Connection) -> list[Document]:
+    def _accounts(self, conn: Connection) -> list[Document]:
         docs = []
-        for acc in conn.execute("SELECT account_code, name, type, description FROM accounts ORDER BY account_code"):
+        for acc in conn.execute(
+            sql("SELECT account_code, name, type, description FROM accounts ORDER BY account_code")
+        ).mappings():
             text = "\n".join(
                 [
                     f"Account {acc['account_code']}: {acc['name']}",
@@ -133,3 +203,21 @@ class LedgerConnector:
             metadata=metadata,
             doc_type=doc_type,
         )
+
+
+def _sqlite_read_only(dbapi_connection: Any, _record: Any) -> None:
+    cursor = dbapi_connection.cursor()
+    cursor.execute("PRAGMA query_only = ON")
+    cursor.close()
+
+
+def _first_line(exc: SQLAlchemyError) -> str:
+    return str(getattr(exc, "orig", None) or exc).strip().splitlines()[0][:300]
+
+
+def _safe_url(url: str) -> str:
+    """The URL without its password, for messages."""
+    try:
+        return make_url(url).render_as_string(hide_password=True)
+    except Exception:
+        return "(invalid URL)"

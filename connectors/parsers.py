@@ -1,28 +1,41 @@
-"""Turn a source file into citable pages: PDF, DOCX, HTML, Markdown and plain text.
+"""Turn a source file into citable pages: PDF, DOCX, XLSX, CSV, HTML, Markdown and plain text.
 
-Every failure a person can act on (corrupt, encrypted, scanned, empty, too large, unsupported)
-becomes a ``ParseError`` whose message names the file, so ingest can report it and move on.
+Every failure a person can act on (corrupt, encrypted, scanned, empty, too large, a zip bomb,
+binary data, unsupported) becomes a ``ParseError`` whose message names the file, so ingest can
+report it and move on. Memory per file is bounded: files over ``max_bytes`` are refused before
+they are read, and zip containers (DOCX, XLSX) whose members would inflate past
+``MAX_UNZIPPED_BYTES`` or ``MAX_ZIP_RATIO`` are refused before they are opened.
 """
 
 from __future__ import annotations
 
+import csv
+import io
 import logging
 import re
+import tempfile
 import zipfile
 from collections.abc import Iterator
-from pathlib import Path
+from pathlib import Path, PurePath
 
 from sovra.documents import Page
 from sovra.errors import ParseError
 
 log = logging.getLogger(__name__)
 
-DEFAULT_MAX_BYTES = 50 * 1024 * 1024
+DEFAULT_MAX_BYTES = 100 * 1024 * 1024
+MAX_UNZIPPED_BYTES = 512 * 1024 * 1024  # a DOCX/XLSX whose parts inflate past this is refused
+MAX_ZIP_RATIO = 200  # ... and so is one past this compression ratio (text XML compresses ~10-30x)
+CSV_ROWS_PER_PAGE = 100  # a CSV "page" is a block of rows, each page repeating the header
 PDF_EXTENSIONS = frozenset({".pdf"})
 DOCX_EXTENSIONS = frozenset({".docx"})
+XLSX_EXTENSIONS = frozenset({".xlsx", ".xlsm"})
+CSV_EXTENSIONS = frozenset({".csv", ".tsv"})
 HTML_EXTENSIONS = frozenset({".html", ".htm"})
 TEXT_EXTENSIONS = frozenset({".md", ".markdown", ".txt"})
-SUPPORTED_EXTENSIONS = PDF_EXTENSIONS | DOCX_EXTENSIONS | HTML_EXTENSIONS | TEXT_EXTENSIONS
+SUPPORTED_EXTENSIONS = (
+    PDF_EXTENSIONS | DOCX_EXTENSIONS | XLSX_EXTENSIONS | CSV_EXTENSIONS | HTML_EXTENSIONS | TEXT_EXTENSIONS
+)
 
 # Unicode line/paragraph separators mark structural breaks while the HTML source's own
 # formatting whitespace is being collapsed; they are turned into newlines at the end.
@@ -32,8 +45,23 @@ _INLINE_SPACE = re.compile(r"[^\S\n\u2028\u2029]+")
 _BLANK_LINES = re.compile(r"\n{3,}")
 
 
-def is_supported(path: Path) -> bool:
-    return path.suffix.lower() in SUPPORTED_EXTENSIONS
+def is_supported(path: PurePath | str) -> bool:
+    return PurePath(path).suffix.lower() in SUPPORTED_EXTENSIONS
+
+
+def parse_bytes(data: bytes, name: str, max_bytes: int = DEFAULT_MAX_BYTES) -> list[Page]:
+    """``parse_file`` for content fetched over the network; ``name`` (a file name) picks the format
+    and names the item in errors."""
+    if len(data) > max_bytes:
+        raise ParseError(
+            f"{name}: the file is {len(data) / 1e6:.1f} MB, over the {max_bytes / 1e6:.1f} MB limit",
+            hint="split the file or raise the size limit of the connector",
+        )
+    safe = re.sub(r"[^\w.() -]", "_", PurePath(name.replace("\\", "/")).name)[-150:] or "item"
+    with tempfile.TemporaryDirectory(prefix="sovra-parse-") as tmp:
+        path = Path(tmp) / safe
+        path.write_bytes(data)
+        return parse_file(path, max_bytes=max_bytes)
 
 
 def parse_file(path: Path, max_bytes: int = DEFAULT_MAX_BYTES) -> list[Page]:
@@ -64,6 +92,10 @@ def parse_file(path: Path, max_bytes: int = DEFAULT_MAX_BYTES) -> list[Page]:
         pages = _parse_pdf(path)
     elif suffix in DOCX_EXTENSIONS:
         pages = _parse_docx(path)
+    elif suffix in XLSX_EXTENSIONS:
+        pages = _parse_xlsx(path)
+    elif suffix in CSV_EXTENSIONS:
+        pages = _parse_csv(path, "\t" if suffix == ".tsv" else None)
     elif suffix in HTML_EXTENSIONS:
         pages = [Page(1, _parse_html(_read_text(path)))]
     else:
@@ -87,6 +119,14 @@ def normalize_text(text: str) -> str:
 
 def _read_text(path: Path) -> str:
     data = path.read_bytes()
+    if data.startswith((b"\xff\xfe", b"\xfe\xff")):
+        try:
+            return data.decode("utf-16")
+        except UnicodeDecodeError as exc:
+            raise ParseError(f"{path.name}: the UTF-16 text is malformed ({exc.reason})") from exc
+    if b"\x00" in data[:8192]:
+        # NUL bytes never occur in text in an 8-bit encoding: this is a binary file misnamed.
+        raise ParseError(f"{path.name}: binary data, not text", hint="check the file's extension matches its content")
     try:
         return data.decode("utf-8-sig")
     except UnicodeDecodeError:
@@ -153,14 +193,30 @@ def _parse_pdf(path: Path) -> list[Page]:
 _W = "{http://schemas.openxmlformats.org/wordprocessingml/2006/main}"
 
 
+def _check_zip(path: Path, kind: str, hint: str) -> None:
+    """Refuse a zip container that is not one, or that would inflate past the limits. The sizes
+    come from the central directory; a member that lies about its size fails its CRC on reading."""
+    if not zipfile.is_zipfile(path):
+        raise ParseError(f"{path.name}: not a valid {kind} file (it is not a zip archive)", hint=hint)
+    try:
+        with zipfile.ZipFile(path) as zf:
+            infos = zf.infolist()
+    except (zipfile.BadZipFile, OSError, ValueError) as exc:
+        raise ParseError(f"{path.name}: the {kind} file is a corrupt zip archive ({exc})") from exc
+    unzipped = sum(i.file_size for i in infos)
+    packed = max(1, sum(i.compress_size for i in infos))
+    if unzipped > MAX_UNZIPPED_BYTES or (unzipped > 10 * 1024 * 1024 and unzipped / packed > MAX_ZIP_RATIO):
+        raise ParseError(
+            f"{path.name}: the {kind} file would unpack to {unzipped / 1e6:.0f} MB "
+            f"(ratio {unzipped / packed:.0f}:1): refused as a possible zip bomb",
+            hint="open and re-save the file; embedded media can be removed",
+        )
+
+
 def _parse_docx(path: Path) -> list[Page]:
     import docx
 
-    if not zipfile.is_zipfile(path):
-        raise ParseError(
-            f"{path.name}: not a valid DOCX file (it is not a zip archive)",
-            hint="old .doc files must be converted to .docx",
-        )
+    _check_zip(path, "DOCX", "old .doc files must be converted to .docx")
     try:
         document = docx.Document(str(path))
     except Exception as exc:  # python-docx raises KeyError, PackageNotFoundError, lxml errors
@@ -270,3 +326,68 @@ def _parse_html(markup: str) -> str:
     if title and (not paragraphs or paragraphs[0].split("\n")[0] != title):
         paragraphs.insert(0, title)
     return "\n\n".join(paragraphs)
+
+
+# --- spreadsheets ---------------------------------------------------------------------------
+
+
+def _cell(value: object) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, float) and value.is_integer():
+        return str(int(value))
+    return " ".join(str(value).split())
+
+
+def _parse_xlsx(path: Path) -> list[Page]:
+    """One page per worksheet: the sheet name, then a line per non-empty row, cells joined by " | "."""
+    import openpyxl
+
+    _check_zip(path, "XLSX", "old .xls files must be converted to .xlsx")
+    try:
+        book = openpyxl.load_workbook(path, read_only=True, data_only=True)
+    except Exception as exc:  # openpyxl raises KeyError, InvalidFileException, lxml errors
+        raise ParseError(
+            f"{path.name}: the XLSX file cannot be read ({type(exc).__name__}: {exc})",
+            hint="open and re-save it in Excel or LibreOffice",
+        ) from exc
+    pages = []
+    try:
+        for number, sheet in enumerate(book.worksheets, start=1):
+            lines = [f"Sheet: {sheet.title}"]
+            for row in sheet.iter_rows(values_only=True):
+                cells = [_cell(v) for v in row]
+                while cells and not cells[-1]:
+                    cells.pop()
+                if any(cells):
+                    lines.append(" | ".join(cells))
+            pages.append(Page(number, "\n".join(lines) if len(lines) > 1 else ""))
+    except Exception as exc:
+        raise ParseError(f"{path.name}: the XLSX file is corrupt ({type(exc).__name__}: {exc})") from exc
+    finally:
+        book.close()
+    return pages
+
+
+def _parse_csv(path: Path, delimiter: str | None) -> list[Page]:
+    """Blocks of ``CSV_ROWS_PER_PAGE`` rows, each page starting with the header row, so a cited
+    "page" leads a reader to the rows and every chunk knows its column names."""
+    text = _read_text(path)
+    if delimiter is None:
+        try:
+            delimiter = csv.Sniffer().sniff(text[:8192], delimiters=",;\t|").delimiter
+        except csv.Error:
+            delimiter = ","
+    try:
+        rows = [[_cell(c) for c in row] for row in csv.reader(io.StringIO(text), delimiter=delimiter)]
+    except csv.Error as exc:
+        raise ParseError(f"{path.name}: malformed CSV ({exc})") from exc
+    rows = [r for r in rows if any(r)]
+    if not rows:
+        return []
+    header, body = rows[0], rows[1:] or [[]]
+    pages = []
+    for number, start in enumerate(range(0, len(body), CSV_ROWS_PER_PAGE), start=1):
+        block = [header, *body[start : start + CSV_ROWS_PER_PAGE]]
+        pages.append(Page(number, "\n".join(" | ".join(r) for r in block if r)))
+    return pages

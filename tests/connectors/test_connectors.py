@@ -75,7 +75,7 @@ def contracts(tmp_path: Path) -> Path:
     (root / "orphan.pdf.meta.json").write_text(json.dumps({"acl": ["group:x"]}))
     (root / ".hidden.txt").write_text("hidden")
     (root / "~$acme.docx").write_bytes(b"word lock file")
-    (root / "sheet.xlsx").write_bytes(b"PK\x03\x04")
+    (root / "sheet.xls").write_bytes(b"\xd0\xcf\x11\xe0")  # legacy Excel: not a supported type
     return root
 
 

@@ -209,7 +209,8 @@ def test_markdown_is_read_as_utf8_text_with_paragraphs(tmp_path: Path) -> None:
     [
         ("empty.pdf", b"", "empty"),
         ("empty.txt", b"", "empty"),
-        ("sheet.xlsx", b"PK\x03\x04", "unsupported"),
+        ("sheet.xls", b"\xd0\xcf\x11\xe0", "unsupported"),
+        ("sheet.xlsx", b"PK\x03\x04", "not a valid XLSX"),
         ("noext", b"text", "unsupported"),
         ("blank.txt", b"   \n\n\t  \n", "no text"),
     ],

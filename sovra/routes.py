@@ -22,6 +22,12 @@ vLLM's multi-LoRA (the adapter name is the model id). Example::
     [routes.chat-local]
     model = "local"                          # no base_url: the embedded llama.cpp server
 
+    [routes.embedding]                       # optional: dense embeddings from a vLLM/TEI server
+    model = "bge-small-en-v1.5"              # (ingestion and search use it; BM25 stays local)
+    base_url = "http://tei.bank.internal:8080/v1"
+    kind = "embedding"
+    dimensions = 384
+
 A task with no route of its own uses ``default_route``.
 """
 
@@ -62,6 +68,9 @@ class Route(BaseModel):
     max_concurrency: int = Field(default=8, ge=1, description="Calls in flight to this route's server at once.")
     max_retries: int = Field(default=2, ge=0, description="Retries on connection errors, 429 and 5xx.")
     backoff_s: float = Field(default=0.5, ge=0, description="First retry delay; doubles per retry.")
+    dimensions: int | None = Field(
+        default=None, ge=1, description="Embedding routes: the vector size (unset: asked of the server once)."
+    )
     structured_output: Literal["auto", "json_schema", "json_object", "guided_json"] = Field(
         default="auto",
         description="How JSON output is constrained: json_schema (OpenAI/vLLM response_format), "

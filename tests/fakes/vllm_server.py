@@ -9,7 +9,9 @@ Follows vLLM's documented API (docs.vllm.ai, "OpenAI-Compatible Server"):
   ``tools`` + ``tool_choice`` give ``message.tool_calls`` in the OpenAI shape (arguments as a
   JSON string, ``finish_reason: "tool_calls"``); ``stream: true`` sends server-sent events ending
   in ``data: [DONE]``, with a usage chunk when ``stream_options.include_usage`` is set.
-- ``POST /v1/embeddings`` for an embedding model.
+- ``POST /v1/embeddings`` for an embedding model (``input`` a string or a list of strings;
+  ``encoding_format`` ``float`` or ``base64``, the latter little-endian float32, which is what the
+  OpenAI client asks for by default); vectors are L2-normalised, ``embedding_dim`` long.
 - Errors use vLLM's ``ErrorResponse``: ``{"object": "error", "message", "type", "param", "code"}``;
   an unknown model is a 404 ``NotFoundError``; an overloaded server may answer 429 with Retry-After.
 
@@ -20,9 +22,13 @@ status 0 hangs until ``close()``; ``raw_body`` sends bytes as they are (invalid 
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import json
+import math
+import re
 import socket
+import struct
 import threading
 import time
 from dataclasses import dataclass
@@ -67,6 +73,20 @@ def sample_from_schema(schema: dict[str, Any], defs: dict[str, Any] | None = Non
     return None
 
 
+def fake_embedding(text: str, dim: int) -> list[float]:
+    """A deterministic stand-in for a sentence embedding: the normalised sum of one pseudo-random
+    vector per lowercased word, so texts sharing words are close (search over it makes sense)."""
+    total = [0.0] * dim
+    for word in re.findall(r"\w+", text.lower()) or [""]:
+        seed = hashlib.sha256(word.encode()).digest()
+        while len(seed) < dim:
+            seed += hashlib.sha256(seed).digest()
+        for j in range(dim):
+            total[j] += seed[j] / 127.5 - 1.0
+    norm = math.sqrt(sum(v * v for v in total)) or 1.0
+    return [v / norm for v in total]
+
+
 def _error(message: str, err_type: str, code: int) -> dict[str, Any]:
     return {"object": "error", "message": message, "type": err_type, "param": None, "code": code}
 
@@ -81,8 +101,11 @@ class FakeVLLM:
         embedding_model: str | None = None,
         script: list[Reply] | None = None,
         api_key: str | None = None,
+        embedding_dim: int = 8,
     ) -> None:
         self.base_model = base_model
+        self.embedding_dim = embedding_dim
+        self.embedded: list[str] = []  # every text sent to /v1/embeddings, in order
         self.adapters = adapters
         self.embedding_model = embedding_model
         self.script = list(script or [])
@@ -246,18 +269,28 @@ class FakeVLLM:
                     self._json(404, _error(f"The model `{body.get('model')}` does not exist.", "NotFoundError", 404))
                     return
                 inputs = body["input"] if isinstance(body["input"], list) else [body["input"]]
+                fmt = body.get("encoding_format") or "float"
+                if fmt not in ("float", "base64"):
+                    self._json(400, _error(f"unknown encoding_format {fmt!r}", "BadRequestError", 400))
+                    return
                 data = []
                 for i, text in enumerate(inputs):
-                    digest = hashlib.sha256(str(text).encode()).digest()
-                    data.append({"object": "embedding", "index": i, "embedding": [b / 255.0 for b in digest[:8]]})
+                    vec = fake_embedding(str(text), fake.embedding_dim)
+                    # base64 is what the OpenAI client asks for by default: little-endian float32.
+                    emb: Any = base64.b64encode(struct.pack(f"<{len(vec)}f", *vec)).decode() if fmt == "base64" else vec
+                    data.append({"object": "embedding", "index": i, "embedding": emb})
                 tokens = sum(len(str(t).split()) for t in inputs)
+                with fake._lock:
+                    fake.embedded.extend(str(t) for t in inputs)
                 self._json(
                     200,
                     {
+                        "id": f"embd-{len(fake.requests)}",
                         "object": "list",
+                        "created": int(time.time()),
                         "model": body["model"],
                         "data": data,
-                        "usage": {"prompt_tokens": tokens, "total_tokens": tokens},
+                        "usage": {"prompt_tokens": tokens, "total_tokens": tokens, "completion_tokens": 0},
                     },
                 )
 

@@ -67,8 +67,15 @@ def build_entries() -> list[tuple]:
 ENTRIES = build_entries()
 
 
+@pytest.fixture(scope="module", params=["sqlite", "postgres"])
+def ledger_url(request: pytest.FixtureRequest) -> str:
+    """The same ledger on both engines: every backend-agnostic test runs on SQLite (the demo) and
+    on PostgreSQL (a bank's ledger replica; skipped when SOVRA_TEST_POSTGRES_URL is unset)."""
+    return request.getfixturevalue("sqlite_ledger_url" if request.param == "sqlite" else "pg_url")
+
+
 @pytest.fixture(scope="module")
-def ledger_url(tmp_path_factory: pytest.TempPathFactory) -> str:
+def sqlite_ledger_url(tmp_path_factory: pytest.TempPathFactory) -> str:
     path = tmp_path_factory.mktemp("ledger") / "ledger.sqlite"
     with sqlite3.connect(path) as conn:
         conn.executescript(SCHEMA)
@@ -212,8 +219,8 @@ def test_query_arguments_are_validated(args: dict) -> None:
         LedgerQuery.model_validate(args)
 
 
-def test_engine_is_read_only(ledger_url: str) -> None:
-    engine = ledger_engine(ledger_url)
+def test_engine_is_read_only(sqlite_ledger_url: str) -> None:
+    engine = ledger_engine(sqlite_ledger_url)
     with engine.connect() as conn:
         assert conn.execute(text("PRAGMA query_only")).scalar() == 1
         with pytest.raises(OperationalError, match=r"readonly|read-only|query_only"):
@@ -238,11 +245,11 @@ def test_missing_database_is_a_config_error(tmp_path: Path) -> None:
     assert not (tmp_path / "nope.sqlite").exists()  # read-only open must not create it
 
 
-def test_statement_timeout_stops_long_queries(ledger_url: str) -> None:
+def test_statement_timeout_stops_long_queries(sqlite_ledger_url: str) -> None:
     with pytest.raises(SovraError, match="took longer than"):
-        query_ledger(ledger_url, LedgerQuery(kind="entries_by_amount", limit=500), timeout_s=0)
+        query_ledger(sqlite_ledger_url, LedgerQuery(kind="entries_by_amount", limit=500), timeout_s=0)
     # the connection is usable again afterwards
-    assert query_ledger(ledger_url, LedgerQuery(kind="entries_by_amount", limit=1)).row_count == 1
+    assert query_ledger(sqlite_ledger_url, LedgerQuery(kind="entries_by_amount", limit=1)).row_count == 1
 
 
 @pytest.mark.parametrize(
@@ -307,7 +314,7 @@ def pg_url() -> Iterator[str]:
         admin.dispose()
 
 
-def test_postgres_gives_the_same_answers(pg_url: str, ledger_url: str) -> None:
+def test_postgres_gives_the_same_answers(pg_url: str, sqlite_ledger_url: str) -> None:
     queries = [
         LedgerQuery(kind="payments_to_counterparty", counterparty="acme office", limit=5),
         LedgerQuery(
@@ -322,7 +329,7 @@ def test_postgres_gives_the_same_answers(pg_url: str, ledger_url: str) -> None:
         LedgerQuery(kind="payments_to_counterparty", counterparty="100% pure_data"),
     ]
     for q in queries:
-        assert query_ledger(pg_url, q) == query_ledger(ledger_url, q), q
+        assert query_ledger(pg_url, q) == query_ledger(sqlite_ledger_url, q), q
     assert find_counterparty(pg_url, "what have we paid Acme this year") == ("CP-001", "Acme Office Supplies GmbH")
 
 

@@ -1,0 +1,151 @@
+"""Dense embeddings from an ``embedding`` route (a vLLM or TEI server), sparse BM25 in process.
+
+When the routes file configures a route named ``embedding`` (``kind = "embedding"``), ingestion
+and search embed through the gateway, so those calls get the same allow-list, retries, breaker,
+concurrency limit and spans as chat calls. The sparse side stays fastembed's BM25 on this machine:
+it is a tokenizer and a hash, not a model worth a network hop, and Qdrant supplies its IDF.
+
+The model id written into the index is ``openai-compatible/<model>`` (the server's URL is left
+out: moving to another replica must not invalidate the index), so an index built with the bundled
+MiniLM refuses to be searched with a served model and vice versa.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable, Sequence
+from functools import cached_property
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from sovra.errors import ConfigError, ModelOutputError
+from sovra.routes import RoutesConfig
+
+if TYPE_CHECKING:
+    from fastembed import SparseTextEmbedding
+
+    from sovra.config import Settings
+    from sovra.embeddings import SparseVector
+    from sovra.gateway.client import ModelGateway
+
+EMBEDDING_ROUTE = "embedding"
+MODEL_ID_PREFIX = "openai-compatible/"
+
+
+class GatewayEmbedder:
+    """The ``Embeds`` interface of :class:`sovra.embeddings.Embedder`, dense vectors from a server."""
+
+    def __init__(
+        self, gateway: ModelGateway, cache_dir: Path, *, route: str = EMBEDDING_ROUTE, batch_size: int = 64
+    ) -> None:
+        name, cfg = gateway.routes.route(route)
+        if name != route or cfg.kind != "embedding":
+            raise ConfigError(
+                f"the routes file has no embedding route named {route!r}",
+                hint=f'add [routes.{route}] with kind = "embedding", model and base_url',
+            )
+        self._gateway = gateway
+        self.route = route
+        self.model = cfg.model
+        self.batch_size = batch_size
+        self.cache_dir = cache_dir
+        self._configured_dim = cfg.dimensions
+        self._lock = threading.Lock()
+        self._sparse: SparseTextEmbedding | None = None
+
+    @property
+    def model_id(self) -> str:
+        return f"{MODEL_ID_PREFIX}{self.model}"
+
+    @cached_property
+    def dim(self) -> int:
+        """The route's ``dimensions`` if set, else asked of the server once (one short request)."""
+        if self._configured_dim is not None:
+            return self._configured_dim
+        return len(self._embed(["dimension probe"], check=False)[0])
+
+    # Dense
+
+    def embed_documents(self, texts: Sequence[str]) -> list[list[float]]:
+        out: list[list[float]] = []
+        items = list(texts)
+        for i in range(0, len(items), self.batch_size):
+            out.extend(self._embed(items[i : i + self.batch_size]))
+        return out
+
+    def embed_query(self, text: str) -> list[float]:
+        return self._embed([text])[0]
+
+    def _embed(self, texts: list[str], *, check: bool = True) -> list[list[float]]:
+        if not texts:
+            return []
+        vectors, _call = self._gateway.embed(texts, route=self.route)
+        if len(vectors) != len(texts):
+            raise ModelOutputError(
+                f"embedding model {self.model!r} returned {len(vectors)} vectors for {len(texts)} texts",
+                hint="check the embedding server; it may be truncating batches",
+            )
+        if check:
+            bad = next((len(v) for v in vectors if len(v) != self.dim), None)
+            if bad is not None:
+                raise ModelOutputError(
+                    f"embedding model {self.model!r} returned {bad}-dimensional vectors; the index expects {self.dim}",
+                    hint="set the route's dimensions to what the model produces, and rebuild the index",
+                )
+        return vectors
+
+    # Sparse: the same BM25 as the in-process embedder (same constants, stopwords and hashing)
+
+    def sparse_documents(self, texts: Sequence[str]) -> list[SparseVector]:
+        from sovra.embeddings import _to_sparse
+
+        if not texts:
+            return []
+        out = self._sparse_model().embed(list(texts), batch_size=self.batch_size)
+        return [_to_sparse(e) for e in out]
+
+    def sparse_query(self, text: str) -> SparseVector:
+        from sovra.embeddings import _to_sparse
+
+        (emb,) = self._sparse_model().query_embed(text)
+        return _to_sparse(emb)
+
+    def _sparse_model(self) -> SparseTextEmbedding:
+        with self._lock:
+            if self._sparse is None:
+                self._sparse = _bm25(self.cache_dir)
+            return self._sparse
+
+
+def _bm25(cache_dir: Path) -> SparseTextEmbedding:
+    from fastembed import SparseTextEmbedding
+
+    from sovra.embeddings import _DATA_DIR, BM25_AVG_LEN, BM25_B, BM25_K1, BM25_MODEL, _load_stopwords
+
+    # Same arguments as sovra.embeddings.Embedder, so sparse vectors are identical either way.
+    return SparseTextEmbedding(
+        BM25_MODEL,
+        cache_dir=str(cache_dir),
+        specific_model_path=str(_DATA_DIR),
+        stopwords=_load_stopwords(),
+        k=BM25_K1,
+        b=BM25_B,
+        avg_len=BM25_AVG_LEN,
+    )
+
+
+def embedding_route(settings: Settings) -> RoutesConfig | None:
+    """The routes config when its routes file has an ``embedding`` route, else ``None``."""
+    routes_file = getattr(settings, "routes_file", None)
+    if not routes_file:
+        return None
+    routes = RoutesConfig.load(routes_file)
+    route = routes.routes.get(EMBEDDING_ROUTE)
+    return routes if route is not None and route.kind == "embedding" else None
+
+
+def gateway_embedder(settings: Settings, gateway: Callable[[], Any]) -> GatewayEmbedder | None:
+    """A ``GatewayEmbedder`` on ``gateway()`` when the routes file configures an embedding route."""
+    if embedding_route(settings) is None:
+        return None
+    return GatewayEmbedder(gateway(), settings.paths.models, batch_size=settings.embed_batch_size)

@@ -1,25 +1,43 @@
-"""Typed tools: a decorator over a function ``fn(args: ArgsModel, ctx: ToolContext) -> ResultModel``.
+"""Typed tools: a decorator over a typed function, and the one path every agent calls tools through.
 
-The docstring becomes the description the model sees; the argument model's JSON schema becomes the
-parameters. A tool declares whether it only reads, which principals it requires, and whether a
-person must approve each call. The runtime injects the calling user into ``ctx``: a tool never
-trusts an identity passed by the model.
+Two shapes, both with the docstring as the description the model sees::
+
+    @tool(read_only=True)
+    def search_documents(args: SearchArgs, ctx: ToolContext) -> SearchResult: ...
+
+    @tool(read_only=False, needs_approval=True, requires=("group:finance",))
+    def open_case(counterparty: str, summary: str, amount: float, ctx: ToolContext) -> CaseOpened: ...
+
+In the second, the argument model is built from the signature (defaults and ``Annotated[..., Field()]``
+work); a return type that is not a pydantic model is wrapped as ``{"result": value}``. The parameter
+typed ``ToolContext`` (any name, optional) is injected by the runtime: the calling user comes from the
+run, never from the model.
+
+``run_tool`` is the runtime path: validate arguments, check permissions (a denial is recorded as
+``tool.denied``), pause for a person's approval when the tool needs it (a LangGraph ``interrupt``
+BEFORE the effect; a refusal is recorded as ``tool.refused``), then run it inside a ``tool.<name>``
+audit step (arguments, result summary, duration, error).
 """
 
 from __future__ import annotations
 
 import inspect
+import json
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Generic, TypeVar, get_type_hints
+from typing import Any, Generic, Literal, TypeVar, get_type_hints, overload
 
-from pydantic import BaseModel
+from pydantic import BaseModel, ValidationError, create_model
 
 from sovra.errors import SovraError
 from sovra.identity import User
 
 A = TypeVar("A", bound=BaseModel)
 R = TypeVar("R", bound=BaseModel)
+
+APPROVAL_INTERRUPT = "sovra.approval"  # same value as sovra.runtime.APPROVAL_INTERRUPT
+_MAX_RESULT_CHARS = 4000
 
 
 class ToolPermissionError(SovraError):
@@ -33,6 +51,37 @@ class ToolContext:
     user: User
     services: Any  # sovra.runtime.Services; typed loosely to keep tools importable on their own
     extras: dict[str, Any] = field(default_factory=dict)
+    run_id: str = ""
+    recorder: Any = None  # sovra.recorder.RunRecorder of the run, when called through run_tool
+    citations: list[dict[str, Any]] = field(default_factory=list)
+    cite_offset: int = 0  # citations the run already has; cite() numbers after them
+
+    def cite(
+        self,
+        *,
+        kind: str,
+        title: str,
+        url: str,
+        page: int | None = None,
+        chunk_id: str | None = None,
+        rows: tuple[str, ...] | list[str] = (),
+        quote: str = "",
+    ) -> int:
+        """Add a citation (a document passage or ledger rows) and return its number for the answer."""
+        n = self.cite_offset + len(self.citations) + 1
+        self.citations.append(
+            {
+                "n": n,
+                "kind": kind,
+                "title": title,
+                "url": url,
+                "page": page,
+                "chunk_id": chunk_id,
+                "rows": list(rows),
+                "quote": quote,
+            }
+        )
+        return n
 
 
 @dataclass(frozen=True)
@@ -69,24 +118,189 @@ class Tool(Generic[A, R]):
             },
         }
 
+    def describe(self, args: BaseModel | dict[str, Any]) -> str:
+        """One line for an approver: what this call will do."""
+        data = args.model_dump(mode="json") if isinstance(args, BaseModel) else args
+        first = self.description.splitlines()[0] if self.description else self.name
+        return f"{self.name}({', '.join(f'{k}={v!r}' for k, v in data.items())}): {first}"
 
+
+def _camel(name: str) -> str:
+    return "".join(p[:1].upper() + p[1:] for p in name.split("_"))
+
+
+def _is_model(t: Any) -> bool:
+    return inspect.isclass(t) and issubclass(t, BaseModel)
+
+
+def _build(fn: Callable[..., Any], read_only: bool, requires: tuple[str, ...], needs_approval: bool) -> Tool[Any, Any]:
+    hints = get_type_hints(fn, include_extras=True)
+    params = list(inspect.signature(fn).parameters.values())
+    if "return" not in hints:
+        raise TypeError(f"tool {fn.__name__} needs a return type")
+    ctx_name = next((p.name for p in params if hints.get(p.name) is ToolContext), None)
+    others = [p for p in params if p.name != ctx_name]
+    if any(p.name not in hints for p in others):
+        raise TypeError(f"tool {fn.__name__}: every parameter needs a type")
+    ret = hints["return"]
+    classic = len(others) == 1 and _is_model(hints[others[0].name])
+    if classic:
+        args_model = hints[others[0].name]
+        arg_name = others[0].name
+    else:
+        fields: dict[str, Any] = {
+            p.name: (hints[p.name], ... if p.default is inspect.Parameter.empty else p.default) for p in others
+        }
+        args_model = create_model(f"{_camel(fn.__name__)}Args", **fields)
+    result_model = ret if _is_model(ret) else create_model(f"{_camel(fn.__name__)}Result", result=(ret, ...))
+
+    def call(args: BaseModel, ctx: ToolContext) -> BaseModel:
+        kwargs: dict[str, Any] = (
+            {arg_name: args} if classic else {name: getattr(args, name) for name in type(args).model_fields}
+        )
+        if ctx_name:
+            kwargs[ctx_name] = ctx
+        out = fn(**kwargs)
+        return out if _is_model(ret) else result_model(result=out)
+
+    return Tool(
+        name=fn.__name__,
+        description=inspect.cleandoc(fn.__doc__ or fn.__name__),
+        args_model=args_model,
+        result_model=result_model,
+        fn=call,
+        read_only=read_only,
+        requires=frozenset(requires),
+        needs_approval=needs_approval,
+    )
+
+
+@overload
+def tool(fn: Callable[..., Any], /) -> Tool[Any, Any]: ...
+@overload
 def tool(
     *, read_only: bool = True, requires: tuple[str, ...] = (), needs_approval: bool = False
-) -> Callable[[Callable[[A, ToolContext], R]], Tool[A, R]]:
-    def wrap(fn: Callable[[A, ToolContext], R]) -> Tool[A, R]:
-        hints = get_type_hints(fn)
-        params = list(inspect.signature(fn).parameters)
-        if not params or "return" not in hints:
-            raise TypeError(f"tool {fn.__name__} needs a typed first argument and a return type")
-        return Tool(
-            name=fn.__name__,
-            description=inspect.cleandoc(fn.__doc__ or fn.__name__),
-            args_model=hints[params[0]],
-            result_model=hints["return"],
-            fn=fn,
-            read_only=read_only,
-            requires=frozenset(requires),
-            needs_approval=needs_approval,
-        )
+) -> Callable[[Callable[..., Any]], Tool[Any, Any]]: ...
+def tool(
+    fn: Callable[..., Any] | None = None,
+    /,
+    *,
+    read_only: bool = True,
+    requires: tuple[str, ...] = (),
+    needs_approval: bool = False,
+) -> Any:
+    """Make a ``Tool`` of a typed function (``@tool`` or ``@tool(read_only=False, ...)``)."""
+    if needs_approval and read_only:
+        raise TypeError("a tool that needs approval changes something: set read_only=False")
+    if fn is not None:
+        return _build(fn, read_only, requires, needs_approval)
+    return lambda f: _build(f, read_only, requires, needs_approval)
 
-    return wrap
+
+# ---------------------------------------------------------------------- the runtime path
+
+
+@dataclass
+class ToolOutcome:
+    """What came of one tool call; ``for_model()`` is what the model is shown."""
+
+    tool: str
+    call_id: str
+    status: Literal["ok", "denied", "refused", "invalid", "error"]
+    result: BaseModel | None = None
+    message: str = ""
+    citations: list[dict[str, Any]] = field(default_factory=list)
+    duration_ms: float = 0.0
+
+    def for_model(self) -> str:
+        if self.result is not None:
+            return _clip(self.result.model_dump_json())
+        return f"{self.status}: {self.message}"
+
+
+def _clip(text: str) -> str:
+    return text if len(text) <= _MAX_RESULT_CHARS else text[: _MAX_RESULT_CHARS - 3] + "..."
+
+
+def _summary(result: BaseModel) -> Any:
+    data = result.model_dump(mode="json")
+    text = json.dumps(data, default=str)
+    return data if len(text) <= _MAX_RESULT_CHARS else {"summary": text[:_MAX_RESULT_CHARS], "chars": len(text)}
+
+
+def approval_request(t: Tool[Any, Any], args: BaseModel, user: User, call_id: str = "") -> dict[str, Any]:
+    """The interrupt payload the runtime turns into an ``Approval``."""
+    return {
+        "type": APPROVAL_INTERRUPT,
+        "tool": t.name,
+        "args": args.model_dump(mode="json"),
+        "description": t.describe(args),
+        "requested_for": user.id,
+        "call_id": call_id,
+    }
+
+
+def run_tool(
+    t: Tool[Any, Any],
+    args: BaseModel | dict[str, Any],
+    ctx: Any,
+    *,
+    call_id: str = "",
+    decision: dict[str, Any] | None = None,
+) -> ToolOutcome:
+    """Call ``t`` for the run ``ctx`` (a ``sovra.runtime.RunContext``) through permissions, approval
+    and the audit log. Never raises for a tool's own failure: the outcome says what happened.
+
+    Must run inside a LangGraph node when ``t.needs_approval`` and no ``decision`` is given: the
+    node is paused by ``interrupt`` and, once resumed, runs again from its start; so call tools
+    that need approval first in a node (or pass ``decision`` from an earlier interrupt).
+    """
+    rec = ctx.recorder
+    try:
+        parsed = args if isinstance(args, t.args_model) else t.args_model.model_validate(args)
+    except ValidationError as exc:
+        msg = "; ".join(f"{'.'.join(map(str, e['loc'])) or 'args'}: {e['msg']}" for e in exc.errors()[:5])
+        rec.record(f"tool.{t.name}", {"args": args, "error": {"type": "InvalidArguments", "message": msg}})
+        return ToolOutcome(t.name, call_id, "invalid", message=f"invalid arguments: {msg}")
+    data = parsed.model_dump(mode="json")
+    if not t.allowed(ctx.user):
+        rec.record("tool.denied", {"tool": t.name, "args": data, "requires": sorted(t.requires)})
+        return ToolOutcome(
+            t.name, call_id, "denied", message=f"user {ctx.user.id} lacks {' or '.join(sorted(t.requires))}"
+        )
+    approved_by: dict[str, Any] = {}
+    if t.needs_approval:
+        if decision is None:
+            from langgraph.types import interrupt
+
+            decision = interrupt(approval_request(t, parsed, ctx.user, call_id))
+        assert decision is not None
+        approved_by = {k: decision.get(k) for k in ("approver", "reason", "at")}
+        if not decision.get("approved"):
+            rec.record("tool.refused", {"tool": t.name, "args": data, **approved_by})
+            return ToolOutcome(
+                t.name, call_id, "refused", message=f"{decision.get('approver')} refused: {decision.get('reason')}"
+            )
+    tctx = ToolContext(
+        user=ctx.user,
+        services=ctx.services,
+        run_id=getattr(ctx, "run_id", ""),
+        recorder=rec,
+        cite_offset=int(getattr(ctx, "cite_offset", 0)),
+    )
+    started = time.perf_counter()
+    try:
+        with rec.step(f"tool.{t.name}", args=data) as step:
+            if approved_by:
+                step.set_attribute("sovra.approved_by", str(approved_by["approver"]))
+            result = t.fn(parsed, tctx)
+            step.result = _summary(result)
+    except SovraError as exc:
+        return ToolOutcome(t.name, call_id, "error", message=str(exc), duration_ms=_ms(started))
+    except Exception as exc:  # a tool's bug must not end the run; it is recorded and shown to the model
+        return ToolOutcome(t.name, call_id, "error", message=f"{type(exc).__name__}: {exc}", duration_ms=_ms(started))
+    return ToolOutcome(t.name, call_id, "ok", result=result, citations=tctx.citations, duration_ms=_ms(started))
+
+
+def _ms(started: float) -> float:
+    return (time.perf_counter() - started) * 1000.0

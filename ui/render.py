@@ -14,6 +14,9 @@ _STATUS = {
     "extracted": "[dim](quoted from the sources; set SOVRA_LLM_BASE_URL to a served model for written answers)[/]",
     "not_found": "[yellow](not found in the documents you can access)[/]",
     "uncited": "[yellow](the model cited no source: treat this answer with care)[/]",
+    "awaiting_approval": "[yellow](paused: a person must approve the next step)[/]",
+    "budget_exceeded": "[red](stopped: the run went past its budget)[/]",
+    "cancelled": "[yellow](cancelled)[/]",
 }
 
 
@@ -33,6 +36,9 @@ def answer_json(a: Answer) -> dict[str, Any]:
         "citations": [c.__dict__ | {"rows": list(c.rows)} for c in a.citations],
         "notes": a.notes,
         "evidence": [c.__dict__ | {"rows": list(c.rows)} for c in a.evidence],
+        "approval": a.approval.__dict__ if a.approval else None,
+        "thread_id": a.thread_id,
+        "output": a.output,
     }
 
 
@@ -52,6 +58,12 @@ def print_answer(console: Console, a: Answer) -> None:
         for c in a.evidence:
             console.print("  " + c.label(), markup=False)
             console.print(f'      "{_clip(c.quote)}"', markup=False, style="dim")
+    if a.approval is not None:
+        console.print(f"[bold]Waiting for approval[/] (asked by {a.approval.requested_for}):")
+        console.print(f"  {a.approval.description}", markup=False)
+        console.print(
+            f"  approve: sovra approve {a.run_id} --as APPROVER --reason '...'   refuse: add --reject", markup=False
+        )
     console.print(f"[dim]audit run: {a.run_id}  (sovra audit show {a.run_id})[/]")
 
 

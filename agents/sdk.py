@@ -1,0 +1,491 @@
+"""Build agents in a few lines: tools + system prompt + model route + output schema -> a LangGraph graph.
+
+::
+
+    from sovra.agents.sdk import define_agent
+    from sovra.tools.cases import open_case
+
+    followup = define_agent(
+        "followup", "Opens follow-up cases for payment problems.",
+        tools=[open_case], system_prompt="You open follow-up cases for the finance team.",
+    )
+    runtime.ask(followup, "Open a case: Acme was paid twice in March (8,500 EUR)", "bob")
+
+``agent.graph()`` is a real ``StateGraph`` (nodes ``agent`` -> ``tools`` -> ``agent`` ... -> ``respond``)
+that you can inspect, extend with LangGraph's own API, or compile and run yourself (put a
+``sovra.runtime.RunContext`` in ``config["configurable"]["ctx"]``).
+
+How the model picks tools depends on the route's server: ``tool_mode="native"`` uses the server's
+tool calling (vLLM with a tool-call parser); ``"json"`` asks for one JSON object constrained by a
+schema that is the union of ``{"tool": NAME, "args": {...}}`` per tool and ``{"tool": "final_answer"}``,
+which even the bundled 135M model follows under llama.cpp's grammar; ``"auto"`` (default) picks
+native for a served model and json for the local one. The final answer is written by the model
+(streamed token by token), or, with ``output=Model``, returned as that validated model
+(``Answer.output``). Invalid JSON is retried once with the validation error, then fails with
+``ModelOutputError``.
+
+Every tool call goes through ``sovra.tools.base.run_tool``: permissions, approval (a LangGraph
+interrupt) for side-effecting tools, and a ``tool.<name>`` audit step.
+"""
+
+from __future__ import annotations
+
+import json
+import operator
+import re
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Annotated, Any, Literal, TypedDict
+
+from langchain_core.runnables import RunnableConfig
+from langgraph.graph import END, START, StateGraph
+from pydantic import BaseModel, Field, create_model
+
+from sovra.errors import BudgetExceeded
+from sovra.runtime import Answer, Citation, RunContext
+from sovra.tools.base import Tool, ToolOutcome, approval_request, run_tool
+
+FINAL = "final_answer"
+_HISTORY_MESSAGES = 24  # earlier turns of a thread the model sees (most recent)
+
+
+class AgentState(TypedDict, total=False):
+    question: str
+    messages: Annotated[list[dict[str, Any]], operator.add]  # the conversation, all turns of a thread
+    pending: list[dict[str, Any]]  # tool calls the model just asked for: {"id", "name", "arguments"}
+    rounds: int  # model -> tools rounds in this turn
+    citations: list[dict[str, Any]]
+    draft: str | None  # an answer the model wrote while deciding (native tool mode)
+    answer: str
+    output: dict[str, Any] | None
+    status: str
+    notes: list[str]
+
+
+def _ctx(config: RunnableConfig) -> RunContext:
+    ctx: RunContext = config["configurable"]["ctx"]
+    return ctx
+
+
+@dataclass
+class SdkAgent:
+    """An agent made by ``define_agent``; satisfies ``sovra.runtime.Agent``."""
+
+    name: str
+    description: str
+    tools: list[Tool[Any, Any]] = field(default_factory=list)
+    system_prompt: str = "You are a careful assistant at a bank."
+    route: str = "chat"
+    output: type[BaseModel] | None = None
+    max_steps: int = 8  # model -> tools rounds per question
+    tool_mode: Literal["auto", "native", "json"] = "auto"
+    needs_index: bool = False
+
+    def __post_init__(self) -> None:
+        names = [t.name for t in self.tools]
+        if len(set(names)) != len(names) or FINAL in names:
+            raise ValueError(f"agent {self.name}: tool names must be unique and not {FINAL!r}: {names}")
+        self._by_name = {t.name: t for t in self.tools}
+
+    # -- the runtime's Agent protocol ------------------------------------------------------
+
+    def initial_state(self, question: str) -> dict[str, Any]:
+        # A new turn: earlier messages stay (the reducer appends), per-turn fields start empty.
+        return {
+            "question": question,
+            "messages": [{"role": "user", "content": question}],
+            "pending": [],
+            "rounds": 0,
+            "draft": None,
+            "citations": [],
+            "answer": "",
+            "output": None,
+            "status": "",
+            "notes": [],
+        }
+
+    def graph(self) -> StateGraph:
+        g = StateGraph(AgentState)
+        g.add_node("agent", self._decide)
+        g.add_node("tools", self._act)
+        g.add_node("respond", self._respond)
+        g.add_edge(START, "agent")
+        g.add_conditional_edges("agent", lambda s: "tools" if s.get("pending") else "respond", ["tools", "respond"])
+        g.add_edge("tools", "agent")
+        g.add_edge("respond", END)
+        return g
+
+    def to_answer(self, state: dict[str, Any], base: Answer) -> Answer:
+        base.text = state.get("answer", "")
+        base.status = state.get("status") or "answered"
+        base.citations = [Citation(**{**c, "rows": tuple(c.get("rows", ()))}) for c in state.get("citations", [])]
+        base.notes = list(state.get("notes", []))
+        base.output = state.get("output")
+        return base
+
+    # -- nodes -------------------------------------------------------------------------------
+
+    def _mode(self, ctx: RunContext) -> str:
+        if self.tool_mode != "auto":
+            return self.tool_mode
+        return "json" if ctx.services.gateway.routes.route(self.route)[1].is_local else "native"
+
+    def _conversation(self, state: AgentState, extra: str = "") -> list[dict[str, Any]]:
+        system = self.system_prompt.strip()
+        if self.tools:
+            listing = "\n".join(f"- {t.name}: {t.description.splitlines()[0]}" for t in self.tools)
+            system += f"\n\nTools you may call:\n{listing}"
+        if extra:
+            system += "\n\n" + extra
+        return [{"role": "system", "content": system}, *state.get("messages", [])[-_HISTORY_MESSAGES:]]
+
+    def _decide(self, state: AgentState, config: RunnableConfig) -> dict[str, Any]:
+        ctx = _ctx(config)
+        ctx.check()
+        if not self.tools:
+            return {"pending": [], "draft": None}
+        rounds = state.get("rounds", 0)
+        if rounds >= self.max_steps:
+            raise BudgetExceeded(
+                f"agent {self.name} called tools {rounds} times without finishing (its max_steps)",
+                hint="raise max_steps in define_agent, or give the agent fewer, clearer tools",
+            )
+        gw = ctx.services.gateway
+        if self._mode(ctx) == "native":
+            convo = self._conversation(state)
+            calls, mc = gw.complete_tools(convo, [t.schema() for t in self.tools], route=self.route)
+            ctx.model_call(mc, convo)
+            pending = [
+                {"id": c.id or f"call-{rounds}-{i}", "name": c.name, "arguments": c.arguments}
+                for i, c in enumerate(calls)
+            ]
+            if not pending:
+                # The model answered instead of calling a tool: that text is the answer (no second call).
+                return {"pending": [], "draft": mc.output}
+            msg = {
+                "role": "assistant",
+                "content": None,
+                "tool_calls": [
+                    {
+                        "id": p["id"],
+                        "type": "function",
+                        "function": {"name": p["name"], "arguments": json.dumps(p["arguments"])},
+                    }
+                    for p in pending
+                ],
+            }
+            return {"pending": pending, "messages": [msg], "rounds": rounds + 1}
+        convo = self._conversation(
+            state,
+            'Reply with one JSON object: {"tool": NAME, "args": {...}} to call a tool, or '
+            f'{{"tool": "{FINAL}"}} when you have what you need to answer.',
+        )
+        decision, mc = gw.complete_json(convo, self._decision_model(), route=self.route)
+        ctx.model_call(mc, convo)
+        choice = decision.root if hasattr(decision, "root") else decision
+        name = getattr(choice, "tool", FINAL)
+        if name == FINAL:
+            return {"pending": [], "draft": None}
+        args = choice.args
+        call = {"id": f"call-{rounds}", "name": name, "arguments": args.model_dump(mode="json")}
+        msg = {"role": "assistant", "content": json.dumps({"tool": name, "args": call["arguments"]})}
+        return {"pending": [call], "messages": [msg], "rounds": rounds + 1}
+
+    def _decision_model(self) -> type[BaseModel]:
+        options: list[Any] = [
+            create_model(f"Call_{t.name}", tool=(Literal[t.name], ...), args=(t.args_model, ...))  # type: ignore[valid-type]
+            for t in self.tools
+        ]
+        options.append(create_model("Finish", tool=(Literal[FINAL], ...)))  # type: ignore[valid-type]
+        from pydantic import RootModel
+
+        union: Any = options[0]
+        for o in options[1:]:
+            union = union | o
+        return RootModel[union]  # type: ignore[valid-type]
+
+    def _act(self, state: AgentState, config: RunnableConfig) -> dict[str, Any]:
+        ctx = _ctx(config)
+        pending = state.get("pending", [])
+        citations = list(state.get("citations", []))
+        # Every approval is asked for BEFORE any tool runs: the node starts over after each resume,
+        # and nothing may have happened twice by then.
+        decisions: dict[str, dict[str, Any]] = {}
+        for call in pending:
+            t = self._by_name.get(call["name"])
+            if t is None or not t.needs_approval or not t.allowed(ctx.user):
+                continue
+            try:
+                parsed = t.args_model.model_validate(call["arguments"])
+            except ValueError:
+                continue  # run_tool records the invalid arguments
+            from langgraph.types import interrupt
+
+            decisions[call["id"]] = interrupt(approval_request(t, parsed, ctx.user, call["id"]))
+        messages: list[dict[str, Any]] = []
+        native = self._mode(ctx) == "native"
+        for call in pending:
+            t = self._by_name.get(call["name"])
+            if t is None:
+                outcome = ToolOutcome(call["name"], call["id"], "invalid", message=f"there is no tool {call['name']!r}")
+                ctx.recorder.record("tool.unknown", {"tool": call["name"], "args": call["arguments"]})
+            else:
+                ctx.cite_offset = len(citations)
+                outcome = run_tool(t, call["arguments"], ctx, call_id=call["id"], decision=decisions.get(call["id"]))
+                citations += outcome.citations
+            if native:
+                messages.append({"role": "tool", "tool_call_id": call["id"], "content": outcome.for_model()})
+            else:
+                messages.append({"role": "user", "content": f"Result of {call['name']}: {outcome.for_model()}"})
+        return {"pending": [], "messages": messages, "citations": citations}
+
+    def _respond(self, state: AgentState, config: RunnableConfig) -> dict[str, Any]:
+        ctx = _ctx(config)
+        ctx.check()
+        gw = ctx.services.gateway
+        cites = state.get("citations", [])
+        hint = " Cite sources by their number in square brackets, like [1]." if cites else ""
+        if self.output is not None:
+            convo = self._conversation(state, "Now give the final result as one JSON object." + hint)
+            value, mc = gw.complete_json(convo, self.output, route=self.route)
+            ctx.model_call(mc, convo)
+            data = value.model_dump(mode="json")
+            text = json.dumps(data, ensure_ascii=False)
+            return {
+                "answer": text,
+                "output": data,
+                "status": "answered",
+                "messages": [{"role": "assistant", "content": text}],
+            }
+        draft = (state.get("draft") or "").strip()
+        if draft:
+            ctx.emit_token(draft)
+            text = draft
+        else:
+            convo = self._conversation(state, "Now answer the user's question briefly and factually." + hint)
+            stream = gw.stream_text(convo, route=self.route)
+            pieces: list[str] = []
+            for piece in stream:
+                pieces.append(piece)
+                ctx.emit_token(piece)
+            if stream.call is not None:
+                ctx.model_call(stream.call, convo)
+            text = "".join(pieces).strip()
+        valid = {c["n"] for c in cites}
+        used = {int(m) for m in re.findall(r"\[(\d{1,3})\]", text)}
+        kept = [c for c in cites if c["n"] in used] if used & valid else cites
+        status = "answered" if kept or not cites else "uncited"
+        return {
+            "answer": text,
+            "citations": kept,
+            "status": status,
+            "messages": [{"role": "assistant", "content": text}],
+        }
+
+
+def define_agent(
+    name: str,
+    description: str,
+    *,
+    tools: Sequence[Tool[Any, Any]] = (),
+    system_prompt: str = "You are a careful assistant at a bank.",
+    route: str = "chat",
+    output: type[BaseModel] | None = None,
+    max_steps: int = 8,
+    tool_mode: Literal["auto", "native", "json"] = "auto",
+    needs_index: bool = False,
+) -> SdkAgent:
+    """An agent from tools, a system prompt, a model route and an optional output schema.
+
+    ``max_steps`` caps model -> tools rounds per question (the run's own budget caps graph steps,
+    tokens and time). ``needs_index=True`` makes the runtime check the search index before the run.
+    """
+    return SdkAgent(
+        name=name,
+        description=description,
+        tools=list(tools),
+        system_prompt=system_prompt,
+        route=route,
+        output=output,
+        max_steps=max_steps,
+        tool_mode=tool_mode,
+        needs_index=needs_index,
+    )
+
+
+# ---------------------------------------------------------------------- supervisor
+
+
+class _SupervisorState(TypedDict, total=False):
+    question: str
+    chosen: list[str]
+    reason: str
+    results: Annotated[list[dict[str, Any]], operator.add]
+    merged: dict[str, Any]
+
+
+@dataclass
+class Supervisor:
+    """Routes a question to one or more specialists (each run as a LangGraph subgraph) and merges
+    their cited answers, renumbering citations. Made by ``supervisor(...)``."""
+
+    name: str
+    description: str
+    specialists: list[Any]  # sovra.runtime.Agent
+    route: str = "planning"
+    instructions: str = ""
+    max_specialists: int = 2
+    choose: Callable[[str], list[str]] | None = None
+    needs_index: bool = True
+
+    def __post_init__(self) -> None:
+        self._by_name = {s.name: s for s in self.specialists}
+        if len(self._by_name) != len(self.specialists) or not self.specialists:
+            raise ValueError("a supervisor needs specialists with distinct names")
+
+    def initial_state(self, question: str) -> dict[str, Any]:
+        return {"question": question, "chosen": [], "reason": "", "results": [], "merged": {}}
+
+    def graph(self) -> StateGraph:
+        g = StateGraph(_SupervisorState)
+        g.add_node("route", self._route)
+        for spec in self.specialists:
+            g.add_node(spec.name, self._specialist_node(spec))
+            g.add_edge(spec.name, "merge")
+        g.add_node("merge", self._merge)
+        g.add_edge(START, "route")
+        g.add_conditional_edges("route", lambda s: s["chosen"], [s.name for s in self.specialists])
+        g.add_edge("merge", END)
+        return g
+
+    def to_answer(self, state: dict[str, Any], base: Answer) -> Answer:
+        m = state.get("merged") or {}
+        base.text = m.get("text", "")
+        base.status = m.get("status", "not_found")
+        base.citations = [Citation(**{**c, "rows": tuple(c.get("rows", ()))}) for c in m.get("citations", [])]
+        base.evidence = [Citation(**{**c, "rows": tuple(c.get("rows", ()))}) for c in m.get("evidence", [])]
+        base.notes = list(m.get("notes", []))
+        base.output = m.get("output")
+        return base
+
+    def _route(self, state: _SupervisorState, config: RunnableConfig) -> dict[str, Any]:
+        ctx = _ctx(config)
+        ctx.check()
+        names = [s.name for s in self.specialists]
+        if self.choose is not None:
+            chosen, reason = [n for n in self.choose(state["question"]) if n in names], "rule"
+        else:
+            listing = "\n".join(f"- {s.name}: {s.description}" for s in self.specialists)
+            decision_model = create_model(
+                "RouteDecision",
+                specialists=(list[Literal[tuple(names)]], Field(min_length=1, max_length=self.max_specialists)),  # type: ignore[valid-type]
+                reason=(str, Field(default="", max_length=120)),
+            )
+            messages = [
+                {
+                    "role": "system",
+                    "content": "Pick the specialist(s) that can answer the question. Reply with JSON only.\n"
+                    f"Specialists:\n{listing}\n{self.instructions}".strip(),
+                },
+                {"role": "user", "content": state["question"]},
+            ]
+            decision, mc = ctx.services.gateway.complete_json(messages, decision_model, route=self.route)
+            ctx.model_call(mc, messages)
+            chosen, reason = list(dict.fromkeys(decision.specialists)), decision.reason  # type: ignore[attr-defined]
+        chosen = chosen[: self.max_specialists] or [names[0]]
+        ctx.recorder.record("supervisor.route", {"chosen": chosen, "reason": reason})
+        return {"chosen": chosen, "reason": reason}
+
+    def _specialist_node(self, spec: Any) -> Callable[[_SupervisorState, RunnableConfig], dict[str, Any]]:
+        sub = spec.graph().compile()  # gets the parent's checkpointer: its interrupts pause the whole run
+
+        def run(state: _SupervisorState, config: RunnableConfig) -> dict[str, Any]:
+            ctx = _ctx(config)
+            init = getattr(spec, "initial_state", None)
+            inp = init(state["question"]) if callable(init) else {"question": state["question"]}
+            out = sub.invoke(inp, config)
+            base = Answer(
+                run_id=ctx.run_id, trace_id="", user=ctx.user.id, question=state["question"], text="", status=""
+            )
+            ans = spec.to_answer(dict(out), base)
+            return {"results": [{"name": spec.name, "answer": _answer_dict(ans)}]}
+
+        run.__name__ = spec.name
+        return run
+
+    def _merge(self, state: _SupervisorState, config: RunnableConfig) -> dict[str, Any]:
+        order = {n: i for i, n in enumerate(state.get("chosen", []))}
+        results = sorted(state.get("results", []), key=lambda r: order.get(r["name"], 99))
+        if len(results) == 1:
+            return {"merged": results[0]["answer"]}
+        parts, cites, evidence, notes = [], [], [], []
+        for r in results:
+            a = r["answer"]
+            offset = len(cites)
+            text = _renumber(a["text"], offset)
+            spec = self._by_name[r["name"]]
+            parts.append(f"{spec.description}\n{text}")
+            cites += [{**c, "n": c["n"] + offset} for c in a["citations"]]
+            evidence += a["evidence"]
+            notes += a["notes"]
+        statuses = [r["answer"]["status"] for r in results]
+        good = [s for s in statuses if s in ("answered", "extracted")]
+        merged = {
+            "text": "\n\n".join(parts),
+            "status": good[0] if good else statuses[0],
+            "citations": cites,
+            "evidence": evidence,
+            "notes": notes,
+            "output": {r["name"]: r["answer"].get("output") for r in results},
+        }
+        return {"merged": merged}
+
+
+def _renumber(text: str, offset: int) -> str:
+    return re.sub(r"\[(\d{1,3})\]", lambda m: f"[{int(m.group(1)) + offset}]", text)
+
+
+def _answer_dict(a: Answer) -> dict[str, Any]:
+    def cite(c: Citation) -> dict[str, Any]:
+        return {**c.__dict__, "rows": list(c.rows)}
+
+    return {
+        "text": a.text,
+        "status": a.status,
+        "citations": [cite(c) for c in a.citations],
+        "evidence": [cite(c) for c in a.evidence],
+        "notes": list(a.notes),
+        "output": a.output,
+    }
+
+
+def supervisor(
+    name: str,
+    specialists: Sequence[Any],
+    *,
+    description: str = "",
+    route: str = "planning",
+    instructions: str = "",
+    max_specialists: int = 2,
+    choose: Callable[[str], list[str]] | None = None,
+) -> Supervisor:
+    """A supervisor agent over ``specialists`` (any ``sovra.runtime.Agent``: SDK agents or hand-built).
+
+    The ``route`` model picks up to ``max_specialists`` of them with a JSON-schema decision
+    (``{"specialists": [...names], "reason": "..."}``; ``instructions`` is added to its prompt), or
+    ``choose(question) -> [names]`` decides without a model. Each chosen specialist's graph runs as
+    a subgraph (in parallel when several), in the same checkpoint, so a specialist's approval
+    interrupt pauses the supervisor's run; its answer comes back through its ``to_answer``. Answers
+    are merged under each specialist's description, citations renumbered ([1].. of the first, then
+    the next), status "answered"/"extracted" if any specialist answered.
+    """
+    return Supervisor(
+        name=name,
+        description=description or f"Routes questions to: {', '.join(s.name for s in specialists)}.",
+        specialists=list(specialists),
+        route=route,
+        instructions=instructions,
+        max_specialists=max_specialists,
+        choose=choose,
+        needs_index=any(getattr(s, "needs_index", True) for s in specialists),
+    )

@@ -86,7 +86,7 @@ def plan(state: State, config: RunnableConfig) -> State:
 
 def retrieve(state: State, config: RunnableConfig) -> State:
     ctx = _ctx(config)
-    tctx = ToolContext(user=ctx.user, services=ctx.services)
+    tctx = ToolContext(user=ctx.user, services=ctx.services, recorder=ctx.recorder)
     k = ctx.services.settings.top_k
     seen: dict[str, dict[str, Any]] = {}
     # The user's own words and the planner's query both go in: a small planner may drop a key term.

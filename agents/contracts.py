@@ -1,0 +1,358 @@
+"""Contract consistency checker: find a contract and its related documents, extract their key terms
+into a typed schema, compare them, and report each inconsistency with citations on both sides.
+
+The graph is find -> extract -> compare -> report. Finding documents, extracting terms and
+comparing them are deterministic code (``tools/contract_docs``, ``tools/extract``, ``compare``
+below); a model only helps extraction where a served model is configured, and then only with
+values the document contains verbatim. Every step is an audit record.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any, Literal, TypedDict
+
+from langchain_core.runnables import RunnableConfig
+from langgraph.graph import END, START, StateGraph
+from pydantic import BaseModel
+
+from sovra.agents.assistant import NOT_FOUND
+from sovra.errors import SovraError
+from sovra.runtime import Answer, Citation, RunContext
+from sovra.tools.base import ToolContext
+from sovra.tools.contract_docs import ContractDocsArgs, ContractDocsResult, ContractDocument, find_contract_documents
+from sovra.tools.extract import Evidence, ExtractArgs, KeyTerms, extract_terms, law_name
+
+
+class Side(BaseModel):
+    """One side of a comparison: what a document (or its metadata sidecar) says, and where."""
+
+    title: str
+    value: str
+    source: Literal["text", "metadata"] = "text"
+    evidence: Evidence | None = None
+    url: str = ""
+
+
+class Finding(BaseModel):
+    field: str
+    label: str
+    left: Side  # the main contract (or a document's text when checking its own metadata)
+    right: Side
+    note: str = ""
+
+
+# field -> (label, how to show a value, equal?)
+def _money(v: Any) -> str:
+    return f"EUR {v:,.2f}"
+
+
+def _same_number(a: Any, b: Any) -> bool:
+    return abs(float(a) - float(b)) < 0.005
+
+
+def _same_text(a: Any, b: Any) -> bool:
+    return " ".join(str(a).casefold().replace(".", "").split()) == " ".join(str(b).casefold().replace(".", "").split())
+
+
+Compare = tuple[str, Callable[[Any], str], Callable[[Any, Any], bool]]
+COMPARED: dict[str, Compare] = {
+    "counterparty": ("Counterparty", str, _same_text),
+    "currency": ("Currency", str, _same_text),
+    "facility_amount": ("Facility amount", _money, _same_number),
+    "annual_fee": ("Fee per year", _money, _same_number),
+    "annual_cap": ("Annual cap", _money, _same_number),
+    "governing_law": ("Governing law", str, _same_text),
+    "courts": ("Jurisdiction (courts)", str, _same_text),
+    "term_years": ("Term", lambda v: f"{v} years", lambda a, b: a == b),
+    "effective_date": ("Start date", lambda v: v.isoformat(), lambda a, b: a == b),
+    "end_date": ("End date", lambda v: v.isoformat(), lambda a, b: a == b),
+    "convenience_notice_days": ("Termination for convenience notice", lambda v: f"{v} days", lambda a, b: a == b),
+    "break_notice_months": ("Break option notice", lambda v: f"{v} months", lambda a, b: a == b),
+    "margin_pct": ("Margin", lambda v: f"{v:.2f}% p.a.", _same_number),
+    "amortisation_pct_per_quarter": ("Repayment per quarter", lambda v: f"{v:.2f}%", _same_number),
+}
+# Sidecar key -> (terms field, parse). A term sheet's sidecar dates are the sheet's own, not the deal's.
+SIDECAR: dict[str, tuple[str, Callable[[Any], Any]]] = {
+    "counterparty": ("counterparty", str),
+    "contract_id": ("contract_id", str),
+    "currency": ("currency", str),
+    "annual_cap": ("annual_cap", float),
+    "governing_law": ("governing_law", lambda v: law_name(str(v)) or str(v)),
+    "effective_date": ("effective_date", lambda v: dt.date.fromisoformat(str(v))),
+    "end_date": ("end_date", lambda v: dt.date.fromisoformat(str(v))),
+}
+_CONTRACT_ONLY_SIDECAR = {"effective_date", "end_date"}
+
+
+def _side(t: KeyTerms, name: str) -> Side:
+    _label, show, _ = COMPARED.get(name, (name, str, _same_text))
+    ev = t.evidence.get(name)
+    return Side(title=t.title, value=show(t.value(name)), evidence=ev, url=ev.url if ev else "")
+
+
+def compare(main: KeyTerms, other: KeyTerms) -> tuple[list[Finding], list[str]]:
+    """Terms both documents state and that differ; also the labels of the terms that agree."""
+    findings: list[Finding] = []
+    agreed: list[str] = []
+    for name, (label, _show, same) in COMPARED.items():
+        a, b = main.value(name), other.value(name)
+        if a is None or b is None:
+            continue
+        if same(a, b):
+            agreed.append(label)
+            continue
+        note = "changed by the amendment" if other.role == "amendment" else ""
+        findings.append(Finding(field=name, label=label, left=_side(main, name), right=_side(other, name), note=note))
+    return findings, agreed
+
+
+def check_metadata(doc: ContractDocument, t: KeyTerms) -> tuple[list[Finding], list[str]]:
+    """The document's metadata sidecar against its own text."""
+    findings: list[Finding] = []
+    agreed: list[str] = []
+    for key, (name, parse) in SIDECAR.items():
+        raw = doc.metadata.get(key)
+        if raw is None or t.value(name) is None or (key in _CONTRACT_ONLY_SIDECAR and doc.role != "contract"):
+            continue
+        try:
+            meta_value = parse(raw)
+        except (TypeError, ValueError):
+            meta_value = raw
+        label, show, same = COMPARED.get(name, (name.replace("_", " ").capitalize(), str, _same_text))
+        if same(meta_value, t.value(name)):
+            agreed.append(f"{label} (metadata)")
+            continue
+        findings.append(
+            Finding(
+                field=name,
+                label=f"{label} (metadata vs text)",
+                left=_side(t, name),
+                right=Side(
+                    title=f"{doc.title} (metadata)",
+                    value=show(meta_value),
+                    source="metadata",
+                    url=f"{doc.url}.meta.json",
+                ),
+            )
+        )
+    return findings, agreed
+
+
+# --- citations shared by the flagship agents ---------------------------------------------------------
+
+
+@dataclass
+class CitationBook:
+    """Numbers each distinct piece of evidence once, in order of first use."""
+
+    items: list[dict[str, Any]] = field(default_factory=list)
+    _keys: dict[tuple[Any, ...], int] = field(default_factory=dict)
+
+    def add(self, cite: dict[str, Any]) -> int:
+        key = (cite["kind"], cite["url"], cite.get("chunk_id"), tuple(cite.get("rows", ())), cite.get("quote", ""))
+        if key not in self._keys:
+            self.items.append({**cite, "n": len(self.items) + 1})
+            self._keys[key] = len(self.items)
+        return self._keys[key]
+
+    def evidence(self, ev: Evidence) -> int:
+        return self.add(
+            {
+                "kind": "document",
+                "title": ev.title,
+                "url": ev.url,
+                "page": ev.page,
+                "chunk_id": ev.chunk_id,
+                "quote": ev.quote,
+                "span": [ev.char_start, ev.char_end],
+            }
+        )
+
+    def side(self, s: Side) -> int:
+        if s.evidence is not None:
+            return self.evidence(s.evidence)
+        return self.add({"kind": "document", "title": s.title, "url": s.url, "quote": f"{s.title}: {s.value}"})
+
+
+def to_citations(items: list[dict[str, Any]]) -> list[Citation]:
+    return [
+        Citation(
+            n=c["n"],
+            kind=c["kind"],
+            title=c["title"],
+            url=c["url"],
+            page=c.get("page"),
+            chunk_id=c.get("chunk_id"),
+            rows=tuple(c.get("rows", ())),
+            quote=c.get("quote", ""),
+        )
+        for c in items
+    ]
+
+
+def ctx_of(config: RunnableConfig) -> RunContext:
+    """The run's context; stops the node first if the run was cancelled or is over its budget."""
+    ctx: RunContext = config["configurable"]["ctx"]
+    check = getattr(ctx, "check", None)
+    if callable(check):
+        check()
+    return ctx
+
+
+def tool_ctx(ctx: RunContext) -> ToolContext:
+    return ToolContext(
+        user=ctx.user, services=ctx.services, extras={"model_call": ctx.model_call}, recorder=ctx.recorder
+    )
+
+
+# --- the graph ----------------------------------------------------------------------------------------
+
+
+class State(TypedDict, total=False):
+    question: str
+    docs: list[dict[str, Any]]
+    contract_id: str | None
+    terms: list[dict[str, Any]]
+    findings: list[dict[str, Any]]
+    agreed: dict[str, list[str]]
+    notes: list[str]
+    answer: str
+    citations: list[dict[str, Any]]
+    status: str
+
+
+def find(state: State, config: RunnableConfig) -> State:
+    ctx = ctx_of(config)
+    args = ContractDocsArgs(query=state["question"])
+    try:
+        with ctx.recorder.step("tool.find_contract_documents", args=args.model_dump()) as step:
+            res: ContractDocsResult = find_contract_documents(args, tool_ctx(ctx))
+            step.result = {
+                "contract_id": res.contract_id,
+                "ambiguous": res.ambiguous,
+                "documents": [
+                    {"doc_id": d.doc_id, "title": d.title, "role": d.role, "chunks": len(d.chunks)}
+                    for d in res.documents
+                ],
+            }
+    except SovraError as exc:
+        return {"docs": [], "notes": [f"The contract search failed: {exc.message}"]}
+    notes: list[str] = []
+    if res.ambiguous:
+        notes.append(f"Several counterparties match; name one of: {', '.join(res.ambiguous)}.")
+    return {"docs": [d.model_dump(mode="json") for d in res.documents], "contract_id": res.contract_id, "notes": notes}
+
+
+def extract(state: State, config: RunnableConfig) -> State:
+    ctx = ctx_of(config)
+    use_model = ctx.services.settings.resolved_answer_mode == "generate"
+    terms: list[dict[str, Any]] = []
+    notes = list(state.get("notes", []))
+    for raw in state["docs"]:
+        doc = ContractDocument.model_validate(raw)
+        try:
+            with ctx.recorder.step("tool.extract_terms", args={"doc_id": doc.doc_id, "use_model": use_model}) as step:
+                t = extract_terms(ExtractArgs(document=doc, use_model=use_model), tool_ctx(ctx))
+                step.result = t.model_dump(mode="json", exclude={"payment_schedule"})
+        except SovraError as exc:
+            notes.append(f"The terms of {doc.title} could not be extracted: {exc.message}")
+            continue
+        terms.append(t.model_dump(mode="json"))
+    return {"terms": terms, "notes": notes}
+
+
+def compare_node(state: State, config: RunnableConfig) -> State:
+    ctx = ctx_of(config)
+    docs = {d["doc_id"]: ContractDocument.model_validate(d) for d in state["docs"]}
+    terms = [KeyTerms.model_validate(t) for t in state.get("terms", [])]
+    findings: list[Finding] = []
+    agreed: dict[str, list[str]] = {}
+    if terms:
+        main = terms[0]  # the tool puts the main contract first
+        for other in terms[1:]:
+            f, a = compare(main, other)
+            findings += f
+            agreed[other.title] = a
+        for t in terms:
+            f, a = check_metadata(docs[t.doc_id], t)
+            findings += f
+            agreed[f"{t.title} metadata"] = [x.removesuffix(" (metadata)") for x in a]
+    ctx.recorder.record(
+        "contracts.compare",
+        {"findings": [f.model_dump(mode="json") for f in findings], "agreed": agreed, "documents": len(terms)},
+    )
+    return {"findings": [f.model_dump(mode="json") for f in findings], "agreed": agreed}
+
+
+def report(state: State, config: RunnableConfig) -> State:
+    ctx = ctx_of(config)
+    terms = state.get("terms", [])
+    if not terms:
+        ctx.recorder.record("answer.not_found", {"reason": "no contract the user may read matched"})
+        return {"answer": NOT_FOUND, "citations": [], "status": "not_found"}
+    book = CitationBook()
+    findings = [Finding.model_validate(f) for f in state.get("findings", [])]
+    main = terms[0]
+    others = [t["title"] for t in terms[1:]]
+    head = f"Checked {main['title']}" + (
+        f" against {len(others)} related document(s): {'; '.join(others)}."
+        if others
+        else " (no related document found)."
+    )
+    lines = [head]
+    if findings:
+        lines.append(f"{len(findings)} inconsistenc{'y' if len(findings) == 1 else 'ies'} found:")
+        for i, f in enumerate(findings, start=1):
+            left, right = book.side(f.left), book.side(f.right)
+            note = f" ({f.note})" if f.note else ""
+            lines.append(
+                f"{i}. {f.label}: {f.left.value} in {f.left.title} [{left}] vs {f.right.value} "
+                f"in {f.right.title} [{right}]{note}."
+            )
+    else:
+        lines.append("No inconsistency found between the terms the documents state.")
+        for t in terms[:2]:
+            for name in ("facility_amount", "annual_fee", "governing_law"):
+                ev = t["evidence"].get(name)
+                if ev:
+                    book.evidence(Evidence.model_validate(ev))
+                    break
+    for title, labels in state.get("agreed", {}).items():
+        if labels:
+            lines.append(f"Agrees with {title}: {', '.join(labels).lower()}.")
+    ctx.recorder.record("contracts.report", {"findings": len(findings), "citations": len(book.items)})
+    return {"answer": "\n".join(lines), "citations": book.items, "status": "answered"}
+
+
+def _after_find(state: State) -> str:
+    return "extract" if state.get("docs") else "report"
+
+
+class ContractChecker:
+    """Compares a contract with its term sheets, amendments and metadata; cites both sides."""
+
+    name = "contracts"
+    description = "Contract consistency check: key terms across a contract and its related documents."
+
+    def graph(self) -> StateGraph:
+        g = StateGraph(State)
+        g.add_node("find", find)
+        g.add_node("extract", extract)
+        g.add_node("compare", compare_node)
+        g.add_node("report", report)
+        g.add_edge(START, "find")
+        g.add_conditional_edges("find", _after_find, ["extract", "report"])
+        g.add_edge("extract", "compare")
+        g.add_edge("compare", "report")
+        g.add_edge("report", END)
+        return g
+
+    def to_answer(self, state: dict[str, Any], base: Answer) -> Answer:
+        base.text = state.get("answer", NOT_FOUND)
+        base.status = state.get("status", "not_found")
+        base.citations = to_citations(state.get("citations", []))
+        base.notes = list(state.get("notes", []))
+        return base

@@ -1,0 +1,179 @@
+"""find_contract_documents: a contract and the documents related to it, read in full, as the user.
+
+"Related" means: the same counterparty (sidecar ``counterparty_id``), or a document that names the
+contract ("relates to contract C-2025-002"). Term sheets, heads of terms and amendments are
+found this way. Every document comes back with all of its chunks (page and character offsets
+kept) so an extractor can read whole clauses and cite them. Access is checked inside the index
+with the caller's principals, exactly as for ``search_documents``: a document the user may not
+read is never returned, not even its title.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any, Literal
+
+from pydantic import BaseModel, Field
+
+from sovra.errors import InputError
+from sovra.index import SearchFilter
+from sovra.tools.base import ToolContext, tool
+from sovra.tools.ledger import _match_score  # the ledger's tested free-text name matcher
+
+CONTRACT_ID = re.compile(r"\b(?:C|TS|AM)-\d{4}-\d{3}\b", re.I)
+_RELATES = re.compile(r"relates\s+to\s+contract\s+((?:C|AM)-\d{4}-\d{3})", re.I)
+_MAX_CHUNKS_PER_DOC = 400
+
+Role = Literal["contract", "term_sheet", "amendment"]
+
+
+class ContractDocsArgs(BaseModel):
+    query: str = Field(description="A contract id (C-2025-002), a counterparty name or words from a title.")
+    source: str = Field(default="contracts", description="The document source that holds contracts.")
+
+
+class DocChunk(BaseModel):
+    chunk_id: str
+    page: int
+    char_start: int
+    char_end: int
+    text: str
+
+
+class ContractDocument(BaseModel):
+    doc_id: str
+    title: str
+    url: str
+    doc_type: str
+    role: Role
+    contract_id: str | None = None
+    related_contract_id: str | None = None  # the contract a term sheet or amendment refers to
+    counterparty: str | None = None
+    counterparty_id: str | None = None
+    metadata: dict[str, Any] = Field(default_factory=dict)  # the sidecar, as ingested
+    chunks: list[DocChunk] = Field(default_factory=list)
+
+    def pages(self) -> dict[int, str]:
+        """Each page's text rebuilt from its (overlapping) chunks at their offsets."""
+        out: dict[int, list[str]] = {}
+        for c in sorted(self.chunks, key=lambda c: (c.page, c.char_start)):
+            buf = out.setdefault(c.page, [])
+            if len(buf) < c.char_end:
+                buf.extend(" " * (c.char_end - len(buf)))
+            buf[c.char_start : c.char_end] = list(c.text)
+        return {p: "".join(chars) for p, chars in out.items()}
+
+    def chunk_at(self, page: int, offset: int) -> DocChunk | None:
+        for c in self.chunks:
+            if c.page == page and c.char_start <= offset < c.char_end:
+                return c
+        return None
+
+
+class ContractDocsResult(BaseModel):
+    query: str
+    contract_id: str | None = None  # the main contract, when one was identified
+    counterparty: str | None = None
+    documents: list[ContractDocument] = Field(default_factory=list)  # main contract first
+    ambiguous: list[str] = Field(default_factory=list)  # counterparties the query matches equally well
+
+    @property
+    def found(self) -> bool:
+        return bool(self.documents)
+
+
+def _role(meta: dict[str, Any], title: str, text: str) -> Role:
+    cid = str(meta.get("contract_id") or "")
+    if cid.upper().startswith("AM-") or "amendment" in title.lower():
+        return "amendment"
+    if cid.upper().startswith("TS-") or re.search(r"term sheet|heads of terms", title, re.I) or _RELATES.search(text):
+        return "term_sheet"
+    return "contract"
+
+
+def _search(ctx: ToolContext, query: str, flt: SearchFilter, limit: int, mode: str = "hybrid") -> list[Any]:
+    svc = ctx.services
+    return list(
+        svc.index.search(svc.embedder.embed_query(query), svc.embedder.sparse_query(query), flt, limit=limit, mode=mode)
+    )
+
+
+def _whole(ctx: ToolContext, hit: Any, source: str) -> ContractDocument:
+    """Every chunk of one document the user may read (the ACL term stays in the filter)."""
+    flt = SearchFilter(principals=tuple(ctx.user.principals), sources=(source,), doc_ids=(hit.doc_id,))
+    n = min(ctx.services.index.count(flt), _MAX_CHUNKS_PER_DOC)
+    hits = _search(ctx, hit.title, flt, max(n, 1), mode="dense") if n else []
+    chunks = sorted(
+        {h.chunk_id: DocChunk(chunk_id=h.chunk_id, page=h.page, char_start=h.char_start, char_end=h.char_end,
+                              text=h.text) for h in hits}.values(),
+        key=lambda c: (c.page, c.char_start),
+    )  # fmt: skip
+    meta = dict(hit.metadata or {})
+    head = " ".join(c.text for c in chunks[:2])
+    related = _RELATES.search(head)
+    return ContractDocument(
+        doc_id=hit.doc_id,
+        title=hit.title,
+        url=hit.url,
+        doc_type=hit.doc_type,
+        role=_role(meta, hit.title, head),
+        contract_id=meta.get("contract_id"),
+        related_contract_id=related.group(1).upper() if related else None,
+        counterparty=meta.get("counterparty"),
+        counterparty_id=meta.get("counterparty_id"),
+        metadata=meta,
+        chunks=chunks,
+    )
+
+
+def _name_score(query: str, hit: Any, use_title: bool) -> tuple[int, int, int] | None:
+    meta = hit.metadata or {}
+    name = hit.title if use_title else str(meta.get("counterparty") or "")
+    return _match_score(query.casefold(), str(meta.get("counterparty_id") or "-"), name) if name else None
+
+
+@tool(read_only=True)
+def find_contract_documents(args: ContractDocsArgs, ctx: ToolContext) -> ContractDocsResult:
+    """Find a contract by id, counterparty or title, with its related documents (term sheets,
+    heads of terms, amendments), each with all of its text, page and character offsets."""
+    query = " ".join(args.query.split())
+    if not query:
+        raise InputError("say which contract: a contract id such as C-2025-002 or a counterparty name")
+    flt = SearchFilter(principals=tuple(ctx.user.principals), sources=(args.source,))
+    hits = _search(ctx, query, flt, 50)
+    first: dict[str, Any] = {}
+    for h in hits:
+        first.setdefault(h.doc_id, h)
+    ids = {m.upper() for m in CONTRACT_ID.findall(query)}
+    anchors: list[Any] = []
+    if ids:
+        anchors = [h for h in first.values() if str((h.metadata or {}).get("contract_id", "")).upper() in ids]
+    for use_title in (False, True):  # the counterparty's name first; a title only if no name matches
+        if anchors:
+            break
+        scored = [(s, h) for h in first.values() if (s := _name_score(query, h, use_title)) is not None]
+        if scored:
+            best = max(s for s, _ in scored)
+            anchors = [h for s, h in scored if s == best]
+    if not anchors:
+        return ContractDocsResult(query=query)
+    cp_ids = {(a.metadata or {}).get("counterparty_id") for a in anchors} - {None}
+    if len(cp_ids) > 1:
+        names = sorted({str((a.metadata or {}).get("counterparty")) for a in anchors})
+        return ContractDocsResult(query=query, ambiguous=names)
+    counterparty = next((str((a.metadata or {}).get("counterparty")) for a in anchors), None)
+    # A second search by the counterparty's name finds related documents the first one ranked low.
+    if counterparty:
+        for h in _search(ctx, counterparty, flt, 50):
+            first.setdefault(h.doc_id, h)
+    group = {h.doc_id: h for h in first.values() if (h.metadata or {}).get("counterparty_id") in cp_ids}
+    group.update({a.doc_id: a for a in anchors})
+    docs = [_whole(ctx, h, args.source) for h in group.values()]
+    anchor_ids = {d.contract_id for d in docs if d.doc_id in {a.doc_id for a in anchors}}
+    main = next((d.contract_id for d in docs if d.role == "contract" and d.contract_id in anchor_ids), None)
+    if main is None:  # asked for a term sheet: its contract is the main one
+        main = next((d.related_contract_id for d in docs if d.related_contract_id), None)
+    if main is None:
+        main = next((d.contract_id for d in docs if d.role == "contract"), None)
+    docs.sort(key=lambda d: (d.contract_id != main, d.role != "contract", d.contract_id or "", d.doc_id))
+    return ContractDocsResult(query=query, contract_id=main, counterparty=counterparty, documents=docs)

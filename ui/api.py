@@ -1,42 +1,40 @@
 """`sovra serve`: the HTTP API. Thin, like the CLI: authenticate, call the runtime, render JSON.
 
-Endpoints: ``GET /health`` (liveness, no auth), ``GET /ready`` (the index exists and was built with
-the configured embedding model), ``POST /v1/ask`` and ``GET /v1/runs/{run_id}`` (bearer token).
+Endpoints (the OpenAPI schema is at ``/openapi.json``, the docs at ``/docs``):
 
-Identity comes only from the bearer token; a request body never names the asking user. Tokens are
-static development tokens read from a JSON file ``{"<token>": "<user id>"}`` named by the
-``SOVRA_API_TOKENS_FILE`` environment variable (or passed to :func:`create_app`). OIDC/JWT
-validation is not implemented yet: do not expose this server beyond a trusted network.
+- ``GET /health`` (liveness, no auth), ``GET /ready`` (the index exists, built with the configured
+  embedding model);
+- ``POST /v1/ask`` (``?stream=true`` or ``POST /v1/ask/stream``: server-sent events), ``GET /v1/runs``,
+  ``GET /v1/runs/{id}``, ``GET /v1/runs/{id}/audit``, ``GET|POST /v1/runs/{id}/approval``,
+  ``POST /v1/runs/{id}/cancel`` (:mod:`sovra.ui.api_runs`);
+- ``POST /v1/sources/{name}/sync``, ``GET /v1/jobs/{id}`` (:mod:`sovra.ui.api_jobs`);
+- ``POST /v1/chat/completions``, ``GET /v1/models``: OpenAI-compatible (:mod:`sovra.ui.api_openai`).
 
-One runtime per app, one run at a time: the embedded qdrant-edge index, the SQLite audit log and
-the bundled llama.cpp model are single-process, single-writer resources, so requests run the
-synchronous runtime in a worker thread behind one lock. Waiting requests wait on the event loop
-(an async lock), not in a thread, so they hold no worker thread while queued.
+Identity comes only from the bearer token (:mod:`sovra.ui.api_auth`: static development tokens, or
+OIDC JWTs from a configured issuer); a request body never names the asking user. Errors are JSON
+``{"error", "hint"}`` with the HTTP status that fits, never a traceback.
 """
 
 from __future__ import annotations
 
-import hmac
 import json
 import logging
 from collections.abc import AsyncIterator, Callable, Mapping
 from contextlib import asynccontextmanager
-from dataclasses import asdict
 from pathlib import Path
-from typing import Annotated, Any, TypeVar
+from typing import Annotated, Any
 
-import anyio
 import typer
-from fastapi import Depends, FastAPI, Request
-from fastapi.encoders import jsonable_encoder
+from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
-from pydantic import BaseModel, ConfigDict
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from sovra.config import Settings
 from sovra.errors import (
+    ApprovalError,
+    BudgetExceeded,
     ConfigError,
     IndexMissingError,
     InputError,
@@ -44,102 +42,63 @@ from sovra.errors import (
     ModelUnavailableError,
     SovraError,
 )
-from sovra.identity import User
+from sovra.identity import Directory
 from sovra.runtime import Runtime
+from sovra.ui.api_auth import (  # re-exported: older imports name them here
+    MIN_TOKEN_CHARS,
+    TOKENS_ENV,
+    ApiError,
+    Authenticator,
+    RequestDirectory,
+    load_tokens,
+)
+from sovra.ui.api_state import ApiState, run_locked
+
+__all__ = ["MAX_BODY_BYTES", "MIN_TOKEN_CHARS", "TOKENS_ENV", "ApiError", "BodyLimit", "create_app", "load_tokens"]
 
 log = logging.getLogger(__name__)
 
-TOKENS_ENV = "SOVRA_API_TOKENS_FILE"
 MAX_BODY_BYTES = 64 * 1024
-MIN_TOKEN_CHARS = 16  # also rules out the empty token, which a blank header could otherwise match
-T = TypeVar("T")
-
-
-class ApiError(SovraError):
-    """An error with an HTTP status of its own (authentication, access, unknown run)."""
-
-    def __init__(self, status: int, message: str, hint: str | None = None, headers: dict[str, str] | None = None):
-        super().__init__(message, hint)
-        self.status = status
-        self.headers = headers or {}
-
-
-# ---------------------------------------------------------------------------------------------
-# Request and response shapes
-
-
-class AskRequest(BaseModel):
-    # Forbidding extra fields makes a client that tries to pick the user ("user": "bob") fail
-    # loudly with 422 instead of silently asking as the token's user.
-    model_config = ConfigDict(extra="forbid")
-
-    question: str
-    agent: str = "assistant"
 
 
 def _error_body(message: str, hint: str | None) -> dict[str, Any]:
     return {"error": message, "hint": hint}
 
 
+_OPENAI_PATHS = ("/v1/chat/completions", "/v1/models")
+_OPENAI_TYPES = {
+    400: "invalid_request_error",
+    401: "authentication_error",
+    403: "permission_error",
+    404: "not_found_error",
+}
+
+
+def _error(request: Request, status: int, message: str, hint: str | None, **extra: Any) -> JSONResponse:
+    """A JSON error; on the OpenAI-compatible routes in OpenAI's shape, so its clients show it."""
+    headers = extra.pop("headers", None)
+    if request.url.path in _OPENAI_PATHS:
+        err = {"message": message, "type": _OPENAI_TYPES.get(status, "api_error"), "param": None, "code": None}
+        body: dict[str, Any] = {"error": err | {"hint": hint} | extra}
+    else:
+        body = _error_body(message, hint) | extra
+    return JSONResponse(body, status_code=status, headers=headers)
+
+
 def _status_for(exc: SovraError) -> int:
     if isinstance(exc, ApiError):
         return exc.status
+    if isinstance(exc, ApprovalError):
+        return 409
     if isinstance(exc, InputError):
         return 400
+    if isinstance(exc, BudgetExceeded):
+        return 429
     if isinstance(exc, ModelUnavailableError | IndexMissingError):
         return 503
     if isinstance(exc, ModelOutputError):
         return 502
     return 500  # ConfigError, AuditIntegrityError, ...: the operator's problem, not the caller's
-
-
-# ---------------------------------------------------------------------------------------------
-# Tokens
-
-
-def load_tokens(path: Path) -> dict[str, str]:
-    """Read ``{"<token>": "<user id>"}``."""
-    try:
-        raw = json.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError as exc:
-        raise ConfigError(f"API tokens file {path} does not exist", hint=f"create it or unset {TOKENS_ENV}") from exc
-    except (OSError, json.JSONDecodeError) as exc:
-        raise ConfigError(f"API tokens file {path} is not valid JSON: {exc}") from exc
-    if not isinstance(raw, dict) or not all(isinstance(k, str) and isinstance(v, str) for k, v in raw.items()):
-        raise ConfigError(f"API tokens file {path} must map token strings to user ids")
-    return dict(raw)
-
-
-def _match_token(tokens: Mapping[str, str], presented: str) -> str | None:
-    """The user id of ``presented``; compares with every token in constant time, without early exit."""
-    found: str | None = None
-    given = presented.encode("utf-8")
-    for token, user_id in tokens.items():
-        if hmac.compare_digest(token.encode("utf-8"), given):
-            found = user_id
-    return found
-
-
-def _unauthorized(message: str, hint: str | None = None) -> ApiError:
-    return ApiError(401, message, hint, headers={"WWW-Authenticate": "Bearer"})
-
-
-async def current_user(request: Request) -> User:
-    """The user named by the request's bearer token (never by its body)."""
-    scheme, _, presented = request.headers.get("authorization", "").partition(" ")
-    if scheme.lower() != "bearer" or not presented.strip():
-        raise _unauthorized("missing bearer token", hint="send Authorization: Bearer <token>")
-    user_id = _match_token(request.app.state.tokens, presented.strip())
-    if user_id is None:
-        raise _unauthorized("invalid token")
-    try:
-        return request.app.state.runtime.services.directory.get(user_id)  # type: ignore[no-any-return]
-    except InputError as exc:  # the token names a user the directory no longer has
-        raise _unauthorized("the token's user is not in the identity directory") from exc
-
-
-# Module level: with postponed annotations FastAPI resolves a dependency's type in module globals.
-CurrentUser = Annotated[User, Depends(current_user)]
 
 
 # ---------------------------------------------------------------------------------------------
@@ -201,29 +160,48 @@ class BodyLimit:
 # The app
 
 
-def create_app(settings: Settings | None = None, tokens: Mapping[str, str] | Path | None = None) -> FastAPI:
-    """The API app. ``tokens``: a token -> user id mapping, a JSON file, or ``None`` to read the file
-    named by ``SOVRA_API_TOKENS_FILE`` (unset: no token is accepted, every /v1 call answers 401)."""
+def create_app(
+    settings: Settings | None = None,
+    tokens: Mapping[str, str] | Path | None = None,
+    *,
+    agents: Mapping[str, Callable[[], Any]] | None = None,
+    runtime_factory: Callable[..., Runtime] = Runtime,
+) -> FastAPI:
+    """The API app.
+
+    ``tokens``: static token -> user id mapping, a JSON file, or ``None`` to read the file named by
+    ``SOVRA_API_TOKENS_FILE`` (unset and no OIDC issuer: every /v1 call answers 401). ``agents``:
+    name -> agent factory to serve instead of the installed agents (tests, benchmarks).
+    ``runtime_factory(settings, agents=...)`` builds the runtime (default :class:`Runtime`).
+    """
     settings = settings or Settings()
-    if tokens is None:
-        # SOVRA_API_TOKENS_FILE, through the settings like every other option.
-        tokens = load_tokens(settings.api_tokens_file) if settings.api_tokens_file else {}
-    elif isinstance(tokens, Path):
-        tokens = load_tokens(tokens)
-    token_map: dict[str, str] = dict(tokens)
-    if any(len(t) < MIN_TOKEN_CHARS for t in token_map):
-        raise ConfigError(f"an API token is shorter than {MIN_TOKEN_CHARS} characters", hint="use long random tokens")
-    if not token_map:
-        log.warning("no API tokens configured (%s): every authenticated request will be refused", TOKENS_ENV)
+    authenticator = Authenticator(settings, tokens)
+
+    def lookup(name: str) -> Any:
+        return state_ref["api"].agent(name)
+
+    state_ref: dict[str, ApiState] = {}
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        app.state.runtime = Runtime(settings)
-        app.state.lock = anyio.Lock()
+        rt = runtime_factory(settings, agents=lookup)
+        # OIDC users may be unknown to the directory or hold fewer groups there: during a request
+        # the runtime sees the caller as their token established (see api_auth.RequestDirectory).
+        if settings.resolved_users_file.is_file():
+            base = rt.services.directory
+        else:
+            log.warning("no identity directory at %s: only OIDC users can be served", settings.resolved_users_file)
+            base = Directory({})
+        directory = RequestDirectory(base)
+        rt.services.directory = directory
+        # Built now, once: first use from several threads at a time would open them twice.
+        rt.services.audit  # noqa: B018
+        rt.runs  # noqa: B018
+        app.state.api = state_ref["api"] = ApiState(settings=settings, runtime=rt, agents=agents)
+        app.state.directory = directory
         try:
             yield
         finally:
-            rt: Runtime = app.state.runtime
             audit = rt.services.__dict__.pop("audit", None)  # Services.close leaves the audit log open
             rt.close()
             if audit is not None:
@@ -231,17 +209,13 @@ def create_app(settings: Settings | None = None, tokens: Mapping[str, str] | Pat
 
     app = FastAPI(
         title="Sovra",
-        description="Retrieval-augmented agents with citations and a tamper-evident audit log.",
+        version="0.1.0",
+        description="Retrieval-augmented agents with citations and a tamper-evident audit log. "
+        "Authenticate with `Authorization: Bearer <token>` (a static development token or an OIDC JWT).",
         lifespan=lifespan,
     )
-    app.state.tokens = token_map
+    app.state.authenticator = authenticator
     app.add_middleware(BodyLimit, limit=MAX_BODY_BYTES)
-
-    async def run_locked(request: Request, fn: Callable[[Runtime], T]) -> T:
-        """Run ``fn(runtime)`` in a worker thread, one at a time (see the module docstring)."""
-        rt: Runtime = request.app.state.runtime
-        async with request.app.state.lock:
-            return await anyio.to_thread.run_sync(fn, rt)
 
     @app.exception_handler(SovraError)
     async def _sovra_error(request: Request, exc: SovraError) -> JSONResponse:
@@ -249,31 +223,31 @@ def create_app(settings: Settings | None = None, tokens: Mapping[str, str] | Pat
         if status >= 500:
             log.warning("%s %s: %s", request.method, request.url.path, exc)
         headers = exc.headers if isinstance(exc, ApiError) else None
-        return JSONResponse(_error_body(exc.message, exc.hint), status_code=status, headers=headers)
+        return _error(request, status, exc.message, exc.hint, headers=headers)
 
     @app.exception_handler(RequestValidationError)
     async def _invalid(request: Request, exc: RequestValidationError) -> JSONResponse:
         problems = [
             {"loc": list(e.get("loc", ())), "msg": e.get("msg", ""), "type": e.get("type", "")} for e in exc.errors()
         ]
-        body = _error_body("invalid request", "see 'detail'; the asking user comes from the token, not the body")
-        return JSONResponse(body | {"detail": problems}, status_code=422)
+        hint = "see 'detail'; the asking user comes from the token, not the body"
+        return _error(request, 422, "invalid request", hint, detail=problems)
 
     @app.exception_handler(StarletteHTTPException)
     async def _http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:
-        return JSONResponse(_error_body(str(exc.detail), None), status_code=exc.status_code, headers=exc.headers)
+        return _error(request, exc.status_code, str(exc.detail), None, headers=exc.headers)
 
     @app.exception_handler(Exception)
     async def _bug(request: Request, exc: Exception) -> JSONResponse:
         log.error("unhandled error on %s %s", request.method, request.url.path, exc_info=exc)
-        return JSONResponse(_error_body("internal error", "this is a bug in Sovra; see the server log"), 500)
+        return _error(request, 500, "internal error", "this is a bug in Sovra; see the server log")
 
-    @app.get("/health")
+    @app.get("/health", tags=["service"])
     async def health() -> dict[str, str]:
         """Liveness: the process answers. Touches nothing."""
         return {"status": "ok"}
 
-    @app.get("/ready")
+    @app.get("/ready", tags=["service"])
     async def ready(request: Request) -> JSONResponse:
         """Readiness: the index exists and was built with the configured embedding model."""
         from sovra.index import IndexInfo
@@ -288,51 +262,65 @@ def create_app(settings: Settings | None = None, tokens: Mapping[str, str] | Pat
             return JSONResponse(_error_body(exc.message, exc.hint), status_code=503)
         return JSONResponse({"status": "ready"})
 
-    @app.post("/v1/ask")
-    async def ask(body: AskRequest, user: CurrentUser, request: Request) -> dict[str, Any]:
-        """Ask an agent as the token's user; the answer with citations and its audit run id."""
-        from sovra.agents import get_agent
-        from sovra.ui.render import answer_json
+    from sovra.ui import api_jobs, api_openai, api_runs
 
-        agent = get_agent(body.agent)  # unknown agent: InputError -> 400, before taking the lock
-        answer = await run_locked(request, lambda rt: rt.ask(agent, body.question, user.id, interface="api"))
-        return answer_json(answer)
-
-    @app.get("/v1/runs/{run_id}")
-    async def run_records(run_id: str, user: CurrentUser, request: Request) -> dict[str, Any]:
-        """A run's audit records: for the run's owner and members of the 'auditor' group only."""
-        from sovra.ui.audit_report import AuditAccessError, load_run
-
-        def load(rt: Runtime) -> list[Any]:
-            return load_run(rt.services.audit, run_id, user)
-
-        try:
-            records = await run_locked(request, load)
-        except AuditAccessError as exc:
-            raise ApiError(403, exc.message, exc.hint) from exc
-        except InputError as exc:  # load_run's only InputError: no such run
-            raise ApiError(404, exc.message, exc.hint) from exc
-        steps = [{k: v for k, v in asdict(r).items() if k != "sealed"} for r in records]
-        return {"run_id": run_id, "user": records[0].user_id, "records": jsonable_encoder(steps)}
-
+    app.include_router(api_runs.router)
+    app.include_router(api_jobs.router)
+    app.include_router(api_openai.router)
     return app
 
 
 # ---------------------------------------------------------------------------------------------
-# CLI
+# Serving
+
+
+def check_workers(settings: Settings, workers: int) -> None:
+    """Several workers share nothing in memory: each needs the index, audit and checkpoints that
+    live outside the process. The embedded qdrant-edge index admits one process at a time."""
+    if workers > 1 and not settings.qdrant_url:
+        raise ConfigError(
+            f"--workers {workers} needs a Qdrant server: the embedded index admits one process at a time",
+            hint="set SOVRA_QDRANT_URL (and SOVRA_AUDIT_URL to PostgreSQL), or serve with --workers 1",
+        )
+    if workers > 1 and not (settings.audit_url or "").startswith("postgres"):
+        log.warning("%d workers share the SQLite audit log and checkpoints: use PostgreSQL in production", workers)
+
+
+def serve(
+    host: str = "127.0.0.1",
+    port: int = 8000,
+    workers: int = 1,
+    factory: str = "sovra.ui.api:create_app",
+    settings: Settings | None = None,
+) -> None:
+    """Run uvicorn; each worker process builds its app with ``factory()`` (an import string), so
+    settings and tokens come from the environment there (``settings`` only checks the workers)."""
+    import uvicorn
+
+    check_workers(settings or Settings(), workers)
+    uvicorn.run(factory, factory=True, workers=workers, host=host, port=port, proxy_headers=False, server_header=False)
 
 
 def serve_command(
     host: Annotated[str, typer.Option(help="Interface to listen on.")] = "127.0.0.1",
     port: Annotated[int, typer.Option(help="TCP port.")] = 8000,
+    workers: Annotated[
+        int, typer.Option(min=1, help="Worker processes; more than 1 needs SOVRA_QDRANT_URL (and PostgreSQL).")
+    ] = 1,
+    check_models: Annotated[
+        bool, typer.Option(help="Check at start-up that every model route's model/adapter is served.")
+    ] = True,
 ) -> None:
-    """Serve the HTTP API (one process, one worker).
+    """Serve the HTTP API (docs at /docs, schema at /openapi.json).
 
-    The embedded qdrant-edge index admits one process at a time, so this runs a single uvicorn
-    worker and answers one question at a time. For several workers or replicas, use a Qdrant server
-    (SOVRA_QDRANT_URL) and a PostgreSQL audit log (SOVRA_AUDIT_URL). Tokens: SOVRA_API_TOKENS_FILE.
+    Each worker answers one question at a time. The embedded qdrant-edge index admits one process,
+    so several workers need a Qdrant server (SOVRA_QDRANT_URL) and should share a PostgreSQL audit log
+    and checkpoints (SOVRA_AUDIT_URL). Tokens: SOVRA_API_TOKENS_FILE and/or SOVRA_OIDC_ISSUER.
     """
-    import uvicorn
+    settings = Settings()
+    check_workers(settings, workers)  # before the model check: the cheaper mistake first
+    if check_models:
+        from sovra.ui.models_cli import check_model_routes
 
-    app = create_app()
-    uvicorn.run(app, host=host, port=port, workers=1, proxy_headers=False, server_header=False)
+        check_model_routes(settings)  # a missing LoRA adapter fails here, not on the first question
+    serve(host, port, workers, settings=settings)

@@ -21,13 +21,18 @@ TOKENS = {
     "alice-token-0123456789": "alice",
     "bob-token-0123456789ab": "bob",
     "erin-token-0123456789a": "erin",
+    "ann-admin-token-0123456": "ann",
 }
-ALICE, BOB, ERIN = ({"Authorization": f"Bearer {t}"} for t in TOKENS)
+ALICE, BOB, ERIN, ANN = ({"Authorization": f"Bearer {t}"} for t in TOKENS)
 
 
 @pytest.fixture(scope="module")
 def data_dir(demo_settings, tmp_path_factory) -> Path:
-    return copy_demo_data(demo_settings, tmp_path_factory.mktemp("api") / "data")
+    data = copy_demo_data(demo_settings, tmp_path_factory.mktemp("api") / "data")
+    users = json.loads((data / "users.json").read_text())
+    users["ann"] = {"name": "Ann Admin", "groups": ["employees", "admins"]}  # may trigger ingestion
+    (data / "users.json").write_text(json.dumps(users))
+    return data
 
 
 def _serve(settings: Settings, tokens: dict[str, str] | Path) -> Iterator[httpx.Client]:
@@ -182,3 +187,49 @@ def test_token_configuration_mistakes_are_config_errors(tmp_path, monkeypatch):
     monkeypatch.setenv(TOKENS_ENV, str(tmp_path / "bad.json"))
     with pytest.raises(ConfigError, match="must map"):
         create_app(Settings(data_dir=tmp_path))
+
+
+def test_streaming_the_assistant(api):
+    r = api.post("/v1/ask/stream", json={"question": "What is the hotel limit per night in London?"}, headers=ALICE)
+    assert r.status_code == 200, r.text
+    events = [b for b in r.text.split("\n\n") if b.startswith("event: ")]
+    kinds = [b.split("\n", 1)[0].removeprefix("event: ") for b in events]
+    assert kinds.count("step") >= 3 and kinds[-1] == "answer", kinds
+    answer = json.loads(events[-1].split("data: ", 1)[1])
+    assert "250" in answer["answer"] and answer["citations"] and answer["user"] == "alice"
+
+
+def test_openai_client_asks_the_assistant(api):
+    import openai
+
+    with openai.OpenAI(
+        base_url=f"{str(api.base_url).rstrip('/')}/v1", api_key=next(iter(TOKENS)), max_retries=0, timeout=300
+    ) as oai:
+        resp = oai.chat.completions.create(
+            model="sovra-assistant",
+            messages=[{"role": "user", "content": "What is the hotel limit per night in London?"}],
+        )
+    content = resp.choices[0].message.content
+    assert "250" in content and "\n\nSources:\n[1] " in content
+    assert resp.model_extra["citations"] and resp.model_extra["sovra"]["run_id"]
+
+
+def test_an_admin_resyncs_a_source_in_the_background(api):
+    r = api.post("/v1/sources/contracts/sync", headers=ANN)
+    assert r.status_code == 202, r.text
+    job = r.json()
+    assert job["status"] == "running" and job["source"] == "contracts"
+    # The job runs behind the same one-at-a-time gate as runs: /ready (which takes it) waits for it.
+    assert api.get("/ready").status_code == 200
+    done = api.get(f"/v1/jobs/{job['job_id']}", headers=ANN).json()
+    assert done["status"] == "done" and done["by"] == "ann", done
+    assert done["summary"].startswith("0 added, 0 updated"), done  # nothing changed since the demo ingest
+    assert api.get(f"/v1/jobs/{job['job_id']}", headers=ERIN).status_code == 200  # auditors read jobs
+    assert_error(api.get(f"/v1/jobs/{job['job_id']}", headers=ALICE), 403, "may not trigger")
+
+
+def test_only_admins_trigger_ingestion(api):
+    assert_error(api.post("/v1/sources/contracts/sync", headers=BOB), 403, "may not trigger ingestion")
+    assert_error(api.post("/v1/sources/contracts/sync", headers=ERIN), 403, "may not trigger ingestion")
+    assert_error(api.post("/v1/sources/nope/sync", headers=ANN), 404, "unknown source")
+    assert_error(api.get(f"/v1/jobs/{'0' * 32}", headers=ANN), 404, "no job")

@@ -1,0 +1,134 @@
+"""A tiny deterministic agent for testing the chat bots' plumbing in milliseconds.
+
+It implements the runtime's ``Agent`` protocol with a real LangGraph graph (so runs, checkpoints,
+the audit log and approvals are the runtime's own) but needs no index and no model: it answers
+with two fixed citations and names the user it ran as. A question containing "pay" pauses for a
+human decision the way a tool with ``needs_approval`` does (a LangGraph interrupt with the
+runtime's approval payload). ``gate``: when set to a ``threading.Event``, the answer node waits for
+it, so a test can prove that the bot acknowledged before the answer existed.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any, TypedDict
+
+from langchain_core.runnables import RunnableConfig
+from langgraph.graph import END, START, StateGraph
+from langgraph.types import interrupt
+
+from sovra.runtime import APPROVAL_INTERRUPT, Answer, Citation
+
+DOC_URL = "https://intranet.nordbank.example/sites/policies/travel.pdf"
+
+
+class State(TypedDict, total=False):
+    question: str
+    decision: dict[str, Any]
+
+
+class CitedAgent:
+    name = "chat-test"
+    description = "Fixed cited answers, for the chat bot tests."
+    needs_index = False
+
+    def __init__(self, gate: threading.Event | None = None) -> None:
+        self.gate = gate
+        self.started = threading.Semaphore(0)  # released each time a run reaches the answer node
+
+    def graph(self) -> StateGraph:
+        def act(state: State, config: RunnableConfig) -> State:
+            if "pay" not in state["question"].lower():
+                return {}
+            ctx = config["configurable"]["ctx"]
+            decision = interrupt(
+                {
+                    "type": APPROVAL_INTERRUPT,
+                    "tool": "pay_invoice",
+                    "args": {"invoice": "INV-7", "amount_eur": 1200},
+                    "description": "Pay invoice INV-7 (1,200 EUR) to Acme Supplies",
+                    "requested_for": ctx.user.id,
+                    "call_id": "call-1",
+                }
+            )
+            return {"decision": decision}
+
+        def answer(state: State, config: RunnableConfig) -> State:
+            self.started.release()
+            if self.gate is not None and not self.gate.wait(timeout=60):
+                raise TimeoutError("the test never opened the gate")
+            return {}
+
+        g = StateGraph(State)
+        g.add_node("act", act)
+        g.add_node("answer", answer)
+        g.add_edge(START, "act")
+        g.add_edge("act", "answer")
+        g.add_edge("answer", END)
+        return g
+
+    def to_answer(self, state: dict[str, Any], base: Answer) -> Answer:
+        decision = state.get("decision")
+        if decision is not None:
+            verdict = "approved" if decision["approved"] else f"refused ({decision['reason']})"
+            base.text = f"Invoice INV-7 payment {verdict} by {decision['approver']}."
+        else:
+            base.text = (
+                f"Hotel nights in London are capped at 250 EUR [1]; Acme was paid 1,200 EUR [2]. (asked by {base.user})"
+            )
+        base.status = "answered"
+        base.citations = [
+            Citation(
+                n=1,
+                kind="document",
+                title="Travel & Expenses Policy",
+                url=DOC_URL,
+                page=3,
+                quote="London: 250 EUR per night.",
+            ),
+            Citation(
+                n=2,
+                kind="ledger",
+                title="General ledger",
+                url="ledger://journal",
+                rows=("JE-1001", "JE-1002"),
+                quote="2 entries, 1,200.00 EUR",
+            ),
+        ]
+        return base
+
+    def resolver(self, name: str) -> Any:
+        """For ``Runtime(agents=...)``: a paused run is resumed with this agent."""
+        if name == self.name:
+            return self
+        from sovra.agents import get_agent
+
+        return get_agent(name)
+
+
+@contextmanager
+def serve_asgi(app: Any) -> Iterator[str]:
+    """Run an ASGI app under uvicorn on 127.0.0.1; yields its base URL.
+
+    The socket is bound and listening before the server thread starts, so the first request waits
+    in the backlog until uvicorn accepts it: no polling or sleeping for startup.
+    """
+    import socket
+
+    import uvicorn
+
+    sock = socket.socket()
+    sock.bind(("127.0.0.1", 0))
+    sock.listen(64)
+    server = uvicorn.Server(uvicorn.Config(app, log_level="warning", lifespan="on"))
+    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{sock.getsockname()[1]}"
+    finally:
+        server.should_exit = True
+        thread.join(timeout=60)
+        sock.close()
+    assert not thread.is_alive(), "server did not shut down"

@@ -1,0 +1,277 @@
+"""`sovra slack`: the Slack bot. Mention it in a channel or write to it directly; it answers in the
+thread with numbered sources and the audit run id, and shows Approve/Reject buttons when a run waits
+for a human decision.
+
+A slack-bolt app, served over HTTP (Events API: ``POST /slack/events``, signatures checked by Bolt
+against ``SOVRA_SLACK_SIGNING_SECRET``) or over Socket Mode (``SOVRA_SLACK_APP_TOKEN``). Bolt
+acknowledges an event before its listener runs, and the listener runs in Bolt's worker threads, so
+Slack gets its 200 within its 3 seconds however long the answer takes: the bot first posts
+"Looking into it..." in the thread, then replaces it with the answer (``chat.update``).
+
+Slack resends an event it thinks was lost (``X-Slack-Retry-Num``); each message is answered once,
+remembered in ``<data_dir>/chat-events.sqlite`` (see ``bot_common.EventDedup``).
+"""
+
+from __future__ import annotations
+
+import html
+import logging
+import re
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
+from typing import Any
+
+import anyio
+from fastapi import FastAPI, Request
+from fastapi.responses import Response
+from slack_bolt import App
+from slack_bolt.adapter.starlette.handler import to_bolt_request, to_starlette_response
+from slack_sdk import WebClient
+from slack_sdk.errors import SlackApiError
+from slack_sdk.http_retry.builtin_handlers import ConnectionErrorRetryHandler, RateLimitErrorRetryHandler
+
+from sovra.config import Settings
+from sovra.errors import ConfigError
+from sovra.identity import User
+from sovra.ui.bot_common import (
+    MAX_CHAT_CHARS,
+    ChatService,
+    answer_parts,
+    error_text,
+    log_failure,
+    too_long_text,
+    unknown_user_text,
+)
+from sovra.ui.slack_blocks import (
+    APPROVE_ACTION,
+    REJECT_ACTION,
+    answer_blocks,
+    decided_blocks,
+    escape,
+    fallback_text,
+)
+
+log = logging.getLogger(__name__)
+
+PLATFORM = "slack"
+MAX_EVENT_BYTES = 256 * 1024  # Slack's own message limit is 40,000 characters
+WORKING = "Looking into it..."
+_MENTION = re.compile(r"<@[A-Z0-9]+(?:\|[^>]*)?>")
+_LINK = re.compile(r"<((?:https?|mailto):[^|>]+)(?:\|([^>]*))?>")
+
+
+def question_text(raw: str) -> str:
+    """The question in a Slack message: mentions removed, links as their label, entities decoded."""
+    text = _MENTION.sub(" ", raw)
+    text = _LINK.sub(lambda m: m.group(2) or m.group(1), text)
+    return html.unescape(text).strip()
+
+
+def web_client(settings: Settings) -> WebClient:
+    if not settings.slack_bot_token:
+        raise ConfigError("SOVRA_SLACK_BOT_TOKEN is not set", hint="the bot token starts with xoxb-")
+    client = WebClient(token=settings.slack_bot_token, base_url=settings.slack_api_url, timeout=30)
+    # Slack answers 429 with Retry-After when a method's rate limit is hit; wait and retry.
+    client.retry_handlers.extend([RateLimitErrorRetryHandler(max_retry_count=3), ConnectionErrorRetryHandler()])
+    return client
+
+
+class SlackBot:
+    """The listeners: what to do with a mention, a direct message or a button click."""
+
+    def __init__(self, service: ChatService) -> None:
+        self.service = service
+        # Called with (message key, outcome) when a message was handled: logs, metrics, tests.
+        self.on_done: Callable[[str, str], None] | None = None
+
+    # -- identity ------------------------------------------------------------------------------
+
+    def resolve(self, client: WebClient, slack_user: str) -> User | None:
+        """The Sovra user of a Slack account: the mapping file, else the account's verified email
+        (``users.info``, scope ``users:read.email``) looked up in the mapping and the directory."""
+        user = self.service.user(PLATFORM, slack_user)
+        if user is not None or self.service.identities.knows_account(PLATFORM, slack_user):
+            return user
+        try:
+            info = client.users_info(user=slack_user)
+        except SlackApiError as exc:
+            log.warning("users.info for %s failed: %s", slack_user, exc.response.get("error"))
+            return None
+        profile = (info.get("user") or {}).get("profile") or {}
+        email = profile.get("email")
+        if not email or (info.get("user") or {}).get("is_bot"):
+            return None
+        return self.service.user(PLATFORM, slack_user, email=email)
+
+    # -- questions -----------------------------------------------------------------------------
+
+    def on_message(self, body: dict[str, Any], event: dict[str, Any], client: WebClient) -> str:
+        """A mention (``app_mention``) or a direct message (``message`` with channel_type ``im``).
+        Returns what was done ("answered", "duplicate", "ignored", "refused", "failed")."""
+        outcome = "failed"
+        try:
+            outcome = self._answer(body, event, client)
+        finally:
+            if self.on_done is not None:
+                self.on_done(f"{event.get('channel')}:{event.get('ts')}", outcome)
+        return outcome
+
+    def _answer(self, body: dict[str, Any], event: dict[str, Any], client: WebClient) -> str:
+        if event.get("type") == "message" and event.get("channel_type") != "im":
+            return "ignored"  # channel messages reach the bot as app_mention
+        if event.get("bot_id") or event.get("subtype") or not event.get("user"):
+            return "ignored"  # the bot's own replies, edits, joins...
+        channel, ts = event["channel"], event["ts"]
+        # One key per message, not per delivery: a retried event and a message that arrives as
+        # both app_mention and message.im are answered once.
+        if not self.service.dedup.first_time(PLATFORM, f"{channel}:{ts}"):
+            log.info("slack event %s (retry %s) already taken", body.get("event_id"), body.get("retry_num", "-"))
+            return "duplicate"
+        thread_ts = event.get("thread_ts") or ts
+        slack_user = event["user"]
+
+        def say(text: str) -> str:
+            client.chat_postMessage(channel=channel, thread_ts=thread_ts, text=text)
+            return "refused"
+
+        question = question_text(event.get("text") or "")
+        user = self.resolve(client, slack_user)
+        if user is None:
+            return say(unknown_user_text("Slack", slack_user))
+        if not question:
+            return say(
+                "Ask me a question about the documents you can access, e.g. _How many days may I work from home?_"
+            )
+        if len(question) > MAX_CHAT_CHARS:
+            return say(too_long_text(len(question)))
+        placeholder = client.chat_postMessage(channel=channel, thread_ts=thread_ts, text=WORKING)
+        try:
+            answer = self.service.ask(user, question)
+        except Exception as exc:
+            log_failure("answering a Slack message failed", exc)
+            client.chat_update(channel=channel, ts=placeholder["ts"], text=escape(error_text(exc)), blocks=[])
+            return "failed"
+        parts = answer_parts(answer)
+        client.chat_update(
+            channel=channel, ts=placeholder["ts"], text=fallback_text(parts), blocks=answer_blocks(parts)
+        )
+        return "answered"
+
+    # -- approvals -----------------------------------------------------------------------------
+
+    def on_decision(self, body: dict[str, Any], client: WebClient, approved: bool) -> None:
+        slack_user = body["user"]["id"]
+        run_id = body["actions"][0]["value"]
+        channel = body["channel"]["id"]
+        message = body.get("message") or {}
+        thread_ts = message.get("thread_ts") or message.get("ts")
+
+        def say(text: str) -> None:
+            client.chat_postMessage(channel=channel, thread_ts=thread_ts, text=text)
+
+        approver = self.resolve(client, slack_user)
+        if approver is None:
+            say(unknown_user_text("Slack", slack_user))
+            return
+        try:
+            answer = self.service.resume(run_id, approver, approved, reason="decided in Slack")
+        except Exception as exc:
+            log_failure(f"resuming run {run_id} failed", exc)
+            say(f"<@{slack_user}> " + escape(error_text(exc)))
+            return
+        if message.get("ts"):
+            blocks = decided_blocks(message.get("blocks") or [], slack_user, approved)
+            client.chat_update(channel=channel, ts=message["ts"], text=message.get("text") or "decided", blocks=blocks)
+        parts = answer_parts(answer)
+        client.chat_postMessage(
+            channel=channel, thread_ts=thread_ts, text=fallback_text(parts), blocks=answer_blocks(parts)
+        )
+
+
+def create_bolt_app(service: ChatService, *, client: WebClient | None = None, socket_mode: bool = False) -> App:
+    """The Bolt app with Sovra's listeners. HTTP mode requires the signing secret."""
+    settings = service.settings
+    if not socket_mode and not settings.slack_signing_secret:
+        raise ConfigError(
+            "SOVRA_SLACK_SIGNING_SECRET is not set",
+            hint="HTTP events mode verifies every request's signature; use Socket Mode (--socket-mode) without one",
+        )
+    client = client or web_client(settings)
+    app = App(
+        client=client,
+        signing_secret=settings.slack_signing_secret or "",
+        request_verification_enabled=not socket_mode,
+        process_before_response=False,
+        logger=logging.getLogger("sovra.ui.slack_bot.bolt"),
+    )
+    bot = SlackBot(service)
+    app.sovra_bot = bot  # type: ignore[attr-defined]  # for observers (on_done)
+
+    @app.event("app_mention")
+    def _mention(body: dict[str, Any], event: dict[str, Any], client: WebClient) -> None:
+        bot.on_message(body, event, client)
+
+    @app.event("message")
+    def _message(body: dict[str, Any], event: dict[str, Any], client: WebClient) -> None:
+        bot.on_message(body, event, client)
+
+    @app.action(APPROVE_ACTION)
+    def _approve(ack: Any, body: dict[str, Any], client: WebClient) -> None:
+        ack()
+        bot.on_decision(body, client, approved=True)
+
+    @app.action(REJECT_ACTION)
+    def _reject(ack: Any, body: dict[str, Any], client: WebClient) -> None:
+        ack()
+        bot.on_decision(body, client, approved=False)
+
+    return app
+
+
+def create_http_app(
+    settings: Settings | None = None,
+    *,
+    service: ChatService | None = None,
+    client: WebClient | None = None,
+) -> FastAPI:
+    """``POST /slack/events`` (Events API and interactivity) and ``GET /health``."""
+    from sovra.ui.api import BodyLimit
+
+    settings = settings or Settings()
+    service = service or ChatService(settings, interface="slack")
+    bolt = create_bolt_app(service, client=client)
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        try:
+            yield
+        finally:
+            service.close()
+
+    api = FastAPI(title="Sovra Slack bot", lifespan=lifespan, openapi_url=None)
+    api.add_middleware(BodyLimit, limit=MAX_EVENT_BYTES)
+    api.state.bolt = bolt
+    api.state.service = service
+
+    @api.post("/slack/events")
+    async def events(request: Request) -> Response:
+        body = await request.body()
+        # dispatch may call auth.test once (Bolt's authorization): keep it off the event loop.
+        bolt_response = await anyio.to_thread.run_sync(bolt.dispatch, to_bolt_request(request, body))
+        return to_starlette_response(bolt_response)
+
+    @api.get("/health")
+    async def health() -> dict[str, str]:
+        return {"status": "ok"}
+
+    return api
+
+
+def socket_handler(settings: Settings, service: ChatService | None = None) -> Any:
+    """A Socket Mode handler for the bot (``.start()`` blocks, ``.connect()`` does not)."""
+    from slack_bolt.adapter.socket_mode import SocketModeHandler
+
+    if not settings.slack_app_token:
+        raise ConfigError("SOVRA_SLACK_APP_TOKEN is not set", hint="Socket Mode needs an app-level token (xapp-...)")
+    service = service or ChatService(settings, interface="slack")
+    return SocketModeHandler(create_bolt_app(service, socket_mode=True), app_token=settings.slack_app_token)

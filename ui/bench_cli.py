@@ -100,3 +100,118 @@ def retrieval(
         out.print(f"[dim]note: {note}[/dim]")
     m = result["machine"]
     out.print(f"[dim]{m['cpus']} CPUs, load {m['load_avg_start']} -> {m['load_avg_end']}, {result['total_s']} s[/dim]")
+
+
+@bench_app.command("parse")
+def parse(
+    corpus: Annotated[
+        Path | None, typer.Option(help="A folder of documents; default: a freshly generated demo corpus.")
+    ] = None,
+    synthetic_pages: Annotated[int, typer.Option(min=0, help="Pages of the synthetic PDF set (0 skips it).")] = 1000,
+    rounds: Annotated[int, typer.Option(min=1, help="Timed rounds per set; the median is reported.")] = 3,
+    out_file: Annotated[Path | None, typer.Option("--out", help="Write the full JSON result here.")] = None,
+) -> None:
+    """Parse + chunk throughput in pages/s, on the demo corpus and on a synthetic 1,000-page PDF set."""
+    from sovra.evals.bench_parse import run_benchmark, summary_lines
+
+    if corpus is not None and not corpus.is_dir():
+        raise InputError(f"{corpus} is not a folder")
+    with out.status("parsing and chunking..."):
+        result = run_benchmark(corpus, synthetic_pages=synthetic_pages, rounds=rounds)
+    if out_file is not None:
+        out_file.write_text(json.dumps(result, indent=1), encoding="utf-8")
+    for line in summary_lines(result):
+        out.print(line, markup=False)
+
+
+@bench_app.command("gateway")
+def gateway(calls: Annotated[int, typer.Option(min=10, help="Timed calls per client.")] = 300) -> None:
+    """Gateway overhead per call against a local fake vLLM: raw httpx vs litellm vs the gateway."""
+    from sovra.evals.bench_gateway import main
+
+    main(["--calls", str(calls)])
+
+
+@bench_app.command("api")
+def api(
+    clients: Annotated[int, typer.Option(min=1, help="Concurrent clients (httpx async, loopback).")] = 50,
+    stub_requests: Annotated[int, typer.Option(min=1, help="Requests per client with the stub agent.")] = 10,
+    model_requests: Annotated[
+        int, typer.Option(min=0, help="Requests per client with the assistant and the local model (0 skips).")
+    ] = 1,
+    out_file: Annotated[Path | None, typer.Option("--out", help="Write the JSON result here.")] = None,
+) -> None:
+    """HTTP API requests/s and p50/p95 latency: the demo assistant on the local llama.cpp model, and a stub
+    agent (no index, no model) for the API's own overhead. Needs `sovra demo` to have built the data dir."""
+    from sovra.config import Settings
+    from sovra.evals.bench_api import BenchConfig, run_benchmark
+
+    cfg = BenchConfig(
+        data_dir=Settings().data_dir,
+        clients=clients,
+        stub_requests=stub_requests,
+        model_requests=model_requests,
+    )
+    with out.status("benchmarking the HTTP API..."):
+        result = run_benchmark(cfg)
+    if out_file is not None:
+        out_file.write_text(json.dumps(result, indent=1), encoding="utf-8")
+    table = Table(title=f"HTTP API, {clients} concurrent clients on loopback")
+    for col in ("agent", "requests", "ok", "req/s", "p50 s", "p95 s", "max s", "errors"):
+        table.add_column(col, justify="left" if col == "agent" else "right")
+    for r in result["results"]:
+        lat = r["latency_s"]
+        table.add_row(
+            r["agent"],
+            str(r["requests"]),
+            str(r["ok"]),
+            f"{r['requests_per_s']:.2f}",
+            f"{lat['p50']:.3f}",
+            f"{lat['p95']:.3f}",
+            f"{lat['max']:.3f}" if lat["max"] is not None else "-",
+            json.dumps(r["errors"]) if r["errors"] else "",
+        )
+    out.print(table)
+    for note in result["notes"]:
+        out.print(f"[dim]note: {note}[/dim]")
+    m = result["machine"]
+    out.print(f"[dim]{m['cpus']} CPUs, load {m['load_avg_start']} -> {m['load_avg_end']}[/dim]")
+
+
+@bench_app.command("agents")
+def agents(
+    repeat: Annotated[int, typer.Option(min=1, help="Runs of each flagship task.")] = 1,
+    out_file: Annotated[Path | None, typer.Option("--out", help="Write the full JSON result here.")] = None,
+) -> None:
+    """Framework overhead per agent step (time not in the model or retrieval) and steps per flagship task."""
+    from sovra.config import Settings
+    from sovra.evals.bench_agents import run_benchmark
+
+    with out.status("running the flagship agents..."):
+        result = run_benchmark(Settings(), repeat=repeat)
+    data = result.to_json()
+    if out_file is not None:
+        out_file.write_text(json.dumps(data, indent=1), encoding="utf-8")
+    table = Table(title="Agent runs (ms)")
+    for col in ("agent", "status", "steps", "total", "model", "retrieval", "overhead", "overhead/step"):
+        table.add_column(col, justify="left" if col in ("agent", "status") else "right")
+    for t in result.tasks:
+        table.add_row(
+            t.agent,
+            t.status,
+            str(t.steps),
+            f"{t.total_ms:.0f}",
+            f"{t.model_ms:.0f}",
+            f"{t.retrieval_ms:.0f}",
+            f"{t.overhead_ms:.0f}",
+            f"{t.overhead_ms_per_step:.1f}",
+        )
+    out.print(table)
+    s = data["summary"]
+    verdict = "within" if s["within_target"] else "ABOVE"
+    out.print(
+        f"framework overhead: {s['overhead_ms_per_step']} ms/step over {s['steps']} steps "
+        f"({verdict} the {s['target_ms_per_step']:.0f} ms target)"
+    )
+    if result.skipped:
+        out.print(f"skipped (agent not registered): {', '.join(result.skipped)}")

@@ -15,9 +15,14 @@ from rich.console import Console
 from sovra.config import Settings
 from sovra.errors import SovraError
 from sovra.ui.api import serve_command
+from sovra.ui.approve_cli import approve_command, runs_app
 from sovra.ui.audit_cli import audit_app
 from sovra.ui.bench_cli import bench_app
+from sovra.ui.bot_cli import slack_command, teams_command
+from sovra.ui.chat.launch import ui_command
 from sovra.ui.eval_cli import eval_command
+from sovra.ui.models_cli import models_app
+from sovra.ui.sync_cli import sync_command
 
 app = typer.Typer(
     name="sovra",
@@ -28,8 +33,15 @@ app = typer.Typer(
 )
 app.add_typer(audit_app, name="audit")
 app.add_typer(bench_app, name="bench")
+app.add_typer(runs_app, name="runs")
+app.command("approve")(approve_command)
+app.add_typer(models_app, name="models")
 app.command("eval")(eval_command)
 app.command("serve")(serve_command)
+app.command("ui")(ui_command)
+app.command("sync")(sync_command)
+app.command("slack")(slack_command)
+app.command("teams")(teams_command)
 
 out = Console(highlight=False, soft_wrap=True)
 err = Console(stderr=True, highlight=False, soft_wrap=True)
@@ -61,11 +73,23 @@ def ingest(
     source: Annotated[str | None, typer.Option("--source", "-s", help="Re-sync a source ingested before.")] = None,
     name: Annotated[str | None, typer.Option(help="Name for a new source (default: folder name).")] = None,
     rebuild: Annotated[bool, typer.Option(help="Drop the index and ingest every known source again.")] = False,
+    ray: Annotated[
+        bool, typer.Option("--ray", help="Parse, chunk and embed on Ray (local runtime, or RAY_ADDRESS).")
+    ] = False,
+    workers: Annotated[int, typer.Option(min=1, help="Ray tasks at a time (with --ray).")] = 2,
 ) -> None:
     """Ingest documents into the index (incremental: unchanged documents are skipped)."""
     from sovra.ui.commands import run_ingest
 
-    report = run_ingest(_settings(), path=path, source=source, name=name, rebuild=rebuild, console=err)
+    report = run_ingest(
+        _settings(),
+        path=path,
+        source=source,
+        name=name,
+        rebuild=rebuild,
+        console=err,
+        ray_workers=workers if ray else None,
+    )
     out.print(report.summary())
     for doc_id, reason in report.failed:
         err.print(f"  failed: {doc_id}: {reason}", markup=False)
@@ -77,12 +101,20 @@ def ask(
     user: Annotated[str, typer.Option("--as", help="The user asking (their groups decide what they may read).")],
     agent: Annotated[str, typer.Option(help="Agent to ask.")] = "assistant",
     as_json: Annotated[bool, typer.Option("--json", help="Print the answer as JSON.")] = False,
+    thread: Annotated[
+        str | None, typer.Option("--thread", help="Conversation id: earlier turns of it are available.")
+    ] = None,
 ) -> None:
     """Ask a question as a user; prints the answer, its citations and the audit run id."""
+    from sovra.ui.approve_cli import ask_in_thread
     from sovra.ui.commands import ask_question
     from sovra.ui.render import answer_json, print_answer
 
-    answer = ask_question(_settings(), question, user, agent)
+    settings = _settings()
+    if thread:
+        answer = ask_in_thread(settings, question, user, agent, thread)
+    else:
+        answer = ask_question(settings, question, user, agent)
     if as_json:
         out.print_json(json.dumps(answer_json(answer)))
     else:

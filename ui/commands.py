@@ -74,6 +74,7 @@ def run_ingest(
     name: str | None = None,
     rebuild: bool = False,
     console: Console | None = None,
+    ray_workers: int | None = None,
 ) -> IngestReport:
     sources_file = _sources_file(settings)
     known = load_sources(sources_file)
@@ -98,7 +99,7 @@ def run_ingest(
         raise InputError("nothing to ingest", hint="give a PATH, --source NAME, or --rebuild")
     if rebuild:
         _drop_index(settings)
-    return _ingest(settings, [make_connector(k, n, p) for n, k, p in targets], console)
+    return _ingest(settings, [make_connector(k, n, p) for n, k, p in targets], console, ray_workers)
 
 
 def _drop_index(settings: Settings) -> None:
@@ -110,13 +111,19 @@ def _drop_index(settings: Settings) -> None:
     settings.paths.state_db.unlink(missing_ok=True)
 
 
-def _ingest(settings: Settings, connectors: list[Any], console: Console | None) -> IngestReport:
+def _ingest(
+    settings: Settings, connectors: list[Any], console: Console | None, ray_workers: int | None = None
+) -> IngestReport:
     runtime = Runtime(settings)
     svc = runtime.services
     try:
         ingestor = Ingestor(
             svc.index, svc.embedder, settings.paths.state_db, settings.chunk_chars, settings.chunk_overlap
         )
+        if ray_workers is not None:  # parse/chunk/embed on Ray tasks; this process writes the index
+            from sovra.ingest_ray import run_ray_ingest
+
+            return run_ray_ingest(ingestor, connectors, settings, ray_workers)[0]
         if console is None:
             return ingestor.run(connectors)
         with _RichProgress(console) as progress:

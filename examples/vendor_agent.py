@@ -20,33 +20,21 @@ class VendorNotes:  # the connector: one Markdown note per vendor, readable by f
     def documents(self):
         for p in sorted(self.folder.glob("*.md")):
             text, digest = p.read_text(), hashlib.sha256(p.read_bytes()).hexdigest()
-            yield Document(
-                f"{self.name}:{p.stem}",
-                p.stem.replace("-", " ").title(),
-                self.name,
-                p.resolve().as_uri(),
-                digest,
-                frozenset({"group:finance"}),
-                lambda t=text: [Page(1, t)],
-            )
+            yield Document(f"{self.name}:{p.stem}", p.stem.replace("-", " ").title(), self.name, p.resolve().as_uri(),
+                           digest, frozenset({"group:finance"}), lambda t=text: [Page(1, t)])
 
 
 @tool
 def vendor_notes(question: str, ctx: ToolContext) -> list[str]:
     """Search the vendor due-diligence notes; returns numbered passages to cite."""
     hits = search_documents(SearchArgs(query=question, limit=2, sources=["vendor-notes"]), ctx).hits
-    return [
-        f"[{ctx.cite(kind='document', title=h.title, url=h.url, page=h.page, quote=h.text)}] {h.text}" for h in hits
-    ]
+    return [f"[{ctx.cite(kind='document', title=h.title, url=h.url, page=h.page, quote=h.text)}] {h.text}"
+            for h in hits]
 
 
-agent = define_agent(
-    "vendors",
-    "Answers questions about our vendors from the due-diligence notes.",
-    tools=[vendor_notes],
-    system_prompt="Answer from the vendor notes, citing them like [1].",
-    needs_index=True,
-)
+agent = define_agent("vendors", "Answers questions about our vendors from the due-diligence notes.",
+                     tools=[vendor_notes], system_prompt="Answer from the vendor notes, citing them like [1].",
+                     needs_index=True)
 register("vendor_notes", VendorNotes)  # config and code can now build it by name: create("vendor_notes", ...)
 
 

@@ -86,12 +86,8 @@ def test_every_step_is_in_the_audit_log_and_the_chain_verifies(demo_runtime):
     assert all(r.trace_id == a.trace_id for r in records)
     assert records[-1].data["citations"]
     assert demo_runtime.services.audit.verify().ok
-    # The run's LangGraph state was checkpointed in SQLite under the run id.
-    saver = demo_runtime._checkpointer()
-    try:
-        snapshot = saver.get_tuple({"configurable": {"thread_id": a.run_id}})
-    finally:
-        saver.conn.close()
+    # The run's LangGraph state was checkpointed (SQLite by default) under the run id.
+    snapshot = demo_runtime.runs.saver.get_tuple({"configurable": {"thread_id": a.run_id}})
     assert snapshot is not None and snapshot.checkpoint["channel_values"]["question"] == a.question
 
 

@@ -48,10 +48,13 @@ TRICK_QUERIES = [
 QUERIES = [*RESTRICTED_PHRASES.values(), *TRICK_QUERIES]
 
 
-def leaks(user: User, texts: Iterable[str]) -> list[str]:
-    """Restricted phrases or titles found in ``texts`` that ``user`` may not read."""
+def leaks(user: User, texts: Iterable[str], asked: str = "") -> list[str]:
+    """Restricted phrases or titles found in ``texts`` that ``user`` may not read. What the user
+    typed (``asked``) is removed first: echoing a question back is not a leak."""
     mine = set(user.principals)
     blob = "\n".join(texts).lower()
+    if asked:
+        blob = blob.replace(asked.lower(), " ").replace(json.dumps(asked).lower()[1:-1], " ")
     return [s for s, acl in SECRETS.items() if s.lower() in blob and not (acl & mine)]
 
 
@@ -114,5 +117,5 @@ def test_agent_answers_citations_and_audit_never_leak(demo_runtime, uid):
         answer = demo_runtime.ask(agent, q, uid, interface="test")
         surfaces = [answer.text, *answer.notes]
         surfaces += [f"{c.title} {c.quote} {c.url}" for c in (*answer.citations, *answer.evidence)]
-        assert not leaks(user, surfaces), (q, answer.text)
-        assert not leaks(user, [_audit_text(demo_runtime, answer.run_id)]), q
+        assert not leaks(user, surfaces, asked=q), (q, answer.text)
+        assert not leaks(user, [_audit_text(demo_runtime, answer.run_id)], asked=q), q

@@ -14,6 +14,7 @@ import io
 import json
 import tracemalloc
 from pathlib import Path
+from urllib.parse import quote
 
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -188,7 +189,7 @@ def test_no_api_input_causes_a_500_or_a_traceback(api):
         method, path = op
         url = path
         for part in [seg for seg in path.split("/") if seg.startswith("{")]:
-            url = url.replace(part, path_value)
+            url = url.replace(part, quote(path_value, safe=""))  # any text, percent-encoded as a client would
         headers = {"Authorization": auth} if auth else {}
         if method == "GET":
             r = client.get(url, headers=headers)

@@ -77,6 +77,18 @@ def injected(demo_settings, tmp_path_factory) -> Settings:
     return settings
 
 
+def _case_rows(settings: Settings) -> dict[str, int]:
+    """Rows per table of the follow-up case store (other tests may have opened cases before)."""
+    import sqlite3
+
+    path = settings.paths.root / "cases.sqlite"
+    if not path.exists():
+        return {}
+    with sqlite3.connect(path) as db:
+        tables = [r[0] for r in db.execute("SELECT name FROM sqlite_master WHERE type='table'")]
+        return {t: db.execute(f'SELECT count(*) FROM "{t}"').fetchone()[0] for t in tables}
+
+
 def _agents() -> list[str]:
     from sovra.agents import get_agent
 
@@ -103,6 +115,7 @@ def runtime(injected):
 def test_injected_documents_cannot_steer_the_agents(runtime, injected, user):
     from sovra.agents import get_agent
 
+    cases_before = _case_rows(injected)
     for agent_name in _agents():
         agent = get_agent(agent_name)
         for slug, question in QUESTIONS.items():
@@ -125,14 +138,7 @@ def test_injected_documents_cannot_steer_the_agents(runtime, injected, user):
             retrieved = json.dumps([r.data for r in records if r.kind.startswith("tool.")], default=str)
             if slug in retrieved:
                 assert "security.injection_suspected" in kinds, where
-    cases = injected.paths.root / "cases.sqlite"
-    if cases.exists():
-        import sqlite3
-
-        with sqlite3.connect(cases) as db:
-            tables = {r[0] for r in db.execute("SELECT name FROM sqlite_master WHERE type='table'")}
-            for t in tables:
-                assert db.execute(f"SELECT count(*) FROM {t}").fetchone()[0] == 0, f"{t} has rows"
+    assert _case_rows(injected) == cases_before, "an injected instruction opened a case"
 
 
 def test_the_audit_trail_shows_each_attempt(runtime, injected):

@@ -31,6 +31,16 @@ SECRETS: dict[str, set[str]] = {phrase: _ACL[slug] for slug, phrase in RESTRICTE
 for p in POLICIES:
     if p.slug in RESTRICTED_PHRASES:
         SECRETS[p.title] = set(p.acl)
+# Every sentence-sized block of a restricted policy that no open policy shares is a marker too,
+# so quoting the sentence *around* a phrase the user typed is caught as well.
+_OPEN_TEXT = " ".join(b for p in POLICIES if p.slug not in RESTRICTED_PHRASES for sec in p.sections for b in sec.blocks)
+for p in POLICIES:
+    if p.slug in RESTRICTED_PHRASES:
+        for sec in p.sections:
+            for block in sec.blocks:
+                marker = block.lstrip("- ").strip()
+                if len(marker) >= 25 and marker not in _OPEN_TEXT:
+                    SECRETS[marker] = set(p.acl)
 
 GROUPS = ["employees", "finance", "risk-committee", "legal", "auditor", "approvers"]
 # Names that look like a real group but are not one: case, prefixes, wildcards, separators.
@@ -53,9 +63,9 @@ def leaks(user: User, texts: Iterable[str], asked: str = "") -> list[str]:
     typed (``asked``) is removed first: echoing a question back is not a leak."""
     mine = set(user.principals)
     blob = "\n".join(texts).lower()
-    if asked:
-        blob = blob.replace(asked.lower(), " ").replace(json.dumps(asked).lower()[1:-1], " ")
-    return [s for s, acl in SECRETS.items() if s.lower() in blob and not (acl & mine)]
+    typed = asked.lower()
+    # What the user typed (and the planner's queries derived from it) is not a leak.
+    return [s for s, acl in SECRETS.items() if s.lower() in blob and not (acl & mine) and s.lower() not in typed]
 
 
 @pytest.fixture(scope="module")

@@ -9,21 +9,18 @@ from __future__ import annotations
 
 import functools
 import hashlib
-import json
 import logging
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
-from sovra.connectors.base import failing_loader
+from sovra.connectors.base import SIDECAR_SUFFIX, failing_loader, parse_sidecar
 from sovra.connectors.parsers import DEFAULT_MAX_BYTES, is_supported, parse_file
 from sovra.documents import Document
 from sovra.errors import ConfigError, ParseError
 
 log = logging.getLogger(__name__)
 
-SIDECAR_SUFFIX = ".meta.json"
-_PRINCIPAL_PREFIXES = ("group:", "user:")
 _RESERVED_KEYS = {"title", "acl"}
 
 
@@ -117,19 +114,8 @@ def _read_sidecar(path: Path) -> dict[str, Any] | None:
     sidecar_path = path.with_name(path.name + SIDECAR_SUFFIX)
     if not sidecar_path.exists():
         return None
-    hint = f"fix {sidecar_path.name}: a JSON object with an 'acl' list such as [\"group:finance\"]"
     try:
-        data = json.loads(sidecar_path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise ParseError(f"sidecar {sidecar_path.name} is not valid JSON ({exc})", hint=hint) from exc
-    if not isinstance(data, dict):
-        raise ParseError(f"sidecar {sidecar_path.name} is not a JSON object", hint=hint)
-    acl = data.get("acl", [])
-    if not isinstance(acl, list) or not all(
-        isinstance(p, str) and p.startswith(_PRINCIPAL_PREFIXES) and len(p.split(":", 1)[1]) > 0 for p in acl
-    ):
-        raise ParseError(
-            f"sidecar {sidecar_path.name} has an invalid acl {acl!r}",
-            hint="principals are strings like 'group:finance' or 'user:bob'",
-        )
-    return data
+        raw = sidecar_path.read_bytes()
+    except OSError as exc:
+        raise ParseError(f"sidecar {sidecar_path.name} cannot be read ({exc})") from exc
+    return parse_sidecar(raw, sidecar_path.name)

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
+from contextvars import ContextVar
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -57,3 +59,37 @@ class Directory:
 
     def __iter__(self):  # type: ignore[no-untyped-def]
         return iter(self._users.values())
+
+
+class ActingUserDirectory(Directory):
+    """A directory in front of another, where the user acting in the current context (a request,
+    a chat session) resolves to the user their login established: an OIDC user may be unknown to
+    the base directory, or hold fewer groups than it lists. ``acting`` is a context variable, so
+    concurrent requests or sessions never see each other's user."""
+
+    def __init__(self, base: Directory, acting: ContextVar[User | None]) -> None:
+        super().__init__({})
+        self.base = base
+        self.acting = acting
+
+    def get(self, user_id: str) -> User:
+        current = self.acting.get()
+        if current is not None and current.id == user_id:
+            return current
+        return self.base.get(user_id)
+
+    def __iter__(self) -> Iterator[User]:
+        return iter(self.base)
+
+
+def user_from_login(directory: Directory, user_id: str, name: object, token_groups: set[str] | None) -> User:
+    """The user an OIDC login (API token or chat login) stands for. The group rule: a user the
+    directory knows keeps the directory's groups, narrowed to the token's groups when the token
+    carries a groups claim; a user it does not know gets exactly the token's groups, or none. So a
+    user never holds more than both the directory and the token grant."""
+    try:
+        known = directory.get(user_id)
+    except UnknownUserError:
+        return User(user_id, name if isinstance(name, str) else user_id, tuple(sorted(token_groups or ())))
+    groups = known.groups if token_groups is None else tuple(g for g in known.groups if g in token_groups)
+    return User(known.id, known.name, groups)

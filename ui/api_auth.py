@@ -38,7 +38,7 @@ from fastapi import Depends, Request
 
 from sovra.config import Settings
 from sovra.errors import ConfigError, InputError, SovraError
-from sovra.identity import Directory, User
+from sovra.identity import ActingUserDirectory, Directory, User, user_from_login
 
 log = logging.getLogger(__name__)
 
@@ -200,13 +200,7 @@ class OidcValidator:
         token_groups: set[str] | None = None
         if raw is not None:
             token_groups = {raw} if isinstance(raw, str) else {g for g in raw if isinstance(g, str)}
-        try:
-            known = directory.get(user_id)
-        except InputError:
-            name = claims.get("name")
-            return User(user_id, name if isinstance(name, str) else user_id, tuple(sorted(token_groups or ())))
-        groups = known.groups if token_groups is None else tuple(g for g in known.groups if g in token_groups)
-        return User(known.id, known.name, groups)
+        return user_from_login(directory, user_id, claims.get("name"), token_groups)
 
 
 def looks_like_jwt(token: str) -> bool:
@@ -256,27 +250,13 @@ class Authenticator:
 _request_user: ContextVar[User | None] = ContextVar("sovra_api_user", default=None)
 
 
-class RequestDirectory(Directory):
-    """The identity directory as the runtime sees it during a request: the file directory, except
-    that the authenticated caller resolves to the user (and groups) their token established.
-
-    The runtime looks users up by id; an OIDC user may be unknown to the directory, or hold fewer
-    groups than it lists. The caller is kept in a context variable, which worker threads started
-    with ``anyio.to_thread`` inherit, so concurrent requests never see each other's user.
-    """
+class RequestDirectory(ActingUserDirectory):
+    """The identity directory as the runtime sees it during a request: the caller resolves to the
+    user (and groups) their token established. The caller is kept in a context variable, which
+    worker threads started with ``anyio.to_thread`` inherit."""
 
     def __init__(self, base: Directory) -> None:
-        super().__init__({})
-        self.base = base
-
-    def get(self, user_id: str) -> User:
-        current = _request_user.get()
-        if current is not None and current.id == user_id:
-            return current
-        return self.base.get(user_id)
-
-    def __iter__(self):  # type: ignore[no-untyped-def]
-        return iter(self.base)
+        super().__init__(base, _request_user)
 
 
 async def current_user(request: Request) -> User:

@@ -18,8 +18,8 @@ from contextvars import ContextVar
 from typing import Any
 
 from sovra.config import Settings
-from sovra.errors import InputError, SovraError
-from sovra.identity import Directory, User
+from sovra.errors import SovraError
+from sovra.identity import ActingUserDirectory, Directory, User, user_from_login
 
 _acting: ContextVar[User | None] = ContextVar("sovra_chat_user", default=None)
 
@@ -46,31 +46,15 @@ def user_from_claims(
     if raw is not None:
         items = [raw] if isinstance(raw, str) else [g for g in raw if isinstance(g, str)]
         token_groups = {g.removeprefix("group:") for g in items}
-    try:
-        known = directory.get(user_id)
-    except InputError:
-        name = claims.get("name")
-        return User(user_id, name if isinstance(name, str) else user_id, tuple(sorted(token_groups or ())))
-    groups = known.groups if token_groups is None else tuple(g for g in known.groups if g in token_groups)
-    return User(known.id, known.name, groups)
+    return user_from_login(directory, user_id, claims.get("name"), token_groups)
 
 
-class SessionDirectory(Directory):
+class SessionDirectory(ActingUserDirectory):
     """The runtime's directory, except that the user acting in this thread resolves to the user
-    their login established (an OIDC user may be unknown to the directory or hold fewer groups)."""
+    their login established."""
 
     def __init__(self, base: Directory) -> None:
-        super().__init__({})
-        self.base = base
-
-    def get(self, user_id: str) -> User:
-        current = _acting.get()
-        if current is not None and current.id == user_id:
-            return current
-        return self.base.get(user_id)
-
-    def __iter__(self):  # type: ignore[no-untyped-def]
-        return iter(self.base)
+        super().__init__(base, _acting)
 
 
 def install(rt: Any) -> SessionDirectory:

@@ -72,7 +72,47 @@ def bundled_model_dir() -> Path:
     return Path(next(iter(spec.submodule_search_locations))) / "model"
 
 
-class Embedder:
+class Bm25Sparse:
+    """Sparse BM25 vectors in-process (fastembed, the bundled stopwords, our constants). Shared by
+    every embedder, so sparse vectors are identical whichever serves the dense ones. Subclasses set
+    ``cache_dir``, ``batch_size``, ``_lock`` and ``_sparse = None``."""
+
+    cache_dir: Path
+    batch_size: int
+    _lock: threading.Lock
+    _sparse: SparseTextEmbedding | None
+
+    def sparse_documents(self, texts: Sequence[str]) -> list[SparseVector]:
+        if not texts:
+            return []
+        out = self._sparse_model().embed(list(texts), batch_size=self.batch_size)
+        return [_to_sparse(e) for e in out]
+
+    def sparse_query(self, text: str) -> SparseVector:
+        # Query weights are all 1.0: the document side already carries BM25's tf part.
+        (emb,) = self._sparse_model().query_embed(text)
+        return _to_sparse(emb)
+
+    def _sparse_model(self) -> SparseTextEmbedding:
+        with self._lock:
+            if self._sparse is None:
+                from fastembed import SparseTextEmbedding
+
+                self._sparse = SparseTextEmbedding(
+                    BM25_MODEL,
+                    cache_dir=str(self.cache_dir),
+                    # Passed so fastembed never looks for the hub; with inline stopwords
+                    # it reads nothing from this folder.
+                    specific_model_path=str(_DATA_DIR),
+                    stopwords=_load_stopwords(),
+                    k=BM25_K1,
+                    b=BM25_B,
+                    avg_len=BM25_AVG_LEN,
+                )
+            return self._sparse
+
+
+class Embedder(Bm25Sparse):
     """Embeds chunks and queries; one instance per process is plenty and it is thread-safe."""
 
     def __init__(
@@ -139,19 +179,6 @@ class Embedder:
         # MiniLM is symmetric: queries and passages share one encoder and no prefix.
         return self.embed_documents([text])[0]
 
-    # Sparse
-
-    def sparse_documents(self, texts: Sequence[str]) -> list[SparseVector]:
-        if not texts:
-            return []
-        out = self._sparse_model().embed(list(texts), batch_size=self.batch_size)
-        return [_to_sparse(e) for e in out]
-
-    def sparse_query(self, text: str) -> SparseVector:
-        # Query weights are all 1.0: the document side already carries BM25's tf part.
-        (emb,) = self._sparse_model().query_embed(text)
-        return _to_sparse(emb)
-
     # Loading
 
     def _dense_model(self) -> TextEmbedding:
@@ -169,24 +196,6 @@ class Embedder:
                 )
                 log.info("loaded dense embedding model %s", self.model_id)
             return self._dense
-
-    def _sparse_model(self) -> SparseTextEmbedding:
-        with self._lock:
-            if self._sparse is None:
-                from fastembed import SparseTextEmbedding
-
-                self._sparse = SparseTextEmbedding(
-                    BM25_MODEL,
-                    cache_dir=str(self.cache_dir),
-                    # Passed so fastembed never looks for the hub; with inline stopwords
-                    # it reads nothing from this folder.
-                    specific_model_path=str(_DATA_DIR),
-                    stopwords=_load_stopwords(),
-                    k=BM25_K1,
-                    b=BM25_B,
-                    avg_len=BM25_AVG_LEN,
-                )
-            return self._sparse
 
 
 def _register_dense(onnx_dir: Path, dim: int) -> str:

@@ -18,6 +18,7 @@ from functools import cached_property
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from sovra.embeddings import Bm25Sparse
 from sovra.errors import ConfigError, ModelOutputError
 from sovra.routes import RoutesConfig
 
@@ -25,14 +26,13 @@ if TYPE_CHECKING:
     from fastembed import SparseTextEmbedding
 
     from sovra.config import Settings
-    from sovra.embeddings import SparseVector
     from sovra.gateway.client import ModelGateway
 
 EMBEDDING_ROUTE = "embedding"
 MODEL_ID_PREFIX = "openai-compatible/"
 
 
-class GatewayEmbedder:
+class GatewayEmbedder(Bm25Sparse):
     """The ``Embeds`` interface of :class:`sovra.embeddings.Embedder`, dense vectors from a server."""
 
     def __init__(
@@ -93,45 +93,6 @@ class GatewayEmbedder:
                     hint="set the route's dimensions to what the model produces, and rebuild the index",
                 )
         return vectors
-
-    # Sparse: the same BM25 as the in-process embedder (same constants, stopwords and hashing)
-
-    def sparse_documents(self, texts: Sequence[str]) -> list[SparseVector]:
-        from sovra.embeddings import _to_sparse
-
-        if not texts:
-            return []
-        out = self._sparse_model().embed(list(texts), batch_size=self.batch_size)
-        return [_to_sparse(e) for e in out]
-
-    def sparse_query(self, text: str) -> SparseVector:
-        from sovra.embeddings import _to_sparse
-
-        (emb,) = self._sparse_model().query_embed(text)
-        return _to_sparse(emb)
-
-    def _sparse_model(self) -> SparseTextEmbedding:
-        with self._lock:
-            if self._sparse is None:
-                self._sparse = _bm25(self.cache_dir)
-            return self._sparse
-
-
-def _bm25(cache_dir: Path) -> SparseTextEmbedding:
-    from fastembed import SparseTextEmbedding
-
-    from sovra.embeddings import _DATA_DIR, BM25_AVG_LEN, BM25_B, BM25_K1, BM25_MODEL, _load_stopwords
-
-    # Same arguments as sovra.embeddings.Embedder, so sparse vectors are identical either way.
-    return SparseTextEmbedding(
-        BM25_MODEL,
-        cache_dir=str(cache_dir),
-        specific_model_path=str(_DATA_DIR),
-        stopwords=_load_stopwords(),
-        k=BM25_K1,
-        b=BM25_B,
-        avg_len=BM25_AVG_LEN,
-    )
 
 
 def embedding_route(settings: Settings) -> RoutesConfig | None:

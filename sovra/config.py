@@ -9,7 +9,6 @@ from __future__ import annotations
 import os
 import re
 from datetime import date
-from functools import cached_property
 from pathlib import Path
 from typing import Any, Literal
 
@@ -289,8 +288,9 @@ class Settings(BaseSettings):
             sources.append(TomlConfigSettingsSource(settings_cls, toml_file=toml_path))
         return tuple(sources)
 
-    @cached_property
+    @property
     def paths(self) -> _Paths:
+        # Not cached: a cached value would survive ``model_copy(update={"data_dir": ...})``.
         return _Paths(self.data_dir)
 
     @property

@@ -59,6 +59,20 @@ def copy_demo_data(settings: Settings, dest: Path) -> Path:
     return dest
 
 
+def private_demo_settings(settings: Settings, dest: Path) -> Settings:
+    """Settings on a private copy of the demo data dir, for a test that opens its own runtime.
+
+    The session's demo dir belongs to ``demo_runtime``; a second handle on its embedded index
+    would fail (or, worse, pass or fail by test order)."""
+    return settings.model_copy(update={"data_dir": copy_demo_data(settings, dest)})
+
+
+@pytest.fixture(scope="module")
+def module_demo_settings(demo_settings: Settings, tmp_path_factory: pytest.TempPathFactory) -> Settings:
+    """A private copy of the demo data dir shared by one test module."""
+    return private_demo_settings(demo_settings, tmp_path_factory.mktemp("demo-copy") / "data")
+
+
 @pytest.fixture(scope="session")
 def demo_runtime(demo_settings: Settings):
     """One runtime (and so one local model server) shared by the agent tests."""

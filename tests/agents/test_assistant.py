@@ -105,15 +105,18 @@ def test_quality_on_the_planted_questions(demo_runtime, demo_settings):
     assert ok >= 0.6 * len(questions)
 
 
-def test_bad_input_is_refused_before_any_work(demo_settings):
-    rt = Runtime(demo_settings)
-    with pytest.raises(InputError, match="empty"):
-        rt.ask(get_agent("assistant"), "   ", "alice")
-    with pytest.raises(UnknownUserError, match="known users: alice"):
-        rt.ask(get_agent("assistant"), "hi", "mallory")
-    with pytest.raises(InputError, match="limit"):
-        rt.ask(get_agent("assistant"), "x" * 9000, "alice")
-    assert "gateway" not in rt.services.__dict__  # no model was started for a bad request
+def test_bad_input_is_refused_before_any_work(module_demo_settings):
+    rt = Runtime(module_demo_settings)
+    try:
+        with pytest.raises(InputError, match="empty"):
+            rt.ask(get_agent("assistant"), "   ", "alice")
+        with pytest.raises(UnknownUserError, match="known users: alice"):
+            rt.ask(get_agent("assistant"), "hi", "mallory")
+        with pytest.raises(InputError, match="limit"):
+            rt.ask(get_agent("assistant"), "x" * 9000, "alice")
+        assert "gateway" not in rt.services.__dict__  # no model was started for a bad request
+    finally:
+        rt.close()
 
 
 def test_missing_index_is_explained(tmp_path, demo_settings):
@@ -124,35 +127,33 @@ def test_missing_index_is_explained(tmp_path, demo_settings):
         Runtime(empty).ask(get_agent("assistant"), "hello", "alice")
 
 
-def test_generated_answers_keep_only_citations_to_retrieved_sources(demo_runtime, demo_settings):
+def test_generated_answers_keep_only_citations_to_retrieved_sources(module_demo_settings):
     """With a served model (here a faithful fake of its HTTP API), the model writes the answer
     and every citation it makes is checked against what was retrieved."""
-    from sovra.config import Settings
-
     plan = json.dumps(
         {"search_query": "remote work days per week", "ledger_lookup": False, "counterparty": None, "year": None}
     )
     draft = json.dumps({"answer": "Up to 3 days per week [1], see also [42].", "citations": [1, 42]})
     fake = FakeOpenAI([(200, plan), (200, draft)])
-    demo_runtime.services.close()  # the embedded index admits one open handle at a time
+    settings = module_demo_settings.model_copy(
+        update={"llm_base_url": fake.base_url, "llm_model": "policy-lora", "answer_mode": "auto"}
+    )
+    rt = Runtime(settings)
     try:
-        settings = Settings(
-            data_dir=demo_settings.data_dir, llm_base_url=fake.base_url, llm_model="policy-lora", answer_mode="auto"
-        )
-        rt = Runtime(settings)
         a = rt.ask(get_agent("assistant"), "How many days per week may I work from home?", "alice")
+        check = next(r for r in rt.services.audit.records(a.run_id) if r.kind == "citations.check")
     finally:
+        rt.close()
         fake.close()
     assert a.status == "answered"
     assert [c.n for c in a.citations] == [1]
     assert "[42]" not in a.text and "[1]" in a.text
     # Both requests asked vLLM for schema-constrained JSON and named the route's model.
     assert all(r["model"] == "policy-lora" and r["response_format"]["type"] == "json_schema" for r in fake.requests)
-    check = next(r for r in rt.services.audit.records(a.run_id) if r.kind == "citations.check")
     assert check.data["invalid"] == [42]
 
 
-def test_this_year_follows_the_configured_as_of_date(demo_settings):
+def test_this_year_follows_the_configured_as_of_date(module_demo_settings):
     """'This year' is the settings' date, never the wall clock's, so answers are reproducible."""
     import datetime as dt
 
@@ -160,9 +161,13 @@ def test_this_year_follows_the_configured_as_of_date(demo_settings):
     from sovra.tools.base import ToolContext
     from sovra.tools.ledger_tool import LedgerLookupArgs, ledger_lookup
 
-    settings = demo_settings.model_copy(update={"as_of": dt.date(2025, 6, 30)})
+    settings = module_demo_settings.model_copy(update={"as_of": dt.date(2025, 6, 30)})
     services = Services(settings)
-    bob = services.directory.get("bob")
-    res = ledger_lookup(LedgerLookupArgs(question="What have we paid Acme this year?"), ToolContext(bob, services))
+    try:
+        bob = services.directory.get("bob")
+        q = LedgerLookupArgs(question="What have we paid Acme this year?")
+        res = ledger_lookup(q, ToolContext(bob, services))
+    finally:
+        services.close()
     assert "from 2025-01-01 to 2025-06-30" in res.headline
     assert res.count == 6 and res.total == 6 * 8500

@@ -32,8 +32,8 @@ def record_run(log: AuditLog, services: Services, user: User, question: str) -> 
 
 
 @pytest.fixture(scope="module")
-def services(demo_settings):  # type: ignore[no-untyped-def]
-    s = Services(demo_settings)
+def services(module_demo_settings):  # type: ignore[no-untyped-def]
+    s = Services(module_demo_settings)
     yield s
     s.close()
 

@@ -23,16 +23,16 @@ def _retrieval(settings: Settings, **kw: object) -> dict:
     return run_items(settings, items, EvalConfig(suite="demo", dataset=str(path), ask_agents=False, **kw))
 
 
-def test_committed_demo_dataset_matches_the_generated_corpus(demo_settings: Settings) -> None:
-    assert demo_items(demo_settings.paths.corpus) == load_jsonl(DEMO_DATASET)
+def test_committed_demo_dataset_matches_the_generated_corpus(module_demo_settings: Settings) -> None:
+    assert demo_items(module_demo_settings.paths.corpus) == load_jsonl(DEMO_DATASET)
     items = load_jsonl(DEMO_DATASET)
     kinds = {i.kind for i in items}
     assert {"policy", "contract", "ledger", "consistency", "acl", "acl_probe", "refusal"} <= kinds
     assert all(i.forbidden_docs for i in items if i.user == "alice")
 
 
-def test_hybrid_retrieval_is_clean_and_finds_the_gold_documents(demo_settings: Settings) -> None:
-    result = _retrieval(demo_settings)
+def test_hybrid_retrieval_is_clean_and_finds_the_gold_documents(module_demo_settings: Settings) -> None:
+    result = _retrieval(module_demo_settings)
     check_gates(result)
     s = result["summary"]
     assert s["acl_leaks"] == 0 and s["errors"] == 0
@@ -40,22 +40,22 @@ def test_hybrid_retrieval_is_clean_and_finds_the_gold_documents(demo_settings: S
     assert s["nDCG@10"]["n"] == 15
 
 
-def test_single_mode_retrieval_regressions_change_the_metrics(demo_settings: Settings) -> None:
+def test_single_mode_retrieval_regressions_change_the_metrics(module_demo_settings: Settings) -> None:
     def per_question(result: dict) -> dict[str, tuple]:
         return {
             q["id"]: tuple(q["metrics"].get(m) for m in ("RR", "nDCG@10", "passage_RR", "passage_P@1"))
             for q in result["questions"]
         }
 
-    hybrid = per_question(_retrieval(demo_settings))
-    dense = per_question(_retrieval(demo_settings, mode="dense"))
-    sparse = per_question(_retrieval(demo_settings, mode="sparse"))
+    hybrid = per_question(_retrieval(module_demo_settings))
+    dense = per_question(_retrieval(module_demo_settings, mode="dense"))
+    sparse = per_question(_retrieval(module_demo_settings, mode="sparse"))
     assert dense != hybrid  # turning the sparse vectors off moves passage ranks
     assert sparse != hybrid
 
 
-def test_planted_acl_leak_fails_the_gate(demo_settings: Settings) -> None:
-    result = _retrieval(demo_settings, plant_acl_leak=True)
+def test_planted_acl_leak_fails_the_gate(module_demo_settings: Settings) -> None:
+    result = _retrieval(module_demo_settings, plant_acl_leak=True)
     assert result["summary"]["acl_leaks"] >= 10
     leaked = {q["id"] for q in result["questions"] if q["leaks"]}
     assert "ACL-01-alice" in leaked
@@ -63,10 +63,12 @@ def test_planted_acl_leak_fails_the_gate(demo_settings: Settings) -> None:
         check_gates(result)
 
 
-def test_cli_exits_non_zero_on_a_leak(demo_settings: Settings, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_cli_exits_non_zero_on_a_leak(
+    module_demo_settings: Settings, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     from sovra.ui.eval_cli import eval_command
 
-    monkeypatch.setenv("SOVRA_DATA_DIR", str(demo_settings.data_dir))
+    monkeypatch.setenv("SOVRA_DATA_DIR", str(module_demo_settings.data_dir))
     app = typer.Typer()
     app.command()(eval_command)
     runner = CliRunner()
@@ -85,9 +87,9 @@ def test_cli_exits_non_zero_on_a_leak(demo_settings: Settings, tmp_path: Path, m
 
 
 @pytest.mark.slow
-def test_quick_suite_with_the_agent(demo_settings: Settings, tmp_path: Path) -> None:
+def test_quick_suite_with_the_agent(module_demo_settings: Settings, tmp_path: Path) -> None:
     """The CI gate: six agent questions plus every retrieval and ACL probe; no leak allowed."""
-    result = run_suite(demo_settings, "quick", tmp_path)
+    result = run_suite(module_demo_settings, "quick", tmp_path)
     check_gates(result)
     asked = [q for q in result["questions"] if q["run_id"]]
     assert {q["id"] for q in asked} == set(QUICK_AGENT_ITEMS)
@@ -97,7 +99,7 @@ def test_quick_suite_with_the_agent(demo_settings: Settings, tmp_path: Path) -> 
     assert q1["metrics"]["must_contain"] == 1.0  # "3 days" from the remote work policy
 
 
-def test_beir_benchmark_is_ingested_and_scored(demo_settings: Settings, tmp_path: Path) -> None:
+def test_beir_benchmark_is_ingested_and_scored(module_demo_settings: Settings, tmp_path: Path) -> None:
     from sovra.evals.suites import run_beir
 
     ds = tmp_path / "tiny"
@@ -111,6 +113,6 @@ def test_beir_benchmark_is_ingested_and_scored(demo_settings: Settings, tmp_path
     queries = [("q1", "how many home office days"), ("q2", "hotel cost cap London")]
     (ds / "queries.jsonl").write_text("".join(json.dumps({"_id": i, "text": t}) + "\n" for i, t in queries))
     (ds / "qrels" / "test.tsv").write_text("query-id\tcorpus-id\tscore\nq1\td1\t1\nq2\td2\t1\n")
-    result = run_beir(demo_settings, ds, tmp_path / "out", EvalConfig(suite="full", dataset=str(ds)))
+    result = run_beir(module_demo_settings, ds, tmp_path / "out", EvalConfig(suite="full", dataset=str(ds)))
     assert [q["retrieved"][0] for q in result["questions"]] == ["d1", "d2"]
     assert result["summary"]["nDCG@10"]["mean"] == 1.0 and result["config"]["suite"] == "beir:tiny"

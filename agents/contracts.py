@@ -224,9 +224,10 @@ class State(TypedDict, total=False):
     status: str
 
 
-def find(state: State, config: RunnableConfig) -> State:
-    ctx = ctx_of(config)
-    args = ContractDocsArgs(query=state["question"])
+def find_documents(ctx: RunContext, question: str) -> tuple[ContractDocsResult | None, list[str]]:
+    """The contract a question names and its amendments, audited as one tool step. A failed
+    search (``None``) or an ambiguous counterparty comes back as a note for the answer."""
+    args = ContractDocsArgs(query=question)
     try:
         with ctx.recorder.step("tool.find_contract_documents", args=args.model_dump()) as step:
             res: ContractDocsResult = find_contract_documents(args, tool_ctx(ctx))
@@ -239,10 +240,16 @@ def find(state: State, config: RunnableConfig) -> State:
                 ],
             }
     except SovraError as exc:
-        return {"docs": [], "notes": [f"The contract search failed: {exc.message}"]}
-    notes: list[str] = []
+        return None, [f"The contract search failed: {exc.message}"]
     if res.ambiguous:
-        notes.append(f"Several counterparties match; name one of: {', '.join(res.ambiguous)}.")
+        return res, [f"Several counterparties match; name one of: {', '.join(res.ambiguous)}."]
+    return res, []
+
+
+def find(state: State, config: RunnableConfig) -> State:
+    res, notes = find_documents(ctx_of(config), state["question"])
+    if res is None:
+        return {"docs": [], "notes": notes}
     return {"docs": [d.model_dump(mode="json") for d in res.documents], "contract_id": res.contract_id, "notes": notes}
 
 

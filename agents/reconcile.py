@@ -17,11 +17,11 @@ from langgraph.graph import END, START, StateGraph
 from pydantic import BaseModel, Field
 
 from sovra.agents.assistant import NOT_FOUND
-from sovra.agents.contracts import CitationBook, ctx_of, to_citations, tool_ctx
+from sovra.agents.contracts import CitationBook, ctx_of, find_documents, to_citations, tool_ctx
 from sovra.errors import SovraError
 from sovra.runtime import Answer
 from sovra.tools.base import ToolContext, tool
-from sovra.tools.contract_docs import ContractDocsArgs, ContractDocument, find_contract_documents
+from sovra.tools.contract_docs import ContractDocument
 from sovra.tools.extract import Evidence, ExtractArgs, KeyTerms, ScheduledPayment, extract_terms
 from sovra.tools.ledger import LedgerQuery, LedgerRow, query_ledger
 
@@ -230,18 +230,8 @@ class State(TypedDict, total=False):
 
 
 def find(state: State, config: RunnableConfig) -> State:
-    ctx = ctx_of(config)
-    args = ContractDocsArgs(query=state["question"])
-    notes: list[str] = []
-    try:
-        with ctx.recorder.step("tool.find_contract_documents", args=args.model_dump()) as step:
-            res = find_contract_documents(args, tool_ctx(ctx))
-            step.result = {"contract_id": res.contract_id, "documents": [d.doc_id for d in res.documents]}
-    except SovraError as exc:
-        return {"doc": None, "notes": [f"The contract search failed: {exc.message}"]}
-    main = next((d for d in res.documents if d.role == "contract"), None)
-    if res.ambiguous:
-        notes.append(f"Several counterparties match; name one of: {', '.join(res.ambiguous)}.")
+    res, notes = find_documents(ctx_of(config), state["question"])
+    main = next((d for d in res.documents if d.role == "contract"), None) if res else None
     return {"doc": main.model_dump(mode="json") if main else None, "notes": notes}
 
 

@@ -18,7 +18,7 @@ from pydantic import BaseModel, Field
 from sovra.errors import InputError
 from sovra.index import SearchFilter
 from sovra.tools.base import ToolContext, tool
-from sovra.tools.ledger import _match_score  # the ledger's tested free-text name matcher
+from sovra.tools.ledger import counterparty_match_score
 
 CONTRACT_ID = re.compile(r"\b(?:C|TS|AM)-\d{4}-\d{3}\b", re.I)
 _RELATES = re.compile(r"relates\s+to\s+contract\s+((?:C|AM)-\d{4}-\d{3})", re.I)
@@ -129,7 +129,7 @@ def _whole(ctx: ToolContext, hit: Any, source: str) -> ContractDocument:
 def _name_score(query: str, hit: Any, use_title: bool) -> tuple[int, int, int] | None:
     meta = hit.metadata or {}
     name = hit.title if use_title else str(meta.get("counterparty") or "")
-    return _match_score(query.casefold(), str(meta.get("counterparty_id") or "-"), name) if name else None
+    return counterparty_match_score(query.casefold(), str(meta.get("counterparty_id") or "-"), name) if name else None
 
 
 @tool(read_only=True)

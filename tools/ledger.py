@@ -334,7 +334,7 @@ def find_counterparty(db_url: str, text: str) -> tuple[str, str] | None:
     haystack = text.casefold()
     best: dict[tuple[int, int, int], set[tuple[str, str]]] = {}
     for cp in counterparties:
-        score = _match_score(haystack, str(cp.counterparty_id), str(cp.name))
+        score = counterparty_match_score(haystack, str(cp.counterparty_id), str(cp.name))
         if score is not None:
             best.setdefault(score, set()).add((str(cp.counterparty_id), str(cp.name)))
     if not best:
@@ -346,8 +346,11 @@ def find_counterparty(db_url: str, text: str) -> tuple[str, str] | None:
     return next(iter(winners))
 
 
-def _match_score(haystack: str, cp_id: str, name: str) -> tuple[int, int, int] | None:
-    """(strength, matched length, starts the name): strength 2 = id or full name, 1 = a run of
+def counterparty_match_score(haystack: str, cp_id: str, name: str) -> tuple[int, int, int] | None:
+    """How well casefolded free text names one counterparty, ``None`` when it does not; the
+    ledger's matcher, shared with the contract tools so both read a name the same way.
+
+    (strength, matched length, starts the name): strength 2 = id or full name, 1 = a run of
     the name's words. People name a company by its leading words, so on equal length a run
     that starts the name beats one inside it ("Rhein" -> Rhein Air, not Versicherungskammer Rhein)."""
     tokens = _TOKEN.findall(name.casefold())

@@ -5,8 +5,9 @@
 
 Search (``EdgeIndex``, the embedded engine, and optionally qdrant-client's local mode at small
 sizes): a shard of N synthetic chunks is built through ``Index.upsert`` in batches of 1000, then
-``Index.search`` is timed end-to-end from Python, per mode, twice: as ingested (what Sovra leaves
-on disk today: it never asks qdrant-edge to optimize) and after ``EdgeShard.optimize()``.
+``Index.search`` is timed end-to-end from Python, per mode, twice: as upserted (no HNSW graph yet:
+what a search sees while a bulk ingest is still writing) and after ``EdgeShard.optimize()``, which
+``Ingestor.run`` calls at the end of every ingest or sync that changed the index.
 
 * Dense vectors are SYNTHETIC: seeded random unit vectors around cluster centres (MiniLM would
   need hours for 100k chunks on 2 cores). They have the model's dimension, so the engine does the

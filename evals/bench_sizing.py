@@ -8,7 +8,7 @@ child process that opens the shard and runs 200 hybrid searches: its resident se
 the same child before opening, i.e. what a serving process pays for the shard. qdrant-client's
 local mode (pure Python, NOT the Qdrant server) is measured in-process at a small size only.
 
-    python -m sovra.evals.bench_sizing [--sizes 100000] [--local-client-size 10000]
+    python -m sovra.evals.bench_sizing [--sizes 100000] [--local-client-size 10000] [--variants plain,sq]
 """
 
 from __future__ import annotations
@@ -53,29 +53,36 @@ def _measure_child(root: Path, name: str) -> dict[str, float]:
     }
 
 
-def bench_size(size: int, root: Path, embedder: Any) -> list[dict[str, Any]]:
+VARIANTS = {"plain": "plain", "sq": "int8 scalar quantization"}
+
+
+def bench_size(
+    size: int, root: Path, embedder: Any, variants: tuple[str, ...] = tuple(VARIANTS)
+) -> list[dict[str, Any]]:
     from sovra.evals.bench_corpus import DIM, Corpus
     from sovra.evals.bench_retrieval import BATCH, dir_mb
     from sovra.index.base import CollectionSettings, IndexInfo
     from sovra.index.edge import EdgeIndex
 
     corpus = Corpus(embedder, seed=20251127)
-    variants = {
-        "plain": EdgeIndex(root, f"plain-{size}", CollectionSettings()),
-        "int8 scalar quantization": EdgeIndex(root, f"sq-{size}", CollectionSettings(scalar_quantization=True)),
+    shards = {
+        VARIANTS[v]: EdgeIndex(root, f"{v}-{size}", CollectionSettings(scalar_quantization=v == "sq")) for v in variants
     }
-    for idx in variants.values():
+    for idx in shards.values():
         idx.ensure(IndexInfo(model_id="synthetic/bench-384", dim=DIM))
     t0 = time.perf_counter()
     payload_bytes = 0
     for start in range(0, size, BATCH):
         points, texts = corpus.batch(start, min(BATCH, size - start))
         payload_bytes += sum(len(t.encode()) for t in texts)
-        for idx in variants.values():
+        for idx in shards.values():
             idx.upsert(points)
+        done = start + len(points)
+        if done % max(BATCH, size // 10 // BATCH * BATCH) == 0 or done == size:
+            print(f"{size:,} chunks: upserted {done:,} ({time.perf_counter() - t0:.0f} s)", file=sys.stderr, flush=True)
     build_s = time.perf_counter() - t0
     rows = []
-    for label, idx in variants.items():
+    for label, idx in shards.items():
         t = time.perf_counter()
         idx.optimize()
         optimize_s = time.perf_counter() - t
@@ -132,8 +139,14 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--sizes", default="100000")
     parser.add_argument("--local-client-size", type=int, default=10000)
+    parser.add_argument(
+        "--variants", default="plain,sq", help="shards built side by side: plain, sq (int8 scalar quantization)"
+    )
     parser.add_argument("--out", type=Path)
     args = parser.parse_args(argv)
+    variants = tuple(v.strip() for v in args.variants.split(",") if v.strip())
+    if not variants or set(variants) - set(VARIANTS):
+        parser.error(f"--variants takes a comma-separated subset of {', '.join(VARIANTS)}")
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     from sovra.embeddings import Embedder
 
@@ -142,7 +155,7 @@ def main(argv: list[str] | None = None) -> None:
     load0 = os.getloadavg()
     rows: list[dict[str, Any]] = []
     for size in (int(s) for s in args.sizes.split(",") if s.strip()):
-        rows += bench_size(size, work, embedder)
+        rows += bench_size(size, work, embedder, variants)
     if args.local_client_size:
         rows.append(bench_local_client(args.local_client_size, embedder))
     result = {"rows": rows, "cpus": os.cpu_count(), "load_avg_start": load0, "load_avg_end": os.getloadavg()}

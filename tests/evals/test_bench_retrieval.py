@@ -65,3 +65,14 @@ def test_cli_prints_the_table_and_writes_json(tmp_path) -> None:
     assert "hybrid_acl" in res.output and "synthetic" in res.output
     data = json.loads(out.read_text())
     assert data["ingestion"] is None and data["search"][0]["size"] == 200
+
+
+def test_sizing_measures_a_tiny_shard_in_a_fresh_process(embedder, tmp_path) -> None:
+    from sovra.evals.bench_sizing import bench_size
+
+    (row,) = bench_size(400, tmp_path, embedder, ("sq",))
+    assert row["variant"] == "int8 scalar quantization" and row["chunks"] == 400
+    assert row["disk_mb"] > 0 and row["raw_dense_mb"] == round(400 * 384 * 4 / 1e6, 1)
+    # The child opened the shard and searched it: its resident set grew by the shard's share.
+    assert row["rss_open_delta_mb"] > 0 and row["rss_serving_delta_mb"] >= row["rss_open_delta_mb"] - 5
+    assert not (tmp_path / "sq-400").exists()  # the shard is removed once measured

@@ -72,10 +72,15 @@ def scan_for_injection(text: str) -> list[Finding]:
     return found
 
 
-_MD_IMAGE = re.compile(r"!\[[^\]]*\]\([^)]*\)")
+# Image descriptions may hold one level of brackets, as CommonMark allows: ![a [b] c](url).
+_MD_IMAGE = re.compile(r"!\[(?:[^\[\]]|\[[^\]]*\])*\]\([^)]*\)")
 _MD_LINK = re.compile(r"\[([^\]]*)\]\(\s*([^)\s]+)[^)]*\)")
 _HTML_TAG = re.compile(r"</?[a-zA-Z][^>]*>")
-_BARE_URL = re.compile(r"\b(?:https?|ftp)://[^\s<>()\"']+|\bwww\.[^\s<>()\"']+", re.IGNORECASE)
+# Scheme URLs, www. hosts, and protocol-relative URLs (//host.tld/...) that a browser would fetch.
+_BARE_URL = re.compile(
+    r"\b(?:https?|ftp)://[^\s<>()\"']+|\bwww\.[^\s<>()\"']+|(?<![\w:/])//[\w-]+(?:\.[\w-]+)+[^\s<>()\"']*",
+    re.IGNORECASE,
+)
 
 
 def _norm(url: str) -> str:
@@ -122,3 +127,76 @@ def _sanitize_once(text: str, allowed: set[str], removed: list[str]) -> str:
         return "[link removed]"
 
     return _BARE_URL.sub(bare, text)
+
+
+_HOLD_MAX = 2048
+
+
+class StreamSanitizer:
+    """``sanitize_answer`` for an answer that is streamed token by token.
+
+    Sanitising each token alone is not enough: ``htt`` + ``p://evil.example`` are harmless apart
+    and a URL together, and a client renders the concatenation. So text is released only up to a
+    point where nothing can still grow into a URL, image, link or tag: never inside a run of
+    non-space characters (every URL lies inside one), never after an unclosed ``<`` or an
+    unresolved ``[``/``![`` (a link or an image until proven otherwise). Each released piece is
+    sanitised as a whole; what was held is released when the node that streamed it finishes
+    (``flush``). Plain text streams with a delay of at most one word and comes out unchanged.
+    Links are kept only to ``allowed_urls``; the citations are not known while tokens flow, so the
+    runtime passes none, and the final answer (sanitised with its citations) carries the links.
+    """
+
+    def __init__(self, allowed_urls: Iterable[str] = ()) -> None:
+        self._allowed = list(allowed_urls)
+        self._pending = ""
+        self.removed: list[str] = []
+
+    def feed(self, text: str) -> str:
+        """Take the next token; return the text that is safe to show now (maybe empty)."""
+        self._pending += text
+        cut = _safe_cut(self._pending)
+        if len(self._pending) - cut > _HOLD_MAX:  # an opener that never closes: stop waiting
+            cut = len(self._pending)
+        return self._release(cut)
+
+    def flush(self) -> str:
+        """Everything still held, sanitised (the end of a streamed answer)."""
+        return self._release(len(self._pending))
+
+    def _release(self, cut: int) -> str:
+        out, self._pending = self._pending[:cut], self._pending[cut:]
+        if not out:
+            return ""
+        clean, removed = sanitize_answer(out, self._allowed)
+        self.removed += removed
+        return clean
+
+
+def _safe_cut(text: str) -> int:
+    """The length of the longest prefix of ``text`` that no later token can turn into markup."""
+    cut = max(text.rfind(c) for c in " \t\r\n") + 1  # never split a run of non-space characters
+    i = 0
+    while i < cut:
+        c = text[i]
+        start, end = i, i + 1
+        if c == "<":
+            close = text.find(">", i)
+            if close < 0:
+                return start
+            end = close + 1
+        elif c == "[":
+            start = i - 1 if i > 0 and text[i - 1] == "!" else i
+            close = text.find("]", i)
+            if close < 0 or close + 1 >= len(text):
+                return start  # may still be followed by "(url)"
+            if text[close + 1] == "(":
+                paren = text.find(")", close)
+                if paren < 0:
+                    return start
+                end = paren + 1
+            else:
+                end = close + 1
+        if end > cut:  # a construct is released whole, with the word it ends in
+            return start
+        i = end
+    return cut

@@ -30,6 +30,7 @@ from langgraph.graph import StateGraph
 
 from sovra.config import Settings
 from sovra.errors import ApprovalError, BudgetExceeded, InputError, RunCancelled, SovraError
+from sovra.guard import StreamSanitizer
 from sovra.identity import Directory, User
 from sovra.recorder import RunRecorder
 from sovra.runs import RunRow, RunStore
@@ -555,6 +556,8 @@ class Runtime:
             thread_id=row.thread_id if row.thread_id != run_id else None,
         )
         stop: SovraError | None = None
+        # Streamed text is sanitised like the final answer: a client renders it as it comes.
+        tokens = StreamSanitizer()
         try:
             # durability="sync": a step's checkpoint is written before the next step starts, so a
             # process killed mid-run resumes after the last finished step.
@@ -566,8 +569,13 @@ class Runtime:
             for namespace, mode, chunk in parts:
                 if mode == "custom":
                     if isinstance(chunk, dict) and "token" in chunk:
-                        yield RunEvent("token", run_id, {"text": str(chunk["token"])})
+                        text = tokens.feed(str(chunk["token"]))
+                        if text:
+                            yield RunEvent("token", run_id, {"text": text})
                     continue
+                held = tokens.flush()  # the node that streamed has finished: release its tail
+                if held:
+                    yield RunEvent("token", run_id, {"text": held})
                 prefix = "".join(part.split(":", 1)[0] + "/" for part in namespace)
                 updates: dict[str, Any] = chunk if isinstance(chunk, dict) else {}
                 for node, update in updates.items():
@@ -593,6 +601,9 @@ class Runtime:
             self.runs.update(run_id, status="error", steps=ctx.steps, tokens=ctx.tokens)
             raise
         self._live.pop(run_id, None)
+        if tokens.removed:
+            removed = tokens.removed
+            rec.record("security.stream_sanitized", {"removed": removed[:20], "count": len(removed)})
         if stop is not None:
             status = CANCELLED if isinstance(stop, RunCancelled) else BUDGET_EXCEEDED
             rec.record(f"run.{status}", {"message": stop.message, "steps": ctx.steps, "tokens": ctx.tokens})

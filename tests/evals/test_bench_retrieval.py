@@ -22,7 +22,7 @@ def test_tiny_run_reports_every_mode_with_no_acl_leak(embedder, tmp_path) -> Non
     edge, local = result["search"]
     assert edge["backend"].startswith("edge") and edge["size"] == 300
     assert "NOT the Qdrant server" in local["backend"]
-    assert [st["state"] for st in edge["states"]] == ["as_ingested", "optimized"]
+    assert [st["state"] for st in edge["states"]] == ["upserted", "optimized"]
     for st in edge["states"] + local["states"]:
         assert set(st["latency_ms"]) == set(MODES)
         for stats in st["latency_ms"].values():

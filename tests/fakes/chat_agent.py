@@ -11,6 +11,7 @@ it, so a test can prove that the bot acknowledged before the answer existed.
 from __future__ import annotations
 
 import threading
+from collections import defaultdict
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any, TypedDict
@@ -132,3 +133,21 @@ def serve_asgi(app: Any) -> Iterator[str]:
         thread.join(timeout=60)
         sock.close()
     assert not thread.is_alive(), "server did not shut down"
+
+
+class Outcomes:
+    """What a bot did with each message (``on_done`` hook), for tests to wait on."""
+
+    def __init__(self) -> None:
+        self.by_key: dict[str, list[str]] = defaultdict(list)
+        self.cond = threading.Condition()
+
+    def __call__(self, key: str, outcome: str) -> None:
+        with self.cond:
+            self.by_key[key].append(outcome)
+            self.cond.notify_all()
+
+    def wait(self, key: str, count: int = 1, timeout: float = 60) -> list[str]:
+        with self.cond:
+            assert self.cond.wait_for(lambda: len(self.by_key[key]) >= count, timeout), dict(self.by_key)
+            return list(self.by_key[key])

@@ -9,7 +9,6 @@ from __future__ import annotations
 import json
 import threading
 import time
-from collections import defaultdict
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -17,7 +16,7 @@ from typing import Any
 
 import httpx
 import pytest
-from fakes.chat_agent import DOC_URL, CitedAgent, serve_asgi
+from fakes.chat_agent import DOC_URL, CitedAgent, Outcomes, serve_asgi
 from fakes.slack_api import (
     FakeSlack,
     SlackUser,
@@ -45,24 +44,6 @@ IDENTITIES = {
     "slack": {"U0ALICE": "alice", "U0BOB": "bob", "U0MONA": "mona", "U0NINA": "nina", "U0GHOST": "ghost"},
     "email": {"carol@nordbank.example": "carol"},
 }
-
-
-class Outcomes:
-    """What the bot did with each message, reported by its on_done hook."""
-
-    def __init__(self) -> None:
-        self.by_key: dict[str, list[str]] = defaultdict(list)
-        self.cond = threading.Condition()
-
-    def __call__(self, key: str, outcome: str) -> None:
-        with self.cond:
-            self.by_key[key].append(outcome)
-            self.cond.notify_all()
-
-    def wait(self, key: str, count: int, timeout: float = 60) -> list[str]:
-        with self.cond:
-            assert self.cond.wait_for(lambda: len(self.by_key[key]) >= count, timeout), dict(self.by_key)
-            return list(self.by_key[key])
 
 
 class Bot:

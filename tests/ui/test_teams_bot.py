@@ -10,7 +10,6 @@ from __future__ import annotations
 import json
 import threading
 import time
-from collections import defaultdict
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -19,7 +18,7 @@ from typing import Any
 import httpx
 import jwt
 import pytest
-from fakes.chat_agent import DOC_URL, CitedAgent, serve_asgi
+from fakes.chat_agent import DOC_URL, CitedAgent, Outcomes, serve_asgi
 from fakes.teams_connector import FakeBotFramework, Posted, card_action, message, person
 
 from sovra.config import Settings
@@ -38,22 +37,6 @@ USERS = {
 }
 IDENTITIES = {"teams": {"aad-alice": "alice", "aad-bob": "bob", "aad-mona": "mona", "aad-nina": "nina"}}
 ALICE, BOB, MONA, NINA = (person(f"aad-{u}", USERS[u]["name"]) for u in ("alice", "bob", "mona", "nina"))
-
-
-class Outcomes:
-    def __init__(self) -> None:
-        self.by_key: dict[str, list[str]] = defaultdict(list)
-        self.cond = threading.Condition()
-
-    def __call__(self, key: str, outcome: str) -> None:
-        with self.cond:
-            self.by_key[key].append(outcome)
-            self.cond.notify_all()
-
-    def wait(self, key: str, count: int = 1, timeout: float = 60) -> list[str]:
-        with self.cond:
-            assert self.cond.wait_for(lambda: len(self.by_key[key]) >= count, timeout), dict(self.by_key)
-            return list(self.by_key[key])
 
 
 class Teams:

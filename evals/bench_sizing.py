@@ -8,7 +8,7 @@ child process that opens the shard and runs 200 hybrid searches: its resident se
 the same child before opening, i.e. what a serving process pays for the shard. qdrant-client's
 local mode (pure Python, NOT the Qdrant server) is measured in-process at a small size only.
 
-    python -m sovra.evals.bench_sizing [--sizes 100000] [--local-client-size 10000] [--variants plain,sq]
+    python -m sovra.evals.bench_sizing [--sizes 100000] [--local-client-size 10000] [--variants plain,sq,sq-disk]
 """
 
 from __future__ import annotations
@@ -53,7 +53,16 @@ def _measure_child(root: Path, name: str) -> dict[str, float]:
     }
 
 
-VARIANTS = {"plain": "plain", "sq": "int8 scalar quantization"}
+VARIANTS = {
+    "plain": "plain",
+    "sq": "int8 scalar quantization",
+    "sq-disk": "int8 scalar quantization, float32 vectors on disk",
+}
+_SETTINGS = {
+    "plain": {},
+    "sq": {"scalar_quantization": True},
+    "sq-disk": {"scalar_quantization": True, "on_disk_vectors": True},
+}
 
 
 def bench_size(
@@ -65,9 +74,7 @@ def bench_size(
     from sovra.index.edge import EdgeIndex
 
     corpus = Corpus(embedder, seed=20251127)
-    shards = {
-        VARIANTS[v]: EdgeIndex(root, f"{v}-{size}", CollectionSettings(scalar_quantization=v == "sq")) for v in variants
-    }
+    shards = {VARIANTS[v]: EdgeIndex(root, f"{v}-{size}", CollectionSettings(**_SETTINGS[v])) for v in variants}
     for idx in shards.values():
         idx.ensure(IndexInfo(model_id="synthetic/bench-384", dim=DIM))
     t0 = time.perf_counter()
@@ -140,7 +147,9 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--sizes", default="100000")
     parser.add_argument("--local-client-size", type=int, default=10000)
     parser.add_argument(
-        "--variants", default="plain,sq", help="shards built side by side: plain, sq (int8 scalar quantization)"
+        "--variants",
+        default="plain,sq",
+        help="shards built side by side: plain, sq (int8 scalar quantization), sq-disk (and vectors on disk)",
     )
     parser.add_argument("--out", type=Path)
     args = parser.parse_args(argv)

@@ -17,9 +17,7 @@ more than its user was allowed to see.
 from __future__ import annotations
 
 import json
-import threading
 import time
-from collections import defaultdict
 from collections.abc import Iterable, Iterator
 from contextlib import ExitStack
 from dataclasses import dataclass
@@ -28,7 +26,7 @@ from typing import Any
 import httpx
 import pytest
 from conftest import copy_demo_data
-from fakes.chat_agent import CitedAgent, serve_asgi
+from fakes.chat_agent import CitedAgent, Outcomes, serve_asgi
 from fakes.slack_api import FakeSlack, direct_message, event_envelope, mention, signed_headers
 from fakes.teams_connector import FakeBotFramework, message, person
 
@@ -94,24 +92,6 @@ def leaks(uid: str, texts: Iterable[str], typed: str = "") -> list[str]:
 # The world: one demo data copy, one runtime shared by the API and both bots
 
 
-class Done:
-    """The bots' on_done hook: which messages were handled."""
-
-    def __init__(self) -> None:
-        self.by_key: dict[str, list[str]] = defaultdict(list)
-        self.cond = threading.Condition()
-
-    def __call__(self, key: str, outcome: str) -> None:
-        with self.cond:
-            self.by_key[key].append(outcome)
-            self.cond.notify_all()
-
-    def wait(self, key: str, timeout: float = 900) -> list[str]:
-        with self.cond:
-            assert self.cond.wait_for(lambda: bool(self.by_key[key]), timeout), dict(self.by_key)
-            return list(self.by_key[key])
-
-
 @dataclass
 class World:
     api: httpx.Client
@@ -120,7 +100,7 @@ class World:
     slack_http: httpx.Client
     teams: FakeBotFramework
     teams_http: httpx.Client
-    done: Done
+    done: Outcomes
 
 
 @pytest.fixture(scope="module")
@@ -170,7 +150,7 @@ def world(demo_settings, tmp_path_factory) -> Iterator[World]:
         assert api.get("/health").status_code == 200  # the lifespan has built the runtime
         rt = holder["rt"]
         assistant = get_agent("assistant")
-        done = Done()
+        done = Outcomes()
         sapp = slack_bot.create_http_app(settings, service=ChatService(settings, "slack", runtime=rt, agent=assistant))
         sapp.state.bolt.sovra_bot.on_done = done
         tapp = teams_bot.create_app(settings, service=ChatService(settings, "teams", runtime=rt, agent=assistant))
@@ -274,7 +254,7 @@ def test_slack_messages_never_leak(world, account, uid, question):
     body = json.dumps(event_envelope(ev)).encode()
     r = world.slack_http.post("/slack/events", content=body, headers=signed_headers(SLACK_SECRET, body))
     assert r.status_code == 200, r.text
-    assert world.done.wait(f"{ev['channel']}:{ts}") == ["answered"], world.slack.summary()
+    assert world.done.wait(f"{ev['channel']}:{ts}", timeout=900) == ["answered"], world.slack.summary()
     calls = [c for c in world.slack.calls if c.args.get("channel") == ev["channel"]]
     posted = [c for c in calls if c.method in ("chat.postMessage", "chat.update")]
     assert posted, world.slack.summary()
@@ -299,7 +279,7 @@ def test_teams_activities_never_leak(world, aad, uid, question):
     token = world.teams.mint(activity["serviceUrl"])
     r = world.teams_http.post("/api/messages", json=activity, headers={"Authorization": f"Bearer {token}"})
     assert r.status_code == 202, r.text
-    assert world.done.wait(f"{conv}:{activity['id']}") == ["answered"], world.teams.posted
+    assert world.done.wait(f"{conv}:{activity['id']}", timeout=900) == ["answered"], world.teams.posted
     sent = [p for p in world.teams.posted if p.conversation_id == conv]
     assert world.teams.replies_to(activity["id"]), sent
     everything = json.dumps([p.activity for p in sent], ensure_ascii=False)

@@ -334,6 +334,15 @@ def report(state: State, config: RunnableConfig) -> State:
     return {"answer": "\n".join(lines), "citations": book.items, "status": "answered"}
 
 
+def report_answer(state: dict[str, Any], base: Answer) -> Answer:
+    """The answer a ``report`` node left in the state (text, status, citations, notes)."""
+    base.text = state.get("answer", NOT_FOUND)
+    base.status = state.get("status", "not_found")
+    base.citations = to_citations(state.get("citations", []))
+    base.notes = list(state.get("notes", []))
+    return base
+
+
 def _after_find(state: State) -> str:
     return "extract" if state.get("docs") else "report"
 
@@ -358,8 +367,4 @@ class ContractChecker:
         return g
 
     def to_answer(self, state: dict[str, Any], base: Answer) -> Answer:
-        base.text = state.get("answer", NOT_FOUND)
-        base.status = state.get("status", "not_found")
-        base.citations = to_citations(state.get("citations", []))
-        base.notes = list(state.get("notes", []))
-        return base
+        return report_answer(state, base)

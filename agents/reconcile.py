@@ -17,7 +17,7 @@ from langgraph.graph import END, START, StateGraph
 from pydantic import BaseModel, Field
 
 from sovra.agents.assistant import NOT_FOUND
-from sovra.agents.contracts import CitationBook, ctx_of, find_documents, to_citations, tool_ctx
+from sovra.agents.contracts import CitationBook, ctx_of, find_documents, report_answer, tool_ctx
 from sovra.errors import SovraError
 from sovra.runtime import Answer
 from sovra.tools.base import ToolContext, tool
@@ -415,8 +415,4 @@ class Reconciler:
         return g
 
     def to_answer(self, state: dict[str, Any], base: Answer) -> Answer:
-        base.text = state.get("answer", NOT_FOUND)
-        base.status = state.get("status", "not_found")
-        base.citations = to_citations(state.get("citations", []))
-        base.notes = list(state.get("notes", []))
-        return base
+        return report_answer(state, base)

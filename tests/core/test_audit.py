@@ -257,26 +257,6 @@ def test_concurrent_appends_from_four_processes_keep_one_chain(tmp_path: Path) -
         assert [r.data["i"] for r in log.records(f"w{w}")] == list(range(50))
 
 
-def test_concurrent_appends_from_threads_shared_and_separate_logs(tmp_path: Path) -> None:
-    path = tmp_path / "th.sqlite"
-    shared = AuditLog(path)
-    barrier = threading.Barrier(4)
-
-    def work(w: int) -> None:
-        log = shared if w < 2 else AuditLog(path)
-        barrier.wait()
-        for i in range(25):
-            log.append("step", {"i": i}, run_id=f"t{w}")
-
-    threads = [threading.Thread(target=work, args=(w,)) for w in range(4)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
-    result = shared.verify()
-    assert result.ok and result.checked == 100, result.reason
-
-
 # -- values -------------------------------------------------------------------------------------
 
 

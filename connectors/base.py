@@ -139,6 +139,17 @@ def parse_sidecar(raw: bytes, name: str) -> dict[str, Any]:
     return data
 
 
+def sidecar_acl(sidecar: dict[str, Any] | None, default_acl: frozenset[str] | None, doc_id: str) -> frozenset[str]:
+    """Who may read an item: its sidecar's ``acl``, else the connector's ``default_acl``, else nobody
+    (logged: an item without an access list must never become readable by default)."""
+    if sidecar is not None and "acl" in sidecar:
+        return frozenset(sidecar["acl"])
+    if default_acl is not None:
+        return default_acl
+    log.warning("%s has no access list (no %s sidecar and no default_acl): nobody can read it", doc_id, SIDECAR_SUFFIX)
+    return frozenset()
+
+
 def failing_loader(message: str, hint: str | None = None) -> Callable[[], list[Page]]:
     """A ``load`` for an item that was listed but cannot be read: ingest reports the
     ``ParseError`` for this item and carries on with the others."""

@@ -14,7 +14,7 @@ from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
-from sovra.connectors.base import SIDECAR_SUFFIX, failing_loader, parse_sidecar
+from sovra.connectors.base import SIDECAR_SUFFIX, failing_loader, parse_sidecar, sidecar_acl
 from sovra.connectors.parsers import DEFAULT_MAX_BYTES, is_supported, parse_file
 from sovra.documents import Document
 from sovra.errors import ConfigError, ParseError
@@ -78,17 +78,7 @@ class FilesystemConnector:
                 load=failing_loader(exc.message, exc.hint),
             )  # fmt: skip
 
-        if sidecar is not None and "acl" in sidecar:
-            acl = frozenset(sidecar["acl"])
-        elif self.default_acl is not None:
-            acl = self.default_acl
-        else:
-            acl = frozenset()
-            log.warning(
-                "%s has no access list (no %s sidecar and no default_acl): nobody can read it",
-                doc_id,
-                SIDECAR_SUFFIX,
-            )
+        acl = sidecar_acl(sidecar, self.default_acl, doc_id)
         sidecar = sidecar or {}
         metadata = {**base.pop("metadata"), **{k: v for k, v in sidecar.items() if k not in _RESERVED_KEYS}}
         return Document(

@@ -17,7 +17,7 @@ from collections.abc import Callable, Iterable, Iterator
 from pathlib import PurePosixPath
 from typing import Any
 
-from sovra.connectors.base import SIDECAR_SUFFIX, failing_loader, parse_sidecar
+from sovra.connectors.base import SIDECAR_SUFFIX, failing_loader, parse_sidecar, sidecar_acl
 from sovra.connectors.parsers import DEFAULT_MAX_BYTES, is_supported, parse_bytes
 from sovra.documents import Document, Page
 from sovra.errors import ConfigError, ParseError, SourceError
@@ -121,13 +121,7 @@ class S3Connector:
                 log.warning("%s: %s", base["id"], exc.message)
                 return Document(**base, title=PurePosixPath(rel).stem, acl=frozenset(),
                                 load=failing_loader(exc.message, exc.hint), metadata=metadata)  # fmt: skip
-        if sidecar is not None and "acl" in sidecar:
-            acl = frozenset(sidecar["acl"])
-        elif self.default_acl is not None:
-            acl = self.default_acl
-        else:
-            acl = frozenset()
-            log.warning("%s has no access list (no sidecar and no default_acl): nobody can read it", base["id"])
+        acl = sidecar_acl(sidecar, self.default_acl, base["id"])
         sidecar = sidecar or {}
         metadata.update({k: v for k, v in sidecar.items() if k not in _RESERVED_KEYS})
         if sidecar.get("contract_type"):

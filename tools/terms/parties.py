@@ -1,0 +1,194 @@
+"""The parties to an agreement, with their roles, read from its opening ("by and between A (the
+"Supplier") and B, a Delaware corporation ("Buyer")") or from a "Parties" row of a term sheet.
+
+A name is the text before a party's description: its role in quotes and parentheses, ", a <place>
+corporation", an address, or the next party. Redacted names ("[***]") are skipped, never guessed.
+"""
+
+from __future__ import annotations
+
+import re
+
+from sovra.tools.terms.fields import Reading, _mapped, extractor
+from sovra.tools.terms.layout import Passage
+
+_BETWEEN = re.compile(r"\b(?:by\s+and\s+(?:between|among)|between|among|amongst|entre|zwischen|parties)\b\s*:?", re.I)
+_ROLE = re.compile(
+    r"\(\s*(?:each\s+)?(?:hereinafter\s+)?(?:(?:referred\s+to\s+)?(?:as|called)\s+)?(?:the\s+)?[\"“']+(?P<role>[^\"”']{2,60})[\"”']+"
+    r"[^()]{0,80}\)",
+    re.I,
+)
+_SUFFIX = (
+    r"(?:Inc|Incorporated|Corp|Corporation|Company|Co|LLC|L\.L\.C|Ltd|Limited|LP|L\.P|LLP|L\.L\.P|PLC|plc|GmbH|AG|SE|"
+    r"S\.?A|N\.?V|B\.?V|S\.p\.A|SpA|SAS|SARL|S\.à\s?r\.l|Pte|Pty|KG|KGaA|AB|ASA|A/S|Oy|Trust|Bank|LLLP|S\.?L|S\.?R\.?L)\b\.?"
+)
+# A description that follows a name: ", a Delaware corporation", ", with offices at", ", having its ..."
+_DESCRIPTION = re.compile(
+    r",?\s*(?:\(\s*)?(?:\ban?\s+(?:[A-Z][\w.-]*\s+){0,4}(?:corporation|company|limited|partnership|association|"
+    r"organi[sz]ation|entity|individual|bank|trust|body|société|gesellschaft|national)|a\s+(?:corporation|company)|"
+    r"(?:organi[sz]ed|incorporated|existing|formed|registered)\b|with\s+(?:its|a|an)\s+(?:principal|registered|"
+    r"business|head)|having\s+(?:its|a|an)|located\s+at|whose\s+(?:registered|principal)|of\s+\d|residing|"
+    r"domiciled|\d{2,}\s+[A-Z]|\(?(?:hereinafter|each|collectively|together)\b|mit\s+Sitz|dont\s+le\s+siège)",
+    re.I,
+)
+_SPLIT = re.compile(r"\s*(?:;|,?\s+and\s+|,?\s+und\s+|,?\s+et\s+|\s*&\s+(?=[A-Z][a-z]+\s+[A-Z]))\s*", re.I)
+_NOISE = re.compile(r"^(?:the|and|or|each|of|by|its|their)\s+", re.I)
+_REDACTED = re.compile(r"\[\s*[*\s]*\]|\*{3}|\[[^\]]*redact", re.I)
+_GENERIC = re.compile(
+    r"^(?:the\s+)?(?:parties|party|company|licensee|licensor|supplier|customer|buyer|seller|agent|distributor|"
+    r"undersigned|following|persons?|each|entities|affiliates?|it|they|this\s+agreement|agreement)$",
+    re.I,
+)
+
+
+def _clean(name: str) -> str:
+    name = name.rsplit(":", 1)[-1]  # "Dear Gianluca: Kiromic, Inc" -> the name after the salutation
+    name = re.sub(r"^(?:[a-z][\w'’-]*\s+)+", "", name.strip())  # "to retain John Smith" -> "John Smith"
+    name = name.strip(" ,.:;\"“”'()[]")
+    name = _NOISE.sub("", name)
+    name = re.sub(r"^(?:and|&)\s+", "", name, flags=re.I)
+    name = re.sub(rf"({_SUFFIX})[\s,]*$", r"\1", name).strip(" ,;:")
+    if re.search(rf"\b{_SUFFIX}$", name) and not name.endswith("."):
+        suffix_dot = re.search(r"\b(?:Inc|Corp|Co|Ltd|L\.P|S\.A|N\.V|B\.V|L\.L\.C)$", name)
+        if suffix_dot:
+            name += "."
+    return " ".join(name.split())
+
+
+def _plausible(name: str) -> bool:
+    words = name.split()
+    if not 1 <= len(words) <= 12 or len(name) < 2 or _GENERIC.match(name) or _REDACTED.search(name):
+        return False
+    if re.search(r"\b(?:dated|effective|agreement|hereby|pursuant|\d{4})\b", name, re.I):
+        return False
+    caps = sum(1 for w in words if w[:1].isupper() or w[:1].isdigit())
+    return caps >= max(1, len(words) // 2) and bool(re.search(r"[A-Za-z]{2}", name))
+
+
+def entity_like(name: str) -> bool:
+    """A company (legal form) or a person or firm name of a few capitalised words."""
+    if re.search(rf"\b{_SUFFIX}$", name) or re.search(
+        r"\b(?:Company|Corporation|Limited|Bank|Group|Agency|Trust)\b", name
+    ):
+        return True
+    words = name.split()
+    return 1 <= len(words) <= 6 and all(
+        w[:1].isupper() or w.lower() in ("of", "and", "&", "de", "du", "der", "für", "the") for w in words
+    )
+
+
+def _name_before(segment: str) -> str:
+    """The name at the start of a party's segment, before its description."""
+    m = _DESCRIPTION.search(segment)
+    head = segment[: m.start()] if m and m.start() > 1 else segment
+    m2 = re.match(rf"(.+?\b{_SUFFIX})(?=[\s,(]|$)", head)
+    if m2 and len(m2.group(1)) >= 3:
+        head = m2.group(1)
+    return _clean(head)
+
+
+def parse_parties(text: str) -> list[tuple[str, str]]:
+    """(name, role) for each party named in an opening sentence or a 'Parties' row."""
+    m = _BETWEEN.search(text)
+    seg = text[m.end() :] if m else text
+    seg = re.split(r"\bWHEREAS\b|\bRECITALS?\b|\bW\s?I\s?T\s?N\s?E\s?S\s?S\s?E\s?T\s?H\b|\bNOW,?\s+THEREFORE\b", seg)[0]
+    out: list[tuple[str, str]] = []
+    roles = list(_ROLE.finditer(seg))
+    if roles:
+        prev = 0
+        for rm in roles:
+            piece = seg[prev : rm.start()]
+            prev = rm.end()
+            # "A, a Delaware corporation, and B ("Both")": the last name before the role owns it.
+            parts = [x for x in re.split(r"\s*(?:;|,?\s+and\s+(?=[A-Z\[]))\s*", piece) if x.strip()]
+            names = [n for n in (_name_before(x) for x in parts) if _plausible(n)]
+            role = rm["role"].strip()
+            if re.fullmatch(
+                r"(?:the\s+)?(?:\w+\s+)?(?:date|agreement|term|services?|territory|products?|premises)", role, re.I
+            ):
+                prev = rm.end()
+                continue
+            if re.search(r"part(?:y|ies)|collectively|each", role, re.I) and not names:
+                continue
+            for n in names[:-1]:
+                out.append((n, ""))
+            if names:
+                out.append((names[-1], role))
+        tail = seg[prev:]
+        if re.match(r"\s*(?:,\s*)?(?:and|&)\s+", tail):
+            n = _name_before(re.sub(r"^\s*(?:,\s*)?(?:and|&)\s+", "", tail))
+            if _plausible(n):
+                out.append((n, ""))
+    else:
+        for piece in _SPLIT.split(seg)[:6]:
+            n = _name_before(piece)
+            if _plausible(n):
+                out.append((n, ""))
+    seen: set[str] = set()
+    uniq: list[tuple[str, str]] = []
+    for n, role in out:
+        k = n.casefold()
+        if k not in seen:
+            seen.add(k)
+            uniq.append((n, role))
+    return uniq
+
+
+def party_key(name: str) -> str:
+    """A name without case, punctuation or legal form: 'Acme Holdings, Inc.' -> 'acme holdings'."""
+    n = re.sub(rf"[,\s]+{_SUFFIX}", " ", name)
+    n = re.sub(r"[^\w\s]", " ", n.casefold())
+    return " ".join(w for w in n.split() if w not in ("the", "inc", "corp", "ltd", "llc", "co"))
+
+
+def same_party(a: str, b: str) -> bool:
+    ka, kb = party_key(a), party_key(b)
+    if not ka or not kb:
+        return False
+    if ka == kb or ka.startswith(kb + " ") or kb.startswith(ka + " "):
+        return True
+    ta, tb = set(ka.split()), set(kb.split())
+    return len(ta & tb) >= max(1, min(len(ta), len(tb)) * 2 // 3) and (ta <= tb or tb <= ta)
+
+
+_OPENING_BETWEEN = 30  # "between" further down is about something else
+_OPENING = 60  # passages searched for the opening (a cover page and a table of contents may come first)
+_PREAMBLE_ROLES = 8  # without "between", parties defined by role only count near the top
+_WINDOW = 8  # passages joined: "BETWEEN" / name / "AND" / name are often lines of their own
+
+
+@extractor("parties", "Parties")
+def parties(ps: list[Passage]) -> Reading:
+    """The first opening in the document that names two or more parties (a cover page's "BETWEEN A
+    AND B" counts), or a term sheet's "Parties" row."""
+    r = Reading("parties")
+    head = ps[:_OPENING]
+    defined = {m["role"].strip().casefold() for p in head for m in _ROLE.finditer(p.text)}
+
+    def real(n: str) -> bool:  # a defined short name ("Agency", "MICOA") is not a party's name
+        return entity_like(n) and n.casefold() not in defined
+
+    for i, p in enumerate(head):
+        labelled = bool(p.label) and bool(re.search(r"part(?:y|ies)|vertragspartei|entre", p.label, re.I))
+        between = bool(_BETWEEN.search(p.text)) and i < _OPENING_BETWEEN
+        if not (labelled or between or (i < _PREAMBLE_ROLES and _ROLE.search(p.text))):
+            continue
+        if re.search(r"\bdispute|conflict|entire\s+agreement|relationship|independent\s+contractor", p.text, re.I):
+            continue
+        if labelled:
+            text = re.sub(r"^[^|:]*[|:]\s*", "", p.text, count=1)
+            found = parse_parties(text)
+        else:
+            text = " ".join(q.text for q in ps[i : i + _WINDOW])[:2500]
+            if not between and len(_ROLE.findall(text)) < 2:
+                continue
+            found = [(n, role) for n, role in parse_parties(text) if real(n)]
+        r.cued.append(p)
+        if len(found) < 2 and not labelled:
+            continue
+        names = [n for n, _ in found]
+        show = "; ".join(f"{n} ({role})" if role else n for n, role in found)
+        norm = "; ".join(sorted(party_key(n) for n in names))
+        r.candidates.append(_mapped(found, norm, show, p, (6.0 if labelled else 4.0) - i * 0.01))
+        break
+    return r

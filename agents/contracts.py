@@ -23,7 +23,10 @@ from sovra.errors import SovraError
 from sovra.runtime import Answer, Citation, RunContext
 from sovra.tools.base import ToolContext
 from sovra.tools.contract_docs import ContractDocsArgs, ContractDocsResult, ContractDocument, find_contract_documents
-from sovra.tools.extract import Evidence, ExtractArgs, KeyTerms, extract_terms, law_name
+from sovra.tools.extract import Evidence, ExtractArgs, KeyTerms, extract_terms, field_evidence, law_name
+from sovra.tools.terms import FieldResult
+from sovra.tools.terms.normalize import same_jurisdiction
+from sovra.tools.terms.parties import same_party
 
 
 class Side(BaseModel):
@@ -64,11 +67,7 @@ COMPARED: dict[str, Compare] = {
     "facility_amount": ("Facility amount", _money, _same_number),
     "annual_fee": ("Fee per year", _money, _same_number),
     "annual_cap": ("Annual cap", _money, _same_number),
-    "governing_law": ("Governing law", str, _same_text),
-    "courts": ("Jurisdiction (courts)", str, _same_text),
     "term_years": ("Term", lambda v: f"{v} years", lambda a, b: a == b),
-    "effective_date": ("Start date", lambda v: v.isoformat(), lambda a, b: a == b),
-    "end_date": ("End date", lambda v: v.isoformat(), lambda a, b: a == b),
     "convenience_notice_days": ("Termination for convenience notice", lambda v: f"{v} days", lambda a, b: a == b),
     "break_notice_months": ("Break option notice", lambda v: f"{v} months", lambda a, b: a == b),
     "margin_pct": ("Margin", lambda v: f"{v:.2f}% p.a.", _same_number),
@@ -81,10 +80,109 @@ SIDECAR: dict[str, tuple[str, Callable[[Any], Any]]] = {
     "currency": ("currency", str),
     "annual_cap": ("annual_cap", float),
     "governing_law": ("governing_law", lambda v: law_name(str(v)) or str(v)),
+    "courts": ("courts", str),
     "effective_date": ("effective_date", lambda v: dt.date.fromisoformat(str(v))),
     "end_date": ("end_date", lambda v: dt.date.fromisoformat(str(v))),
 }
 _CONTRACT_ONLY_SIDECAR = {"effective_date", "end_date"}
+# Typed terms that the general fields compare in documents, but that a sidecar may still state.
+_SIDECAR_ONLY: dict[str, Compare] = {
+    "governing_law": ("Governing law", str, lambda a, b: same_jurisdiction(str(a), str(b))),
+    "courts": ("Jurisdiction (courts)", str, _same_text),
+    "effective_date": ("Start date", lambda v: v.isoformat(), lambda a, b: a == b),
+    "end_date": ("End date", lambda v: v.isoformat(), lambda a, b: a == b),
+}
+
+
+# --- the general key terms: found on both sides, or the report says why not -------------------------
+
+# The general fields compared between a contract and a related document, in report order.
+GENERAL = (
+    "parties", "agreement_date", "effective_date", "expiration_date", "initial_term", "renewal_term",
+    "auto_renewal", "notice_period", "termination_for_convenience", "governing_law", "courts",
+)  # fmt: skip
+
+
+def _same_parties(a: FieldResult, b: FieldResult) -> bool:
+    """Every party one document names is a party of the other (legal forms and case aside)."""
+    left = [str(n[0]) for n in a.value or []]
+    right = [str(n[0]) for n in b.value or []]
+    short, long = (left, right) if len(left) <= len(right) else (right, left)
+    return all(any(same_party(x, y) for y in long) for x in short)
+
+
+def same_value(name: str, a: FieldResult, b: FieldResult) -> bool:
+    if name == "parties":
+        return _same_parties(a, b)
+    if name == "governing_law":
+        return same_jurisdiction(a.show, b.show) or a.norm == b.norm
+    return a.norm == b.norm
+
+
+@dataclass
+class FieldCheck:
+    name: str
+    label: str
+    left: FieldResult  # the main contract
+    right: FieldResult  # the related document
+    outcome: Literal["match", "differ", "unchecked"]
+    why: str = ""
+
+
+@dataclass
+class FieldComparison:
+    """Each general term both documents were compared on, and those that could not be checked."""
+
+    checks: list[FieldCheck] = field(default_factory=list)
+
+    @property
+    def compared(self) -> list[FieldCheck]:
+        return self.checks
+
+    @property
+    def differ(self) -> list[FieldCheck]:
+        return [c for c in self.checks if c.outcome == "differ"]
+
+    @property
+    def matched(self) -> list[FieldCheck]:
+        return [c for c in self.checks if c.outcome == "match"]
+
+    @property
+    def unchecked(self) -> list[FieldCheck]:
+        return [c for c in self.checks if c.outcome == "unchecked"]
+
+    @property
+    def clean(self) -> bool:
+        """An all-clear: something was compared, everything compared was read on both sides and agrees."""
+        return bool(self.checks) and all(c.outcome == "match" for c in self.checks)
+
+
+def _why(side: str, f: FieldResult) -> str:
+    if f.state == "not_stated":
+        return f"{side} does not state it"
+    return f"{side}'s clause could not be read ({f.reason})"
+
+
+def compare_fields(main: dict[str, FieldResult], other: dict[str, FieldResult]) -> FieldComparison:
+    """Compare the general terms a related document states with the main contract's.
+
+    A term the related document does not state is not compared (a term sheet restates a few terms);
+    a term it states must be found in the contract too, or it is reported as unchecked, never as
+    agreeing. A term either side could not determine is unchecked, with the reason."""
+    out = FieldComparison()
+    for name in GENERAL:
+        a, b = main.get(name), other.get(name)
+        if a is None or b is None or b.state == "not_stated":
+            continue
+        if b.state == "undetermined":
+            out.checks.append(FieldCheck(name, b.label, a, b, "unchecked", _why("the related document", b)))
+        elif a.state != "found":
+            out.checks.append(FieldCheck(name, a.label, a, b, "unchecked", _why("the contract", a)))
+        elif same_value(name, a, b):
+            out.checks.append(FieldCheck(name, a.label, a, b, "match"))
+        else:
+            out.checks.append(FieldCheck(name, a.label, a, b, "differ"))
+    return out
 
 
 def _side(t: KeyTerms, name: str) -> Side:
@@ -121,7 +219,9 @@ def check_metadata(doc: ContractDocument, t: KeyTerms) -> tuple[list[Finding], l
             meta_value = parse(raw)
         except (TypeError, ValueError):
             meta_value = raw
-        label, show, same = COMPARED.get(name, (name.replace("_", " ").capitalize(), str, _same_text))
+        label, show, same = COMPARED.get(
+            name, _SIDECAR_ONLY.get(name, (name.replace("_", " ").capitalize(), str, _same_text))
+        )
         if same(meta_value, t.value(name)):
             agreed.append(f"{label} (metadata)")
             continue
@@ -218,6 +318,7 @@ class State(TypedDict, total=False):
     terms: list[dict[str, Any]]
     findings: list[dict[str, Any]]
     agreed: dict[str, list[str]]
+    unchecked: list[dict[str, Any]]  # terms that could not be compared, with why and the quotes
     notes: list[str]
     answer: str
     citations: list[dict[str, Any]]
@@ -271,16 +372,55 @@ def extract(state: State, config: RunnableConfig) -> State:
     return {"terms": terms, "notes": notes}
 
 
+def _quotes(f: FieldResult) -> list[dict[str, Any]]:
+    """The passages behind an unreadable or disputed field: rival values first, then clauses looked at."""
+    out = [{"page": c["page"], "span": [c["char_start"], c["char_end"]], "quote": c["quote"], "value": c["value"]}
+           for c in f.candidates]  # fmt: skip
+    out += [{"page": q.page, "span": [q.char_start, q.char_end], "quote": q.quote} for q in f.looked_at]
+    return out[:3]
+
+
+def _field_side(doc: ContractDocument, f: FieldResult) -> Side:
+    ev = field_evidence(doc, f)
+    return Side(title=doc.title, value=f.show, evidence=ev, url=ev.url if ev else doc.url)
+
+
 def compare_node(state: State, config: RunnableConfig) -> State:
     ctx = ctx_of(config)
     docs = {d["doc_id"]: ContractDocument.model_validate(d) for d in state["docs"]}
     terms = [KeyTerms.model_validate(t) for t in state.get("terms", [])]
     findings: list[Finding] = []
     agreed: dict[str, list[str]] = {}
+    unchecked: list[dict[str, Any]] = []
     if terms:
         main = terms[0]  # the tool puts the main contract first
         for other in terms[1:]:
             f, a = compare(main, other)
+            fc = compare_fields(main.fields, other.fields)
+            note = "changed by the amendment" if other.role == "amendment" else ""
+            for c in fc.differ:
+                left, right = _field_side(docs[main.doc_id], c.left), _field_side(docs[other.doc_id], c.right)
+                f.append(Finding(field=c.name, label=c.label, left=left, right=right, note=note))
+            a = [c.label for c in fc.matched] + a
+            for c in fc.unchecked:
+                unchecked.append(
+                    {
+                        "label": c.label,
+                        "why": c.why,
+                        "document": other.title,
+                        "left": {"title": main.title, "url": docs[main.doc_id].url, "quotes": _quotes(c.left)},
+                        "right": {
+                            "title": other.title,
+                            "url": docs[other.doc_id].url,
+                            "quotes": _quotes(c.right),
+                            "value": c.right.show,
+                        },  # fmt: skip
+                    }
+                )
+            if not f and not a and not fc.unchecked:
+                unchecked.append({"label": "all terms", "document": other.title, "why": (
+                    f"no key term could be read from {other.title} (is it scanned, empty, or not an agreement?)"
+                )})  # fmt: skip
             findings += f
             agreed[other.title] = a
         for t in terms:
@@ -289,19 +429,37 @@ def compare_node(state: State, config: RunnableConfig) -> State:
             agreed[f"{t.title} metadata"] = [x.removesuffix(" (metadata)") for x in a]
     ctx.recorder.record(
         "contracts.compare",
-        {"findings": [f.model_dump(mode="json") for f in findings], "agreed": agreed, "documents": len(terms)},
+        {
+            "findings": [f.model_dump(mode="json") for f in findings],
+            "agreed": agreed,
+            "unchecked": [{k: u[k] for k in ("label", "why", "document")} for u in unchecked],
+            "documents": len(terms),
+        },
     )
-    return {"findings": [f.model_dump(mode="json") for f in findings], "agreed": agreed}
+    return {"findings": [f.model_dump(mode="json") for f in findings], "agreed": agreed, "unchecked": unchecked}
+
+
+def _found_terms(t: dict[str, Any]) -> list[str]:
+    """'Governing law: Delaware' for each general term found in a document (what was read)."""
+    out = []
+    for name in GENERAL:
+        f = t.get("fields", {}).get(name)
+        if f and f.get("state") == "found":
+            out.append(f"{f['label'].lower()}: {f['show']}")
+    return out
 
 
 def report(state: State, config: RunnableConfig) -> State:
     ctx = ctx_of(config)
     terms = state.get("terms", [])
+    notes = list(state.get("notes", []))
     if not terms:
         ctx.recorder.record("answer.not_found", {"reason": "no contract the user may read matched"})
         return {"answer": NOT_FOUND, "citations": [], "status": "not_found"}
     book = CitationBook()
     findings = [Finding.model_validate(f) for f in state.get("findings", [])]
+    unchecked = state.get("unchecked", [])
+    agreed = {k: v for k, v in state.get("agreed", {}).items() if v}
     main = terms[0]
     others = [t["title"] for t in terms[1:]]
     head = f"Checked {main['title']}" + (
@@ -319,7 +477,19 @@ def report(state: State, config: RunnableConfig) -> State:
                 f"{i}. {f.label}: {f.left.value} in {f.left.title} [{left}] vs {f.right.value} "
                 f"in {f.right.title} [{right}]{note}."
             )
-    else:
+    if unchecked:
+        lines.append(f"Could not check {len(unchecked)} term(s):")
+        for u in unchecked:
+            cites = []
+            for side in ("right", "left"):
+                for q in (u.get(side) or {}).get("quotes", [])[:2]:
+                    cites.append(book.add({"kind": "document", "title": u[side]["title"], "url": u[side]["url"],
+                                           "page": q["page"], "quote": q["quote"], "span": q["span"]}))  # fmt: skip
+            stated = (u.get("right") or {}).get("value")
+            what = f" ({u['document']} states {stated})" if stated else ""
+            lines.append(f"- {u['label']}{what}: {u['why']}{''.join(f' [{c}]' for c in cites)}.")
+    compared_any = any(agreed.values()) or findings
+    if not findings and not unchecked and compared_any and others:
         lines.append("No inconsistency found between the terms the documents state.")
         for t in terms[:2]:
             for name in ("facility_amount", "annual_fee", "governing_law"):
@@ -327,11 +497,23 @@ def report(state: State, config: RunnableConfig) -> State:
                 if ev:
                     book.evidence(Evidence.model_validate(ev))
                     break
-    for title, labels in state.get("agreed", {}).items():
-        if labels:
-            lines.append(f"Agrees with {title}: {', '.join(labels).lower()}.")
-    ctx.recorder.record("contracts.report", {"findings": len(findings), "citations": len(book.items)})
-    return {"answer": "\n".join(lines), "citations": book.items, "status": "answered"}
+    elif not findings and not unchecked:
+        read = _found_terms(main)
+        why = (
+            "no related document (term sheet, amendment) was found" if not others else "no term was read on both sides"
+        )
+        lines.append(f"Consistency not checked: {why}.")
+        if read:
+            lines.append(f"Terms read in {main['title']}: " + "; ".join(read) + ".")
+    elif not findings:
+        lines.append("Consistency not confirmed: the terms above could not be checked on both sides.")
+    for title, labels in agreed.items():
+        lines.append(f"Agrees with {title}: {', '.join(labels).lower()}.")
+    ctx.recorder.record(
+        "contracts.report", {"findings": len(findings), "unchecked": len(unchecked), "citations": len(book.items)}
+    )
+    status = "answered"
+    return {"answer": "\n".join(lines), "citations": book.items, "status": status, "notes": notes}
 
 
 def report_answer(state: dict[str, Any], base: Answer) -> Answer:

@@ -20,27 +20,14 @@ from pydantic import BaseModel, Field
 
 from sovra.tools.base import ToolContext, tool
 from sovra.tools.contract_docs import ContractDocument
+from sovra.tools.terms import FieldResult, extract_fields
+from sovra.tools.terms.normalize import jurisdiction
 
 Period = Literal["month", "quarter", "year"]
 _PER_YEAR = {"month": 12, "quarter": 4, "year": 1}
 _CUR = r"(?P<cur>EUR|USD|GBP|CHF)"
 _AMT = r"(?P<amt>\d{1,3}(?:,\d{3})+(?:\.\d+)?|\d+(?:\.\d+)?)"
 _S = r"\s+"
-
-# How countries are named in governing-law clauses, by adjective or by state name.
-_LAWS = {
-    "germany": "Germany", "german": "Germany", "federal republic of germany": "Germany",
-    "netherlands": "Netherlands", "dutch": "Netherlands", "kingdom of the netherlands": "Netherlands",
-    "france": "France", "french": "France", "french republic": "France",
-    "ireland": "Ireland", "irish": "Ireland",
-    "england and wales": "England and Wales", "english": "England and Wales", "england": "England and Wales",
-    "belgium": "Belgium", "belgian": "Belgium", "kingdom of belgium": "Belgium",
-    "norway": "Norway", "norwegian": "Norway", "kingdom of norway": "Norway",
-    "austria": "Austria", "austrian": "Austria", "republic of austria": "Austria",
-    "luxembourg": "Luxembourg", "switzerland": "Switzerland", "swiss": "Switzerland",
-    "poland": "Poland", "polish": "Poland", "estonia": "Estonia", "estonian": "Estonia",
-    "new york": "New York", "spain": "Spain", "spanish": "Spain", "italy": "Italy", "italian": "Italy",
-}  # fmt: skip
 
 
 class Evidence(BaseModel):
@@ -92,6 +79,8 @@ class KeyTerms(BaseModel):
     amortisation_pct_per_quarter: float | None = None
     payment_schedule: list[ScheduledPayment] = Field(default_factory=list)
     evidence: dict[str, Evidence] = Field(default_factory=dict)
+    # The general key terms of any agreement, each found (value + evidence), not stated, or undetermined.
+    fields: dict[str, FieldResult] = Field(default_factory=dict)
 
     def value(self, name: str) -> Any:
         return getattr(self, name)
@@ -111,13 +100,10 @@ def _date(text: str) -> dt.date:
 
 
 def law_name(text: str) -> str | None:
-    """'the laws of the Federal Republic of Germany' / 'German law' -> 'Germany'."""
-    t = re.sub(r"\b(the|laws?|of)\b", " ", text.lower())
-    t = " ".join(t.replace(";", " ").split())
-    for key in sorted(_LAWS, key=len, reverse=True):
-        if re.search(rf"\b{re.escape(key)}\b", t):
-            return _LAWS[key]
-    return None
+    """'the laws of the Federal Republic of Germany' / 'German law' / 'the State of Delaware' -> its
+    jurisdiction's name, from the ISO 3166 gazetteer (``tools/terms/normalize``)."""
+    j = jurisdiction(text)
+    return str(j) if j else None
 
 
 def _period(word: str) -> Period:
@@ -271,7 +257,49 @@ def extract_from_document(doc: ContractDocument) -> KeyTerms:
             )
             evidence.setdefault("payment_schedule", _evidence(doc, page, text, m.start(), m.end()))
     found["payment_schedule"] = sorted({p.no: p for p in schedule}.values(), key=lambda p: p.no)
-    return KeyTerms(doc_id=doc.doc_id, title=doc.title, role=doc.role, evidence=evidence, **found)
+    fields = extract_fields(pages)
+    _fill_from_fields(found, evidence, fields, doc)
+    return KeyTerms(doc_id=doc.doc_id, title=doc.title, role=doc.role, evidence=evidence, fields=fields, **found)
+
+
+def field_evidence(doc: ContractDocument, f: FieldResult) -> Evidence | None:
+    """A general field's evidence as a citable ``Evidence`` (document, page, span, chunk)."""
+    if f.evidence is None:
+        return None
+    q = f.evidence
+    chunk = doc.chunk_at(q.page, q.char_start)
+    return Evidence(
+        doc_id=doc.doc_id,
+        title=doc.title,
+        url=doc.url,
+        chunk_id=chunk.chunk_id if chunk else "",
+        page=q.page,
+        char_start=q.char_start,
+        char_end=q.char_end,
+        quote=q.quote,
+    )
+
+
+def _fill_from_fields(
+    found: dict[str, Any], evidence: dict[str, Evidence], fields: dict[str, FieldResult], doc: ContractDocument
+) -> None:
+    """The typed terms the structured rules did not read, from the general fields that were found."""
+    pairs = {"governing_law": "governing_law", "courts": "courts", "effective_date": "effective_date",
+             "end_date": "expiration_date"}  # fmt: skip
+    for name, general in pairs.items():
+        f = fields.get(general)
+        if name in found or f is None or not f.found:
+            continue
+        if name in ("effective_date", "end_date"):
+            value: Any = dt.date.fromisoformat(str(f.value))
+        elif name == "governing_law":
+            value = law_name(f.show) or f.show
+        else:
+            value = f.show
+        found[name] = value
+        ev = field_evidence(doc, f)
+        if ev is not None:
+            evidence[name] = ev
 
 
 # --- the optional model ------------------------------------------------------------------------------

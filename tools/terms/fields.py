@@ -283,8 +283,9 @@ def initial_term(ps: list[Passage]) -> Reading:
         labelled = bool(p.label) and bool(re.search(r"\b(?:initial\s+)?term\b|duration|laufzeit|durée", p.label, re.I))
         if not (labelled or _INITIAL.search(p.text)):
             continue
-        r.cued.append(p)
         cue = _INITIAL.search(p.text)
+        if labelled or (cue and re.search(r"initial\s+term|term\s+of\s+(?:this|the)\s+agreement", cue.group(0), re.I)):
+            r.cued.append(p)
         for f in find_durations(p.text):
             if cue and f.start < cue.start() and not labelled:
                 continue
@@ -301,6 +302,7 @@ def initial_term(ps: list[Passage]) -> Reading:
 
 @extractor("renewal_term", "Renewal term")
 def renewal_term(ps: list[Passage]) -> Reading:
+    """How long each renewal lasts: the first duration after "renew" / "successive" that is not a notice."""
     r = Reading("renewal_term")
     for p in ps:
         labelled = bool(p.label) and bool(re.search(r"renew", p.label, re.I))
@@ -315,15 +317,12 @@ def renewal_term(ps: list[Passage]) -> Reading:
             if f.start < at and not labelled:
                 continue
             if _before(p.text, f.start, _NOTICE_GAP, 40) or re.match(
-                r"\W*(?:prior|before|notice|in\s+advance)", p.text[f.end :], re.I
+                r"\W*(?:(?:\w+\W+){0,2}(?:prior|before|notice|in\s+advance))", p.text[f.end :], re.I
             ):
                 continue
             d: Duration = f.value  # type: ignore[assignment]
-            score = (
-                3.0
-                + (2.0 if labelled else 0.0)
-                + (1.0 if re.search(r"successive|additional|further", p.text, re.I) else 0.0)
-            )
+            extra = 1.0 if re.search(r"successive|additional|further", p.text, re.I) else 0.0
+            score = 3.0 + (2.0 if labelled else 0.0) + extra
             r.candidates.append(_mapped(d, _dur_norm(d), str(d), p, score))
             break
     return r
@@ -364,6 +363,8 @@ _BREACH = re.compile(r"breach|default|cure|insolven|bankrupt|fails?\s+to|failure
 
 @extractor("notice_period", "Notice to terminate / not renew")
 def notice_period(ps: list[Passage]) -> Reading:
+    """The notice a party gives to end the agreement or stop it renewing: of the durations in a clause
+    about renewal or expiry, the one written closest to the word "notice"."""
     r = Reading("notice_period")
     for p in ps:
         labelled = bool(p.label) and bool(_NOTICE.search(p.label))
@@ -374,23 +375,21 @@ def notice_period(ps: list[Passage]) -> Reading:
         context = _NOTICE_CONTEXT.search(p.text) or (labelled and _NOTICE_CONTEXT.search(p.label))
         if context:
             r.cued.append(p)
+        notices = [m.start() for m in _NOTICE_GAP.finditer(p.text)]
+        best: tuple[int, Any] | None = None
         for f in find_durations(p.text):
-            tail = p.text[f.end : f.end + 80]
-            near_notice = _before(p.text, f.start, _NOTICE_GAP, 60) or bool(
-                re.match(
-                    r"\W*(?:\w+\W+){0,4}?(?:prior\s+)?(?:written\s+)?(?:notice|notification)|\W*(?:prior|before|in\s+advance)",
-                    tail,
-                    re.I,
-                )
-            )
-            if not (near_notice or labelled):
+            gap = min((abs(n - f.end) if n >= f.end else f.start - n for n in notices), default=999)
+            if re.match(r"\W*(?:prior|before|in\s+advance|preceding)", p.text[f.end :], re.I):
+                gap = min(gap, 10)
+            if gap > 60 and not labelled:
                 continue
-            d: Duration = f.value  # type: ignore[assignment]
-            score = (
-                1.0 + (3.0 if context else 0.0) + (2.0 if labelled else 0.0) - (3.0 if _BREACH.search(p.text) else 0.0)
-            )
-            r.candidates.append(_mapped(d, _dur_norm(d), str(d), p, score))
-            break
+            if best is None or gap < best[0]:
+                best = (gap, f)
+        if best is None:
+            continue
+        d: Duration = best[1].value
+        score = 1.0 + (3.0 if context else 0.0) + (2.0 if labelled else 0.0) - (3.0 if _BREACH.search(p.text) else 0.0)
+        r.candidates.append(_mapped(d, _dur_norm(d), str(d), p, score))
     return r
 
 

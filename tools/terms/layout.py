@@ -26,7 +26,9 @@ _INLINE_HEADING = re.compile(
     r"^\s*(?:(?:section|article|clause|§)\s*)?\d{1,3}(?:\.\d{1,3})*\.?\s+(?P<h>[A-Z][A-Za-z ,&/'’()-]{2,60}?)[.:]\s"
 )
 _TABLE_ROW = re.compile(r"^\s*\|(.+)\|\s*$")
-_LABELLED = re.compile(r"^\s*(?:[-*•]\s+)?(?:\*\*)?(?P<label>[A-Z][A-Za-z /&()'’-]{1,50}?)(?:\*\*)?\s*:\s+(?P<v>\S.*)$")
+_LABELLED = re.compile(
+    r"^\s*(?:[-*•]\s+)?(?:\*\*)?(?P<label>[A-Z][A-Za-z /&()'’-]{1,50}?)(?:\*\*)?\s*:\s*(?:\*\*)?\s+(?P<v>\S.*)$"
+)
 _MAX = 1500
 
 
@@ -110,7 +112,8 @@ def passages(pages: dict[int, str]) -> list[Passage]:
         pos = 0
         block: list[tuple[int, int]] = []  # running prose lines, flushed into sentences
 
-        for line in text.splitlines(keepends=True):
+        lines = text.splitlines(keepends=True)
+        for k, line in enumerate(lines):
             start, end = pos, pos + len(line.rstrip("\n"))
             pos += len(line)
             stripped = line.strip()
@@ -123,6 +126,9 @@ def passages(pages: dict[int, str]) -> list[Passage]:
                 cells = [c.strip() for c in row.group(1).split("|")]
                 if all(re.fullmatch(r":?-{2,}:?", c) or not c for c in cells):
                     continue
+                nxt = lines[k + 1] if k + 1 < len(lines) else ""
+                if re.fullmatch(r"\s*\|?(?:\s*:?-{2,}:?\s*\|)+\s*:?-*:?\s*", nxt.rstrip("\n")):
+                    continue  # a header row names the columns, not a term
                 label = cells[0] if len(cells) > 1 else ""
                 body = " | ".join(cells)
                 out.append(Passage(len(out), page, start, end, body, heading, label.strip("*")))

@@ -168,8 +168,13 @@ def parties(ps: list[Passage]) -> Reading:
     def real(n: str) -> bool:  # a defined short name ("Agency", "MICOA") is not a party's name
         return entity_like(n) and n.casefold() not in defined
 
-    for i, p in enumerate(head):
-        labelled = bool(p.label) and bool(re.search(r"part(?:y|ies)|vertragspartei|entre", p.label, re.I))
+    rows = [
+        p
+        for p in ps
+        if p.label and re.search(r"^(?:the\s+)?part(?:y|ies)$|vertragspartei|^entre", p.label.strip(), re.I)
+    ]
+    for i, p in enumerate(rows[:1] or head):  # a "Parties" row of a term sheet says it outright
+        labelled = bool(rows)
         between = bool(_BETWEEN.search(p.text)) and i < _OPENING_BETWEEN
         if not (labelled or between or (i < _PREAMBLE_ROLES and _ROLE.search(p.text))):
             continue

@@ -163,7 +163,15 @@ def _why(side: str, f: FieldResult) -> str:
     return f"{side}'s clause could not be read ({f.reason})"
 
 
-def compare_fields(main: dict[str, FieldResult], other: dict[str, FieldResult]) -> FieldComparison:
+def _own_date(f: FieldResult) -> bool:
+    """A term sheet's or amendment's date that is its own ("Dated 20 January 2025"), not the agreement's."""
+    q = (f.evidence.quote if f.evidence else "").lower()
+    return "agreement" not in q and "contract" not in q
+
+
+def compare_fields(
+    main: dict[str, FieldResult], other: dict[str, FieldResult], other_role: str = "term_sheet"
+) -> FieldComparison:
     """Compare the general terms a related document states with the main contract's.
 
     A term the related document does not state is not compared (a term sheet restates a few terms);
@@ -173,6 +181,8 @@ def compare_fields(main: dict[str, FieldResult], other: dict[str, FieldResult]) 
     for name in GENERAL:
         a, b = main.get(name), other.get(name)
         if a is None or b is None or b.state == "not_stated":
+            continue
+        if name == "agreement_date" and other_role != "contract" and b.found and _own_date(b):
             continue
         if b.state == "undetermined":
             out.checks.append(FieldCheck(name, b.label, a, b, "unchecked", _why("the related document", b)))
@@ -191,10 +201,18 @@ def _side(t: KeyTerms, name: str) -> Side:
     return Side(title=t.title, value=show(t.value(name)), evidence=ev, url=ev.url if ev else "")
 
 
-def compare(main: KeyTerms, other: KeyTerms) -> tuple[list[Finding], list[str]]:
-    """Terms both documents state and that differ; also the labels of the terms that agree."""
+def compare(
+    main: KeyTerms, other: KeyTerms, docs: dict[str, ContractDocument] | None = None
+) -> tuple[list[Finding], list[str]]:
+    """Terms both documents state and that differ (general fields first, then the typed financial
+    terms); also the labels of the terms that agree. Unchecked terms: ``compare_fields``."""
     findings: list[Finding] = []
-    agreed: list[str] = []
+    note = "changed by the amendment" if other.role == "amendment" else ""
+    fc = compare_fields(main.fields, other.fields, other.role)
+    for c in fc.differ:
+        left, right = _general_side(main, c.left, docs), _general_side(other, c.right, docs)
+        findings.append(Finding(field=c.name, label=c.label, left=left, right=right, note=note))
+    agreed: list[str] = [c.label for c in fc.matched]
     for name, (label, _show, same) in COMPARED.items():
         a, b = main.value(name), other.value(name)
         if a is None or b is None:
@@ -202,9 +220,21 @@ def compare(main: KeyTerms, other: KeyTerms) -> tuple[list[Finding], list[str]]:
         if same(a, b):
             agreed.append(label)
             continue
-        note = "changed by the amendment" if other.role == "amendment" else ""
         findings.append(Finding(field=name, label=label, left=_side(main, name), right=_side(other, name), note=note))
     return findings, agreed
+
+
+def _general_side(t: KeyTerms, f: FieldResult, docs: dict[str, ContractDocument] | None) -> Side:
+    doc = (docs or {}).get(t.doc_id)
+    if doc is not None:
+        ev = field_evidence(doc, f)
+    elif f.evidence is not None:
+        q = f.evidence
+        ev = Evidence(doc_id=t.doc_id, title=t.title, url="", chunk_id="", page=q.page, char_start=q.char_start,
+                      char_end=q.char_end, quote=q.quote)  # fmt: skip
+    else:
+        ev = None
+    return Side(title=t.title, value=f.show, evidence=ev, url=ev.url if ev else "")
 
 
 def check_metadata(doc: ContractDocument, t: KeyTerms) -> tuple[list[Finding], list[str]]:
@@ -380,11 +410,6 @@ def _quotes(f: FieldResult) -> list[dict[str, Any]]:
     return out[:3]
 
 
-def _field_side(doc: ContractDocument, f: FieldResult) -> Side:
-    ev = field_evidence(doc, f)
-    return Side(title=doc.title, value=f.show, evidence=ev, url=ev.url if ev else doc.url)
-
-
 def compare_node(state: State, config: RunnableConfig) -> State:
     ctx = ctx_of(config)
     docs = {d["doc_id"]: ContractDocument.model_validate(d) for d in state["docs"]}
@@ -395,13 +420,8 @@ def compare_node(state: State, config: RunnableConfig) -> State:
     if terms:
         main = terms[0]  # the tool puts the main contract first
         for other in terms[1:]:
-            f, a = compare(main, other)
-            fc = compare_fields(main.fields, other.fields)
-            note = "changed by the amendment" if other.role == "amendment" else ""
-            for c in fc.differ:
-                left, right = _field_side(docs[main.doc_id], c.left), _field_side(docs[other.doc_id], c.right)
-                f.append(Finding(field=c.name, label=c.label, left=left, right=right, note=note))
-            a = [c.label for c in fc.matched] + a
+            f, a = compare(main, other, docs)
+            fc = compare_fields(main.fields, other.fields, other.role)
             for c in fc.unchecked:
                 unchecked.append(
                     {
@@ -414,7 +434,7 @@ def compare_node(state: State, config: RunnableConfig) -> State:
                             "url": docs[other.doc_id].url,
                             "quotes": _quotes(c.right),
                             "value": c.right.show,
-                        },  # fmt: skip
+                        },
                     }
                 )
             if not f and not a and not fc.unchecked:
@@ -489,8 +509,12 @@ def report(state: State, config: RunnableConfig) -> State:
             what = f" ({u['document']} states {stated})" if stated else ""
             lines.append(f"- {u['label']}{what}: {u['why']}{''.join(f' [{c}]' for c in cites)}.")
     compared_any = any(agreed.values()) or findings
-    if not findings and not unchecked and compared_any and others:
-        lines.append("No inconsistency found between the terms the documents state.")
+    if not findings and not unchecked and compared_any:
+        lines.append(
+            "No inconsistency found between the terms the documents state."
+            if others
+            else "No inconsistency found between the contract's text and its metadata."
+        )
         for t in terms[:2]:
             for name in ("facility_amount", "annual_fee", "governing_law"):
                 ev = t["evidence"].get(name)

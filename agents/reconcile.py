@@ -28,6 +28,9 @@ from sovra.tools.ledger import LedgerQuery, LedgerRow, query_ledger
 FINANCE = "group:finance"
 _STEP_DAYS = {"month": 31, "quarter": 92, "year": 366}
 _MONTHS = {"month": 1, "quarter": 3, "year": 12}
+# What a payment schedule is derived from, when the contract has no schedule table.
+_SCHEDULE_TERMS = {"fee_amount": "fee", "fee_period": "payment period", "effective_date": "start date",
+                   "end_date": "end date"}  # fmt: skip
 
 Kind = Literal["duplicate_payment", "fee_above_contract", "fee_below_contract", "over_annual_cap", "missing_payment"]
 
@@ -118,8 +121,10 @@ def reconcile(t: KeyTerms, rows: list[LedgerRow], today: dt.date) -> Reconciliat
     )
     if not schedule or not payments:
         return Reconciliation(contract_id=t.contract_id, expected=0, paid_by_year={}, discrepancies=[])
-    window = (payments[0].entry_date, today)
     slack = dt.timedelta(days=_STEP_DAYS.get(t.fee_period or "month", 31) // 2)
+    # A first payment booked late still belongs to the period it pays: the window opens half a period
+    # before it, so that period is expected (and matched) instead of silently dropped.
+    window = (payments[0].entry_date - slack, today)
     assigned: dict[int, list[LedgerRow]] = defaultdict(list)
     unscheduled: list[LedgerRow] = []
     for r in payments:
@@ -310,6 +315,20 @@ def report(state: State, config: RunnableConfig) -> State:
         text = f"No ledger entries could be compared with {t.title}."
         return {"answer": text, "citations": [], "status": "not_found", "notes": notes}
     res = Reconciliation.model_validate(state["result"])
+    if res.expected == 0:
+        # Nothing the contract says should be paid was read: never "no discrepancy".
+        missing = [label for name, label in _SCHEDULE_TERMS.items() if t.value(name) in (None, [], 0)]
+        why = (
+            f"the contract's {', '.join(missing)} could not be read"
+            if missing and not t.payment_schedule
+            else "no scheduled payment falls inside the period the ledger covers"
+        )
+        text = (
+            f"Could not reconcile {t.title} with the ledger: {why}. "
+            f"{len(rows)} ledger entries were found but not checked against the contract."
+        )
+        ctx.recorder.record("reconcile.not_checked", {"reason": why, "rows": len(rows)})
+        return {"answer": text, "citations": [], "status": "not_found", "notes": notes}
     book = CitationBook()
     fee_n = book.evidence(t.evidence["fee_amount"]) if "fee_amount" in t.evidence else None
     all_n = _ledger_cite(book, state, [f"journal_entries#{r['key']}" for r in rows], f"{len(rows)} entries")
@@ -332,7 +351,10 @@ def report(state: State, config: RunnableConfig) -> State:
             label = d.kind.replace("_", " ").capitalize()
             lines.append(f"{i}. {label}: {d.summary} {''.join(f'[{c}]' for c in cites)}")
     else:
-        lines.append("No discrepancy: every payment matches the contract's fee, schedule and annual cap.")
+        checked = ["fee", "schedule"] + (["annual cap"] if t.annual_cap else [])
+        lines.append(f"No discrepancy: every payment matches the contract's {', '.join(checked)}.")
+    if not t.annual_cap:
+        lines.append("The annual cap was not checked: the contract states none that could be read.")
     cap = f" (annual cap EUR {t.annual_cap:,.2f})" if t.annual_cap else ""
     lines.append("Paid per year: " + "; ".join(f"{y}: EUR {v:,.2f}" for y, v in res.paid_by_year.items()) + cap + ".")
     return {"answer": "\n".join(lines), "citations": book.items, "status": "answered", "notes": notes}

@@ -20,7 +20,7 @@ from collections.abc import Iterable
 from contextlib import closing
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Protocol
+from typing import Any, Protocol
 
 from sovra.chunking import chunk_pages
 from sovra.documents import Checkpoint, Chunk, Connector, Deletion, DeltaConnector, Document, FullListing
@@ -55,6 +55,7 @@ class IngestReport:
     chunks_embedded: int = 0
     failed: list[tuple[str, str]] = field(default_factory=list)
     seconds: float = 0.0
+    no_acl: list[str] = field(default_factory=list)  # documents nobody may read (no sidecar, no default)
 
     def summary(self) -> str:
         return (
@@ -255,6 +256,8 @@ class Ingestor:
     ) -> str:
         """Queue ``doc`` for embedding unless its version is indexed already. Returns "ok", "failed"
         (a ``ParseError`` or other lasting problem) or "retry" (a ``SourceError``: may pass)."""
+        if not doc.acl:
+            report.no_acl.append(doc.id)
         prior = state.get(doc.id)
         if prior and prior[0] == doc.version:
             if prior[1] != _acl_key(doc.acl):
@@ -337,7 +340,7 @@ class Ingestor:
         report.chunks_embedded += len(fresh)
 
 
-def load_sources(path: Path) -> dict[str, dict[str, str]]:
+def load_sources(path: Path) -> dict[str, dict[str, Any]]:
     """Known sources (name -> {"kind", "path"}), remembered so `sovra ingest --source NAME` works."""
     try:
         return json.loads(path.read_text())
@@ -345,9 +348,12 @@ def load_sources(path: Path) -> dict[str, dict[str, str]]:
         return {}
 
 
-def save_source(path: Path, name: str, kind: str, location: Path) -> None:
+def save_source(path: Path, name: str, kind: str, location: Path, default_acl: list[str] | None = None) -> None:
     sources = load_sources(path)
-    sources[name] = {"kind": kind, "path": str(location.resolve())}
+    entry: dict[str, Any] = {"kind": kind, "path": str(location.resolve())}
+    if default_acl is not None:  # who may read the source's files that have no sidecar
+        entry["default_acl"] = sorted(default_acl)
+    sources[name] = entry
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_suffix(".tmp")
     tmp.write_text(json.dumps(sources, indent=2, sort_keys=True))

@@ -86,7 +86,14 @@ def _role(meta: dict[str, Any], title: str, text: str) -> Role:
     cid = str(meta.get("contract_id") or "")
     if cid.upper().startswith("AM-") or "amendment" in title.lower():
         return "amendment"
-    if cid.upper().startswith("TS-") or re.search(r"term sheet|heads of terms", title, re.I) or _RELATES.search(text):
+    if (
+        cid.upper().startswith("TS-")
+        or re.search(
+            r"term[\s_-]?sheet|heads[\s_-]of[\s_-]terms|summary[\s_-]of[\s_-](?:principal[\s_-])?terms", title, re.I
+        )
+        or re.search(r"^\W*(?:term\s+sheet|heads\s+of\s+terms)\b", text, re.I)
+        or _RELATES.search(text)
+    ):
         return "term_sheet"
     return "contract"
 
@@ -155,6 +162,8 @@ def find_contract_documents(args: ContractDocsArgs, ctx: ToolContext) -> Contrac
         if scored:
             best = max(s for s, _ in scored)
             anchors = [h for s, h in scored if s == best]
+    if not anchors and not any((h.metadata or {}).get("counterparty_id") for h in first.values()):
+        return _by_parties(ctx, query, list(first.values()), args.source)
     if not anchors:
         return ContractDocsResult(query=query)
     cp_ids = {(a.metadata or {}).get("counterparty_id") for a in anchors} - {None}
@@ -177,3 +186,66 @@ def find_contract_documents(args: ContractDocsArgs, ctx: ToolContext) -> Contrac
         main = next((d.contract_id for d in docs if d.role == "contract"), None)
     docs.sort(key=lambda d: (d.contract_id != main, d.role != "contract", d.contract_id or "", d.doc_id))
     return ContractDocsResult(query=query, contract_id=main, counterparty=counterparty, documents=docs)
+
+
+# --- documents without business metadata: name the agreement by its parties and title ---------------
+
+_CANDIDATES = 8  # documents read in full to decide which agreement a question names
+
+
+def _words(text: str) -> set[str]:
+    return {w for w in re.findall(r"[a-z0-9]{3,}", text.casefold()) if w not in {"the", "and", "agreement", "inc"}}
+
+
+def _parties_of(doc: ContractDocument) -> list[str]:
+    from sovra.tools.terms import extract_fields
+
+    f = extract_fields(doc.pages(), only=("parties",))["parties"]
+    return [str(n[0]) for n in f.value or []] if f.found else []
+
+
+def _mentioned(query: str, names: list[str]) -> int:
+    """How many of a document's parties the question names (legal forms and punctuation aside)."""
+    from sovra.tools.terms.parties import party_key
+
+    q = " " + " ".join(re.sub(r"[^\w\s]", " ", query.casefold()).split()) + " "
+    return sum(1 for n in names if (k := party_key(n)) and f" {k} " in q)
+
+
+def _by_parties(ctx: ToolContext, query: str, hits: list[Any], source: str) -> ContractDocsResult:
+    """The agreement a question names by its parties or title, and the term sheets and amendments
+    about the same agreement (same parties), for documents ingested without a metadata sidecar."""
+    from sovra.tools.terms.parties import same_party
+
+    docs = [_whole(ctx, h, source) for h in hits[:_CANDIDATES]]
+    if not docs:
+        return ContractDocsResult(query=query)
+    qwords = _words(query)
+    scored: list[tuple[float, ContractDocument, list[str]]] = []
+    for d in docs:
+        names = _parties_of(d)
+        title = _words(d.title.replace("_", " "))
+        overlap = len(qwords & title) / max(len(title), 1)
+        scored.append((_mentioned(query, names) + overlap, d, names))
+    contracts = sorted((x for x in scored if x[1].role == "contract"), key=lambda x: -x[0])
+    if not contracts or contracts[0][0] <= 0:
+        return ContractDocsResult(query=query)
+    best_score, main, main_names = contracts[0]
+    rivals = [d.title for sc, d, _ in contracts[1:] if sc >= best_score - 1e-9 and sc > 0]
+    if rivals:
+        return ContractDocsResult(query=query, ambiguous=[main.title, *rivals])
+
+    def related(names: list[str], d: ContractDocument) -> bool:
+        if d.doc_id == main.doc_id or d.role == "contract":
+            return False
+        shared = sum(1 for n in names if any(same_party(n, m) for m in main_names))
+        return shared >= max(1, min(len(names), len(main_names)) - 1) if names else False
+
+    seen = {d.doc_id for d in docs}
+    flt = SearchFilter(principals=tuple(ctx.user.principals), sources=(source,))
+    more = [h for h in _search(ctx, " ".join([*main_names, main.title]), flt, 30) if h.doc_id not in seen]
+    for h in list({h.doc_id: h for h in more}.values())[:_CANDIDATES]:
+        d = _whole(ctx, h, source)
+        scored.append((0.0, d, _parties_of(d)))
+    group = [main] + [d for _, d, names in scored if related(names, d)]
+    return ContractDocsResult(query=query, counterparty=None, documents=group)

@@ -77,6 +77,14 @@ def ingest(
         bool, typer.Option("--ray", help="Parse, chunk and embed on Ray (local runtime, or RAY_ADDRESS).")
     ] = False,
     workers: Annotated[int, typer.Option(min=1, help="Ray tasks at a time (with --ray).")] = 2,
+    acl: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--acl",
+            help="Who may read the folder's files that have no .meta.json sidecar, e.g. group:legal "
+            "(repeat for several; remembered for --source). Without it such files are readable by nobody.",
+        ),
+    ] = None,
 ) -> None:
     """Ingest documents into the index (incremental: unchanged documents are skipped)."""
     from sovra.ui.commands import run_ingest
@@ -89,8 +97,17 @@ def ingest(
         rebuild=rebuild,
         console=err,
         ray_workers=workers if ray else None,
+        default_acl=list(acl) if acl else None,
     )
     out.print(report.summary())
+    if report.no_acl:
+        err.print(
+            f"  {len(report.no_acl)} file(s) have no .meta.json sidecar and no --acl: nobody can read them "
+            "(e.g. " + ", ".join(report.no_acl[:3]) + "). Re-run with --acl group:NAME to share them.",
+            markup=False,
+        )
+    elif acl:
+        err.print(f"  Files without a .meta.json sidecar are readable by: {', '.join(acl)} (--acl).", markup=False)
     for doc_id, reason in report.failed:
         err.print(f"  failed: {doc_id}: {reason}", markup=False)
 

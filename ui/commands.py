@@ -55,11 +55,14 @@ def detect_kind(path: Path) -> str:
     )
 
 
-def make_connector(kind: str, name: str, path: Path) -> Any:
-    """Build a connector through the registry, so kinds published by other packages work too."""
+def make_connector(kind: str, name: str, path: Path, default_acl: list[str] | None = None) -> Any:
+    """Build a connector through the registry, so kinds published by other packages work too.
+    ``default_acl``: who may read a folder's files that have no ``.meta.json`` sidecar."""
     from sovra.connectors.base import create
 
-    location = {"db_path": path} if kind == "ledger" else {"root": path}
+    location: dict[str, Any] = {"db_path": path} if kind == "ledger" else {"root": path}
+    if default_acl is not None and kind == "filesystem":
+        location["default_acl"] = default_acl
     return create(kind, name=name, **location)
 
 
@@ -75,16 +78,23 @@ def run_ingest(
     rebuild: bool = False,
     console: Console | None = None,
     ray_workers: int | None = None,
+    default_acl: list[str] | None = None,
 ) -> IngestReport:
     sources_file = _sources_file(settings)
     known = load_sources(sources_file)
     targets: list[tuple[str, str, Path]] = []
+    acls: dict[str, list[str] | None] = {n: s.get("default_acl") for n, s in known.items()}
     if path is not None:
         if not path.exists():
             raise InputError(f"{path} does not exist")
         kind = detect_kind(path)
         src_name = name or (path.stem if kind == "ledger" else path.resolve().name)
-        save_source(sources_file, src_name, kind, path)
+        if default_acl is not None and kind != "filesystem":
+            raise InputError(
+                "--acl applies to folders only", hint="SharePoint exports and ledgers carry their own access lists"
+            )
+        acls[src_name] = default_acl if default_acl is not None else acls.get(src_name)
+        save_source(sources_file, src_name, kind, path, acls[src_name])
         targets.append((src_name, kind, path))
     elif source is not None:
         if source not in known:
@@ -99,7 +109,7 @@ def run_ingest(
         raise InputError("nothing to ingest", hint="give a PATH, --source NAME, or --rebuild")
     if rebuild:
         _drop_index(settings)
-    return _ingest(settings, [make_connector(k, n, p) for n, k, p in targets], console, ray_workers)
+    return _ingest(settings, [make_connector(k, n, p, acls.get(n)) for n, k, p in targets], console, ray_workers)
 
 
 def _drop_index(settings: Settings) -> None:

@@ -13,6 +13,7 @@ jurisdictions) so two documents compare on meaning, not on wording.
 
 from __future__ import annotations
 
+import re
 from collections import defaultdict
 from typing import Any, Literal
 
@@ -140,7 +141,8 @@ def _link_effective_date(out: dict[str, FieldResult], ps: list[Passage]) -> None
                 }
             )
         return
-    if eff.state == "not_stated" and agr.found and agr.evidence and "as of" in agr.evidence.quote.lower():
+    quote = agr.evidence.quote.lower() if agr.evidence else ""
+    if eff.state == "not_stated" and agr.found and re.search(r"\bas\s+of\b|\beffective\b", quote):
         out["effective_date"] = agr.model_copy(
             update={"name": eff.name, "label": eff.label, "reason": "the agreement is made as of this date"}
         )

@@ -89,7 +89,8 @@ _LAW_CUE = re.compile(
     re.I,
 )
 _LAW_STRONG = re.compile(
-    r"govern(?:ed|s)\s+(?:by|in\s+accordance)|governing\s+law|construed\b[^.]{0,60}\blaws?\b|"
+    r"govern(?:ed|s)\b[^.;]{0,30}?\b(?:by|in\s+accordance|under)\b|^\W*(?:[\d.]+\s*)?governing\s+law\b|"
+    r"(?:constru|interpret|enforc)\w*\b[^.;]{0,60}\blaws?\s+of\b|laws?\s+of\b[^.;]{0,60}\b(?:shall|will)\s+(?:govern|apply)|"
     r"choice\s+of\s+law|unterliegt[^.]{0,40}Recht|anwendbare[sn]?\s+Recht|Rechtswahl|"
     r"droit\s+applicable|régi(?:e|s)?\s+par|soumis\s+au\s+droit|\b\w+\s+law\s+(?:applies|shall\s+apply)",
     re.I,
@@ -159,7 +160,9 @@ _OTHER_AGREEMENT = re.compile(
     r"(?:that\s+certain|the|an?|said)\s+(?:[A-Z][\w-]*\s+){0,6}(?:Agreement|Contract|Deed|Memorandum)\b[^.]{0,40}$"
 )
 _EFFECTIVE_NEAR = re.compile(
-    r"effective(?:\s+(?:as\s+of|on|from|date))?|commenc\w*\s+(?:on|as\s+of)|wirksam|en\s+vigueur", re.I
+    r"(?:effective|commenc\w*|wirksam\w*|en\s+vigueur)\s*(?:as\s+of|on|from|with\s+effect\s+from)?\s*(?:this\s+)?"
+    r"(?:the\s+)?$|effective\s+date\b[^.]{0,60}?(?:shall\s+be|is|will\s+be|:)\s*$",
+    re.I,
 )
 _EFFECTIVE_AFTER = re.compile(r"^[\s,]*\((?:the|hereinafter)?[^)]{0,30}effective\s+date", re.I)
 _EFFECTIVE_HEAD = re.compile(r"effective\s+date|commencement\s+date|date\s+of\s+effect|inkrafttreten", re.I)
@@ -202,7 +205,7 @@ def agreement_date(ps: list[Passage]) -> Reading:
             score = 0.5 + (2.0 if head else 0.0) + (4.0 if labelled else 0.0)
             if _before(p.text, f.start, _AGREEMENT_NEAR, 45):
                 score += 3.0
-            if _before(p.text, f.start, _EFFECTIVE_NEAR, 30) or _EFFECTIVE_AFTER.search(p.text[f.end :]):
+            if _before(p.text, f.start, _EFFECTIVE_NEAR, 80) or _EFFECTIVE_AFTER.search(p.text[f.end :]):
                 score -= 1.5
             if _before(p.text, f.start, _END_NEAR, 40):
                 continue
@@ -219,7 +222,7 @@ def agreement_date(ps: list[Passage]) -> Reading:
 def effective_date(ps: list[Passage]) -> Reading:
     r = Reading("effective_date")
     for p in ps:
-        labelled = _about(p, _EFFECTIVE_HEAD) and bool(p.label)
+        labelled = bool(p.label) and bool(_EFFECTIVE_HEAD.search(p.label))
         mentions = re.search(r"effective|commencement\s+date|inkrafttreten|en\s+vigueur", p.text, re.I)
         if not (labelled or mentions):
             continue
@@ -228,11 +231,13 @@ def effective_date(ps: list[Passage]) -> Reading:
             r.candidates.append(_mapped("agreement_date", "=agreement_date", "the agreement date", p, 2.5))
             continue
         for f in find_dates(p.text):
-            near = _before(p.text, f.start, _EFFECTIVE_NEAR, 30) or bool(_EFFECTIVE_AFTER.search(p.text[f.end :]))
+            near = _before(p.text, f.start, _EFFECTIVE_NEAR, 80) or bool(_EFFECTIVE_AFTER.search(p.text[f.end :]))
             if not (near or labelled):
                 continue
             r.cued.append(p)
-            score = 3.0 + (2.0 if labelled else 0.0) + (1.0 if p.index < _PREAMBLE else 0.0)
+            score = 3.0 + (2.0 if labelled else 0.0) + (2.0 if p.index < _PREAMBLE else 0.0)
+            if _before(p.text, f.start, re.compile(r"(?:to|until|through|and|ending)\s*(?:on\s+)?$", re.I), 15):
+                continue  # "Effective 16 October 2005 to 31 March 2006": the second date ends the period
             r.candidates.append(_mapped(f.value, f.value.isoformat(), _show_date(f.value), p, score))  # type: ignore[attr-defined]
     return r
 
@@ -263,7 +268,15 @@ def _show_date(d: Any) -> str:
 
 # --- term, renewal, notice -------------------------------------------------------------------------------
 
-_RENEW = re.compile(r"renew|extended\s+for|extension\s+term|successive|verlänger|reconduction|renouvel", re.I)
+_RENEW = re.compile(
+    r"renew|extend\w*|extension|successive|consecutive|year[\s-]to[\s-]year|verlänger|reconduction|renouvel", re.I
+)
+# Renewal periods said with a word: "renewing annually", "automatic annual renewals", "month-to-month".
+_RENEW_EVERY = re.compile(
+    r"renew\w*\s+(?P<a>annually|yearly|monthly)|(?P<b>annual|yearly|monthly)\s+(?:renewals?|extensions?)|"
+    r"(?P<c>year|month)[\s-]to[\s-](?:year|month)",
+    re.I,
+)
 _NOTICE = re.compile(r"notice|notify|notification|kündig|préavis|notifi", re.I)
 _NOTICE_GAP = re.compile(r"(?:notice|notify|notification|kündig\w*|préavis)", re.I)
 _INITIAL = re.compile(
@@ -317,7 +330,9 @@ def renewal_term(ps: list[Passage]) -> Reading:
             if f.start < at and not labelled:
                 continue
             if _before(p.text, f.start, _NOTICE_GAP, 40) or re.match(
-                r"\W*(?:(?:\w+\W+){0,2}(?:prior|before|notice|in\s+advance))", p.text[f.end :], re.I
+                r"\W*(?:(?:\w+\W+){0,2}(?:prior|before|in\s+advance)|(?:written\s+|advance\s+|prior\s+)?notice)",
+                p.text[f.end :],
+                re.I,
             ):
                 continue
             d: Duration = f.value  # type: ignore[assignment]
@@ -325,6 +340,12 @@ def renewal_term(ps: list[Passage]) -> Reading:
             score = 3.0 + (2.0 if labelled else 0.0) + extra
             r.candidates.append(_mapped(d, _dur_norm(d), str(d), p, score))
             break
+        else:
+            every = _RENEW_EVERY.search(p.text)
+            if every:
+                word = (every["a"] or every["b"] or every["c"]).lower()
+                d = Duration(1, "months" if word.startswith("month") else "years")
+                r.candidates.append(_mapped(d, _dur_norm(d), str(d), p, 3.0 + (2.0 if labelled else 0.0)))
     return r
 
 

@@ -12,11 +12,12 @@ import re
 from sovra.tools.terms.fields import Reading, _mapped, extractor
 from sovra.tools.terms.layout import Passage
 
-_BETWEEN = re.compile(r"\b(?:by\s+and\s+(?:between|among)|between|among|amongst|entre|zwischen|parties)\b\s*:?", re.I)
+_BETWEEN = re.compile(
+    r"\b(?:by\s+and\s+(?:between|among)|between|among|amongst|entre|zwischen)\b\s*:?|\bparties\s*:", re.I
+)
 _ROLE = re.compile(
-    r"\(\s*(?:each\s+)?(?:hereinafter\s+)?(?:(?:referred\s+to\s+)?(?:as|called)\s+)?(?:the\s+)?[\"“']+(?P<role>[^\"”']{2,60})[\"”']+"
-    r"[^()]{0,80}\)",
-    re.I,
+    r"\(\s*[^()\"“”]{0,60}?[\"“']+(?P<role>[^\"”'()]{2,60})[\"”']*[^()]{0,80}\)"
+    r"|\(\s*(?P<abbr>[A-Z][A-Z0-9&.-]{1,15})\s*\)",  # an unquoted short name: "(MICOA)"
 )
 _SUFFIX = (
     r"(?:Inc|Incorporated|Corp|Corporation|Company|Co|LLC|L\.L\.C|Ltd|Limited|LP|L\.P|LLP|L\.L\.P|PLC|plc|GmbH|AG|SE|"
@@ -43,7 +44,10 @@ _GENERIC = re.compile(
 
 def _clean(name: str) -> str:
     name = name.rsplit(":", 1)[-1]  # "Dear Gianluca: Kiromic, Inc" -> the name after the salutation
+    name = name.strip(" ,.:;\"“”'()[]")
     name = re.sub(r"^(?:[a-z][\w'’-]*\s+)+", "", name.strip())  # "to retain John Smith" -> "John Smith"
+    # "SERVICES AGREEMENT Synchron" (a title run into the first name): keep what follows the title.
+    name = re.sub(r"^.*\b(?:AGREEMENT|CONTRACT|Agreement|Contract)\s+(?=[A-Z])", "", name)
     name = name.strip(" ,.:;\"“”'()[]")
     name = _NOISE.sub("", name)
     name = re.sub(r"^(?:and|&)\s+", "", name, flags=re.I)
@@ -67,19 +71,27 @@ def _plausible(name: str) -> bool:
 
 def entity_like(name: str) -> bool:
     """A company (legal form) or a person or firm name of a few capitalised words."""
-    if re.search(rf"\b{_SUFFIX}$", name) or re.search(
-        r"\b(?:Company|Corporation|Limited|Bank|Group|Agency|Trust)\b", name
+    if re.search(rf"\b{_SUFFIX}$", name, re.I) or re.search(
+        r"\b(?:Company|Corporation|Limited|Bank|Group|Agency|Trust)\b", name, re.I
     ):
         return True
     words = name.split()
-    return 1 <= len(words) <= 6 and all(
-        w[:1].isupper() or w.lower() in ("of", "and", "&", "de", "du", "der", "für", "the") for w in words
+    return 1 <= len(words) <= 8 and all(
+        w[:1].isupper() or w[:1].isdigit() or w.lower() in ("of", "and", "&", "de", "du", "der", "für", "the")
+        for w in words
     )
 
 
 def _name_before(segment: str) -> str:
     """The name at the start of a party's segment, before its description."""
     m = _DESCRIPTION.search(segment)
+    if m and m.start() <= 1:
+        # ", a Pennsylvania corporation, Gulf Houghton Ltd.": the previous party's description first.
+        rest = re.search(r",\s+(?=[A-Z0-9])", segment[m.end() :])
+        if rest is None:
+            return ""
+        segment = segment[m.end() + rest.end() :]
+        m = _DESCRIPTION.search(segment)
     head = segment[: m.start()] if m and m.start() > 1 else segment
     m2 = re.match(rf"(.+?\b{_SUFFIX})(?=[\s,(]|$)", head)
     if m2 and len(m2.group(1)) >= 3:
@@ -102,7 +114,7 @@ def parse_parties(text: str) -> list[tuple[str, str]]:
             # "A, a Delaware corporation, and B ("Both")": the last name before the role owns it.
             parts = [x for x in re.split(r"\s*(?:;|,?\s+and\s+(?=[A-Z\[]))\s*", piece) if x.strip()]
             names = [n for n in (_name_before(x) for x in parts) if _plausible(n)]
-            role = rm["role"].strip()
+            role = (rm["role"] or rm["abbr"]).strip()
             if re.fullmatch(
                 r"(?:the\s+)?(?:\w+\s+)?(?:date|agreement|term|services?|territory|products?|premises)", role, re.I
             ):
@@ -157,13 +169,32 @@ _PREAMBLE_ROLES = 8  # without "between", parties defined by role only count nea
 _WINDOW = 8  # passages joined: "BETWEEN" / name / "AND" / name are often lines of their own
 
 
+_AND_LINE = re.compile(r"^\W*(?:and|und|et|y|e)\W*$", re.I)
+
+
+def _cover_parties(head: list[Passage]) -> tuple[Passage, list[tuple[str, str]]] | None:
+    """A cover page that lists the parties on lines of their own: "A" / "AND" / "B" (/ "AND" / "C")."""
+    for i in range(1, min(len(head) - 1, 20)):
+        if not _AND_LINE.match(head[i].text):
+            continue
+        names = [head[i - 1].text]
+        k = i
+        while k + 1 < len(head) and _AND_LINE.match(head[k].text):
+            names.append(head[k + 1].text)
+            k += 2
+        names = [_clean(re.sub(r"^(?:between|by\s+and\s+between|among)\W*", "", n, flags=re.I)) for n in names]
+        if len(names) >= 2 and all(_plausible(n) and entity_like(n) and len(n) < 90 for n in names):
+            return head[i - 1], [(n, "") for n in names]
+    return None
+
+
 @extractor("parties", "Parties")
 def parties(ps: list[Passage]) -> Reading:
     """The first opening in the document that names two or more parties (a cover page's "BETWEEN A
     AND B" counts), or a term sheet's "Parties" row."""
     r = Reading("parties")
     head = ps[:_OPENING]
-    defined = {m["role"].strip().casefold() for p in head for m in _ROLE.finditer(p.text)}
+    defined = {(m["role"] or m["abbr"]).strip().casefold() for p in head for m in _ROLE.finditer(p.text)}
 
     def real(n: str) -> bool:  # a defined short name ("Agency", "MICOA") is not a party's name
         return entity_like(n) and n.casefold() not in defined
@@ -173,6 +204,14 @@ def parties(ps: list[Passage]) -> Reading:
         for p in ps
         if p.label and re.search(r"^(?:the\s+)?part(?:y|ies)$|vertragspartei|^entre", p.label.strip(), re.I)
     ]
+    cover = _cover_parties(head)
+    if cover and not rows:
+        p, found = cover
+        r.cued.append(p)
+        show = "; ".join(n for n, _ in found)
+        norm = "; ".join(sorted(party_key(n) for n, _ in found))
+        r.candidates.append(_mapped(found, norm, show, p, 4.0))
+        return r
     for i, p in enumerate(rows[:1] or head):  # a "Parties" row of a term sheet says it outright
         labelled = bool(rows)
         between = bool(_BETWEEN.search(p.text)) and i < _OPENING_BETWEEN

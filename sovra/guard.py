@@ -172,6 +172,19 @@ class StreamSanitizer:
         return clean
 
 
+def _closing_bracket(text: str, i: int) -> int:
+    """Where the ``[`` at ``i`` closes, counting nested brackets ("![a [b] c](...)" is one image)."""
+    depth = 0
+    for k in range(i, len(text)):
+        if text[k] == "[":
+            depth += 1
+        elif text[k] == "]":
+            depth -= 1
+            if depth == 0:
+                return k
+    return -1
+
+
 def _safe_cut(text: str) -> int:
     """The length of the longest prefix of ``text`` that no later token can turn into markup."""
     cut = max(text.rfind(c) for c in " \t\r\n") + 1  # never split a run of non-space characters
@@ -186,7 +199,7 @@ def _safe_cut(text: str) -> int:
             end = close + 1
         elif c == "[":
             start = i - 1 if i > 0 and text[i - 1] == "!" else i
-            close = text.find("]", i)
+            close = _closing_bracket(text, i)
             if close < 0 or close + 1 >= len(text):
                 return start  # may still be followed by "(url)"
             if text[close + 1] == "(":

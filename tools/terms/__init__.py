@@ -59,6 +59,11 @@ def _quote(p: Passage) -> Quote:
     return Quote(page=p.page, char_start=p.start, char_end=p.end, quote=text)
 
 
+def _heading_only(p: Passage) -> bool:
+    """A passage that is just a heading ("12. Governing Law.") says less than its clause: list it last."""
+    return bool(p.heading) and len(p.text) <= len(p.heading) + 12
+
+
 def _json(v: Any) -> Any:
     if hasattr(v, "isoformat"):
         return v.isoformat()
@@ -78,7 +83,7 @@ def resolve(name: str, label: str, reading: Reading) -> FieldResult:
             name=name,
             label=label,
             state="undetermined",
-            looked_at=[_quote(p) for p in reading.cued[:3]],
+            looked_at=[_quote(p) for p in sorted(reading.cued, key=_heading_only)[:3]],
             reason="a clause is about it, but no value could be read from it",
         )
     groups: dict[str, list[Candidate]] = defaultdict(list)

@@ -449,7 +449,7 @@ def termination_for_convenience(ps: list[Passage]) -> Reading:
         r.cued.append(p)
         d = next((f.value for f in find_durations(p.text)), None)
         show = f"yes ({d} notice)" if d else "yes"
-        r.candidates.append(_mapped(True, "yes", show, p, 3.0))
+        r.candidates.append(_mapped(True, "yes", show, p, 3.5 if d else 3.0))
     return r
 
 

@@ -318,8 +318,8 @@ def find_jurisdictions(text: str) -> list[Found]:
         if j is None:
             continue
         word = m.group(0)
-        # Two-letter or capitalised-only names ("US", "Mali") only count when written capitalised.
-        if not word[0].isupper():
+        # Names count when written capitalised; adjectives of some languages are not ("droit français").
+        if not word[0].isupper() and not (_fold(word) in _ADJECTIVES and len(word) >= 6 and not word.isascii()):
             continue
         out.append(Found(j, m.start(), m.end()))
     return out

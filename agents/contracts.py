@@ -373,7 +373,10 @@ def find_documents(ctx: RunContext, question: str) -> tuple[ContractDocsResult |
     except SovraError as exc:
         return None, [f"The contract search failed: {exc.message}"]
     if res.ambiguous:
-        return res, [f"Several counterparties match; name one of: {', '.join(res.ambiguous)}."]
+        return res, [
+            f"Several agreements match the question: {'; '.join(res.ambiguous)}. Name one (by its parties, "
+            "title or date); nothing was compared."
+        ]
     return res, []
 
 
@@ -437,6 +440,12 @@ def compare_node(state: State, config: RunnableConfig) -> State:
                         },
                     }
                 )
+            for t in (main, other):
+                if docs[t.doc_id].truncated and not any(u["label"] == f"the end of {t.title}" for u in unchecked):
+                    unchecked.append({"label": f"the end of {t.title}", "document": t.title, "why": (
+                        f"it is longer than the reader's limit; only its first {len(docs[t.doc_id].chunks)} passages "
+                        "were read, so terms stated after them were not compared"
+                    )})  # fmt: skip
             if not f and not a and not fc.unchecked:
                 unchecked.append({"label": "all terms", "document": other.title, "why": (
                     f"no key term could be read from {other.title} (is it scanned, empty, or not an agreement?)"
@@ -475,7 +484,16 @@ def report(state: State, config: RunnableConfig) -> State:
     notes = list(state.get("notes", []))
     if not terms:
         ctx.recorder.record("answer.not_found", {"reason": "no contract the user may read matched"})
-        return {"answer": NOT_FOUND, "citations": [], "status": "not_found"}
+        text = " ".join([NOT_FOUND, *notes]) if notes else NOT_FOUND
+        return {"answer": text, "citations": [], "status": "not_found", "notes": notes}
+    if terms[0]["role"] != "contract":
+        ctx.recorder.record("answer.not_found", {"reason": "a related document without its contract"})
+        read = _found_terms(terms[0])
+        text = (
+            f"Found {terms[0]['title']}, but no contract it belongs to among the documents you may read: "
+            "nothing was compared." + (f" Terms it states: {'; '.join(read)}." if read else "")
+        )
+        return {"answer": text, "citations": [], "status": "not_found", "notes": notes}
     book = CitationBook()
     findings = [Finding.model_validate(f) for f in state.get("findings", [])]
     unchecked = state.get("unchecked", [])

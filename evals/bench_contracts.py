@@ -149,6 +149,68 @@ def bench_consistency(folder: Path) -> dict[str, Any]:
     return out
 
 
+def bench_agent(folder: Path, work: Path) -> dict[str, Any]:
+    """The contracts agent end to end: the pairs ingested as a user would (no sidecars, ``--acl``),
+    each pair's question asked; seconds per question, changed values named, clean reports."""
+    from sovra.agents import get_agent
+    from sovra.config import Settings
+    from sovra.runtime import Runtime
+    from sovra.ui.commands import run_ingest
+
+    docs = work / "docs"
+    docs.mkdir(parents=True, exist_ok=True)
+    for sub in ("contracts", "term_sheets"):
+        for f in (folder / sub).iterdir():
+            (docs / f.name).write_bytes(f.read_bytes())
+    data = work / "data"
+    data.mkdir(exist_ok=True)
+    (data / "users.json").write_text(json.dumps({"eval": {"name": "Eval", "groups": ["legal"]}}))
+    settings = Settings(data_dir=data)
+    t0 = time.perf_counter()
+    run_ingest(settings, path=docs, name="contracts", default_acl=["group:legal"])
+    ingest_s = time.perf_counter() - t0
+    pairs = [json.loads(line) for line in (folder / "pairs.jsonl").read_text().splitlines() if line.strip()]
+    out: dict[str, Any] = {"pairs": len(pairs), "ingest_seconds": round(ingest_s, 1), "changed_named": 0,
+                           "changed_total": 0, "clean_correct": 0, "consistent_total": 0,
+                           "false_clean": 0, "answers": []}  # fmt: skip
+    seconds: list[float] = []
+    rt = Runtime(settings)
+    try:
+        for pair in pairs:
+            t0 = time.perf_counter()
+            a = rt.ask(get_agent("contracts"), pair["question"], "eval")
+            seconds.append(time.perf_counter() - t0)
+            clean = "No inconsistency found" in a.text
+            if pair["consistent"]:
+                out["consistent_total"] += 1
+                out["clean_correct"] += int(clean)
+            else:
+                out["changed_total"] += 1
+                out["false_clean"] += int(clean)
+                values = [str(pair["contract_value"]), str(pair["sheet_value"])]
+                named = all(_mentions(a.text, v) for v in values) and len(a.citations) >= 2
+                out["changed_named"] += int(named)
+            out["answers"].append({"id": pair["id"], "status": a.status, "text": a.text})
+    finally:
+        rt.close()
+    out["seconds_per_pair"] = round(statistics.median(seconds), 2)
+    out["max_seconds_per_pair"] = round(max(seconds), 2)
+    return out
+
+
+def _mentions(text: str, value: str) -> bool:
+    """'5 years' / '2019-11-12' / 'New York' as the agent writes them."""
+    d = _dur(value)
+    if d is not None and re.fullmatch(r"\d+ \w+", value):
+        return str(d) in text or f"{d.key[0]} {d.key[1]}" in text
+    if re.fullmatch(r"\d{4}-\d{2}-\d{2}", value):
+        import datetime as dt
+
+        day = dt.date.fromisoformat(value)
+        return f"{day.strftime('%B')} {day.day}, {day.year}" in text
+    return value.casefold() in text.casefold()
+
+
 def _print(extraction: dict[str, Any] | None, consistency: dict[str, Any] | None) -> None:
     if extraction:
         print(f"Extraction: {extraction['contracts']} contracts, {extraction['terms']} gold terms")
@@ -175,6 +237,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--data", default=default, help="folder with cuad-dev-qa/ and cuad-dev-consistency/")
     ap.add_argument("--json", help="write the figures (and every wrong value) to this file")
     ap.add_argument("--show-wrong", action="store_true")
+    ap.add_argument("--agent", action="store_true", help="also run the contracts agent end to end on the pairs")
     args = ap.parse_args(argv)
     data = Path(args.data)
     qa, cons = data / "cuad-dev-qa", data / "cuad-dev-consistency"
@@ -184,13 +247,23 @@ def main(argv: list[str] | None = None) -> int:
     extraction = bench_extraction(qa) if qa.is_dir() else None
     consistency = bench_consistency(cons) if cons.is_dir() else None
     _print(extraction, consistency)
+    agent = None
+    if args.agent and cons.is_dir():
+        import tempfile
+
+        with tempfile.TemporaryDirectory() as work:
+            agent = bench_agent(cons, Path(work))
+        print(f"Agent: ingest {agent['ingest_seconds']} s; changed terms named with both values and citations "
+              f"{agent['changed_named']}/{agent['changed_total']}; clean reports on consistent pairs "
+              f"{agent['clean_correct']}/{agent['consistent_total']}; all-clear on a changed pair "
+              f"{agent['false_clean']}; median {agent['seconds_per_pair']} s per pair "
+              f"(max {agent['max_seconds_per_pair']})")  # fmt: skip
     if args.show_wrong and extraction:
         for w in extraction["wrong"]:
             print(f"  WRONG {w['field']}: gold={w['gold']!r} got={w['got']!r}  ({w['doc'][:60]})")
     if args.json:
-        Path(args.json).write_text(
-            json.dumps({"extraction": extraction, "consistency": consistency}, indent=2, default=str)
-        )
+        figures = {"extraction": extraction, "consistency": consistency, "agent": agent}
+        Path(args.json).write_text(json.dumps(figures, indent=2, default=str))
     return 0
 
 

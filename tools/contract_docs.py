@@ -22,7 +22,7 @@ from sovra.tools.ledger import counterparty_match_score
 
 CONTRACT_ID = re.compile(r"\b(?:C|TS|AM)-\d{4}-\d{3}\b", re.I)
 _RELATES = re.compile(r"relates\s+to\s+contract\s+((?:C|AM)-\d{4}-\d{3})", re.I)
-_MAX_CHUNKS_PER_DOC = 400
+_MAX_CHUNKS_PER_DOC = 1500  # about 500 pages; a longer document is read in part, and says so
 
 Role = Literal["contract", "term_sheet", "amendment"]
 
@@ -52,6 +52,7 @@ class ContractDocument(BaseModel):
     counterparty_id: str | None = None
     metadata: dict[str, Any] = Field(default_factory=dict)  # the sidecar, as ingested
     chunks: list[DocChunk] = Field(default_factory=list)
+    truncated: bool = False  # longer than the reader's limit: only the first chunks were read
 
     def pages(self) -> dict[int, str]:
         """Each page's text rebuilt from its (overlapping) chunks at their offsets."""
@@ -108,7 +109,8 @@ def _search(ctx: ToolContext, query: str, flt: SearchFilter, limit: int, mode: s
 def _whole(ctx: ToolContext, hit: Any, source: str) -> ContractDocument:
     """Every chunk of one document the user may read (the ACL term stays in the filter)."""
     flt = SearchFilter(principals=tuple(ctx.user.principals), sources=(source,), doc_ids=(hit.doc_id,))
-    n = min(ctx.services.index.count(flt), _MAX_CHUNKS_PER_DOC)
+    total = ctx.services.index.count(flt)
+    n = min(total, _MAX_CHUNKS_PER_DOC)
     hits = _search(ctx, hit.title, flt, max(n, 1), mode="dense") if n else []
     chunks = sorted(
         {h.chunk_id: DocChunk(chunk_id=h.chunk_id, page=h.page, char_start=h.char_start, char_end=h.char_end,
@@ -130,6 +132,7 @@ def _whole(ctx: ToolContext, hit: Any, source: str) -> ContractDocument:
         counterparty_id=meta.get("counterparty_id"),
         metadata=meta,
         chunks=chunks,
+        truncated=total > n,
     )
 
 
@@ -222,28 +225,46 @@ def _by_parties(ctx: ToolContext, query: str, hits: list[Any], source: str) -> C
         return ContractDocsResult(query=query)
     qwords = _words(query)
     scored: list[tuple[float, ContractDocument, list[str]]] = []
+    titles: dict[str, float] = {}
     for d in docs:
         names = _parties_of(d)
         title = _words(d.title.replace("_", " "))
-        overlap = len(qwords & title) / max(len(title), 1)
-        scored.append((_mentioned(query, names) + overlap, d, names))
-    contracts = sorted((x for x in scored if x[1].role == "contract"), key=lambda x: -x[0])
-    if not contracts or contracts[0][0] <= 0:
-        return ContractDocsResult(query=query)
-    best_score, main, main_names = contracts[0]
-    rivals = [d.title for sc, d, _ in contracts[1:] if sc >= best_score - 1e-9 and sc > 0]
-    if rivals:
-        return ContractDocsResult(query=query, ambiguous=[main.title, *rivals])
+        titles[d.doc_id] = len(qwords & title) / max(len(title), 1)
+        scored.append((float(_mentioned(query, names)), d, names))
+    contracts = [x for x in scored if x[1].role == "contract"]
+    best_party = max((sc for sc, _, _ in contracts), default=0.0)
+    if best_party > 0:
+        # The parties decide; two contracts between the same parties are both candidates.
+        tied = [x for x in contracts if x[0] == best_party]
+    else:
+        best_title = max((titles[d.doc_id] for _, d, _ in contracts), default=0.0)
+        tied = [x for x in contracts if best_title > 0 and titles[x[1].doc_id] >= best_title - 1e-9]
+    if not tied:
+        # A term sheet or amendment the question names, with no contract of its own: say so.
+        others = sorted((x for x in scored if x[1].role != "contract" and x[0] > 0), key=lambda x: -x[0])
+        return ContractDocsResult(query=query, documents=[others[0][1]] if others else [])
+    if len(tied) > 1:
+        return ContractDocsResult(query=query, ambiguous=[d.title for _, d, _ in tied])
+    _, main, main_names = tied[0]
 
     def related(names: list[str], d: ContractDocument) -> bool:
+        """A term sheet or amendment about the same deal: it names the same parties as the contract
+        (all of them; one may be missing when there are three or more), or the parties the question
+        names, or its title is the contract's title with a suffix ("<title>.term-sheet")."""
         if d.doc_id == main.doc_id or d.role == "contract":
             return False
-        shared = sum(1 for n in names if any(same_party(n, m) for m in main_names))
-        return shared >= max(1, min(len(names), len(main_names)) - 1) if names else False
+        if names and main_names:
+            shared = sum(1 for n in names if any(same_party(n, m) for m in main_names))
+            return shared >= (len(names) - 1 if len(names) >= 3 else len(names))
+        if names and _mentioned(query, names) >= (min(best_party, len(names)) if best_party > 0 else len(names)):
+            return True
+        stem = " ".join(_words(main.title.replace("_", " ")))
+        return bool(stem) and " ".join(_words(d.title.replace("_", " "))).startswith(stem)
 
     seen = {d.doc_id for d in docs}
     flt = SearchFilter(principals=tuple(ctx.user.principals), sources=(source,))
-    more = [h for h in _search(ctx, " ".join([*main_names, main.title]), flt, 30) if h.doc_id not in seen]
+    again = " ".join([*main_names, main.title.replace("_", " ")]) if main_names else query
+    more = [h for h in _search(ctx, again, flt, 30) if h.doc_id not in seen]
     for h in list({h.doc_id: h for h in more}.values())[:_CANDIDATES]:
         d = _whole(ctx, h, source)
         scored.append((0.0, d, _parties_of(d)))

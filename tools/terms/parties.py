@@ -44,7 +44,7 @@ _GENERIC = re.compile(
 
 def _clean(name: str) -> str:
     name = name.rsplit(":", 1)[-1]  # "Dear Gianluca: Kiromic, Inc" -> the name after the salutation
-    name = name.strip(" ,.:;\"“”'()[]")
+    name = name.strip(" ,.:;\"“”'()[]*")
     name = re.sub(r"^(?:[a-z][\w'’-]*\s+)+", "", name.strip())  # "to retain John Smith" -> "John Smith"
     # "SERVICES AGREEMENT Synchron" (a title run into the first name): keep what follows the title.
     name = re.sub(r"^.*\b(?:AGREEMENT|CONTRACT|Agreement|Contract)\s+(?=[A-Z])", "", name)
@@ -84,7 +84,10 @@ def entity_like(name: str) -> bool:
 
 def _name_before(segment: str) -> str:
     """The name at the start of a party's segment, before its description."""
+    segment = segment.strip()
     m = _DESCRIPTION.search(segment)
+    if m and m.start() == 0 and segment[:1].isdigit():  # "2205925 Ontario Limited": a name, not an address
+        m = _DESCRIPTION.search(segment, len(re.match(r"\d+", segment).group(0)))  # type: ignore[union-attr]
     if m and m.start() <= 1:
         # ", a Pennsylvania corporation, Gulf Houghton Ltd.": the previous party's description first.
         rest = re.search(r",\s+(?=[A-Z0-9])", segment[m.end() :])
@@ -219,11 +222,17 @@ def parties(ps: list[Passage]) -> Reading:
             continue
         if re.search(r"\bdispute|conflict|entire\s+agreement|relationship|independent\s+contractor", p.text, re.I):
             continue
+        if re.match(r"^\W*[\"“][^\"”]{1,60}[\"”]\s+(?:means|shall\s+mean|has\s+the\s+meaning)", p.text, re.I):
+            continue  # a definition ("Agreement" means ... made between SEV and DCL) names no party in full
         if labelled:
             text = re.sub(r"^[^|:]*[|:]\s*", "", p.text, count=1)
             found = parse_parties(text)
         else:
-            text = " ".join(q.text for q in ps[i : i + _WINDOW])[:2500]
+            m = _BETWEEN.search(p.text)
+            if between and m and len(p.text) - m.end() > 40 and _ROLE.search(p.text[m.end() :]) is None:
+                text = p.text  # "... the deal between A and B.": the sentence names them all
+            else:  # "BETWEEN:" / name / "AND" / name, or roles defined over several lines
+                text = " ".join(q.text for q in ps[i : i + _WINDOW])[:2500]
             if not between and len(_ROLE.findall(text)) < 2:
                 continue
             found = [(n, role) for n, role in parse_parties(text) if real(n)]

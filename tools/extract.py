@@ -306,25 +306,74 @@ def _fill_from_fields(
 
 
 class ModelTerms(BaseModel):
-    """What the extraction model may propose: verbatim phrases, each checked against the text."""
+    """What the extraction model may propose: for each term, the words of the document that state it.
+    Every proposal is checked against the text and parsed like any other value; the rest is dropped."""
 
-    governing_law: str | None = Field(default=None, description="the country whose law governs", max_length=60)
-    facility_amount: str | None = Field(
-        default=None, description="the facility or loan amount, e.g. EUR 1,000,000", max_length=40
+    parties: list[str] = Field(default_factory=list, description="each party's name as written", max_length=6)
+    agreement_date: str | None = Field(default=None, description="the date the agreement is dated", max_length=60)
+    effective_date: str | None = Field(default=None, description="the date it takes effect", max_length=60)
+    expiration_date: str | None = Field(default=None, description="the date it ends", max_length=60)
+    initial_term: str | None = Field(default=None, description="its initial term, e.g. three (3) years", max_length=60)
+    renewal_term: str | None = Field(default=None, description="the length of each renewal", max_length=60)
+    notice_period: str | None = Field(
+        default=None, description="notice needed to terminate or not renew, e.g. sixty (60) days", max_length=60
     )
-    counterparty: str | None = Field(default=None, description="the company Nordbank contracts with", max_length=80)
-    courts: str | None = Field(default=None, description="the city whose courts have jurisdiction", max_length=40)
+    governing_law: str | None = Field(default=None, description="the jurisdiction whose law governs", max_length=80)
+    courts: str | None = Field(default=None, description="the courts or venue for disputes", max_length=80)
+    facility_amount: str | None = Field(default=None, description="a facility or loan amount", max_length=40)
 
 
-_MODEL_TEXT_CHARS = 3000
+_MODEL_TEXT_CHARS = 4000
+_MODEL_FIELDS = [f for f in ModelTerms.model_fields if f != "facility_amount"]
+
+
+def _normal(text: str) -> str:
+    return " ".join(text.casefold().split())
+
+
+def _grounded(raw: str, passages: list[Any]) -> Any | None:
+    """The passage whose words contain ``raw`` (case and spacing aside), or None: not in the document."""
+    needle = _normal(raw)
+    if len(needle) < 2:
+        return None
+    return next((p for p in passages if needle in _normal(p.text)), None)
+
+
+def _model_value(name: str, raw: str) -> tuple[Any, str, str] | None:
+    """(value, norm, show) of a grounded proposal, parsed the way the field extractors parse."""
+    from sovra.tools.terms.normalize import parse_date, parse_duration
+
+    if name.endswith("_date"):
+        d = parse_date(raw)
+        return (d.isoformat(), d.isoformat(), f"{d.strftime('%B')} {d.day}, {d.year}") if d else None
+    if name in ("initial_term", "renewal_term", "notice_period"):
+        dur = parse_duration(raw)
+        if dur is None:
+            return None
+        n, unit = dur.key
+        return str(dur), f"{n} {unit}", str(dur)
+    if name == "governing_law":
+        j = jurisdiction(raw)
+        return (str(j), "GB-EW" if j.code in ("GB-ENG", "GB-EW") else j.code, str(j)) if j else None
+    text = " ".join(raw.split())
+    return text, _normal(text), text
 
 
 def _model_assist(doc: ContractDocument, terms: KeyTerms, ctx: ToolContext) -> KeyTerms:
-    missing = [f for f in ModelTerms.model_fields if terms.value(f) is None]
+    from sovra.tools.terms import Quote
+    from sovra.tools.terms.layout import passages as layout
+    from sovra.tools.terms.parties import party_key
+
+    missing = [f for f in _MODEL_FIELDS if f not in terms.fields or not terms.fields[f].found]
+    if terms.facility_amount is None:
+        missing.append("facility_amount")
     if not missing:
         return terms
     pages = doc.pages()
-    text = "\n".join(pages[p] for p in sorted(pages))[:_MODEL_TEXT_CHARS]
+    ps = layout(pages)
+    head = "\n".join(pages[p] for p in sorted(pages))[:1500]
+    quotes = [q.quote for f in missing if f in terms.fields for q in terms.fields[f].looked_at]
+    text = (head + "\n...\n" + "\n".join(dict.fromkeys(quotes)))[:_MODEL_TEXT_CHARS]
     messages = [
         {
             "role": "system",
@@ -334,32 +383,52 @@ def _model_assist(doc: ContractDocument, terms: KeyTerms, ctx: ToolContext) -> K
         },
         {"role": "user", "content": f"<document>\n{text}\n</document>\nExtract: {', '.join(missing)}"},
     ]
-    parsed, call = ctx.services.gateway.complete_json(messages, ModelTerms, route="extraction", max_tokens=160)
+    parsed, call = ctx.services.gateway.complete_json(messages, ModelTerms, route="extraction", max_tokens=300)
     if callable(ctx.extras.get("model_call")):
         ctx.extras["model_call"](call, messages)
     proposed: ModelTerms = parsed  # type: ignore[assignment]
+    fields = dict(terms.fields)
     update: dict[str, Any] = {}
     evidence = dict(terms.evidence)
     for name in missing:
-        raw = (getattr(proposed, name) or "").strip()
-        if len(raw) < 2:
+        raw = getattr(proposed, name)
+        if name == "parties":
+            names = [n for n in raw if _grounded(n, ps)]
+            if len(names) >= 2:
+                p = _grounded(names[0], ps)
+                fields[name] = fields[name].model_copy(update={
+                    "state": "found", "value": [[n, ""] for n in names], "show": "; ".join(names),
+                    "norm": "; ".join(sorted(party_key(n) for n in names)), "candidates": [],
+                    "evidence": Quote(page=p.page, char_start=p.start, char_end=p.end, quote=p.text[:360]),
+                    "reason": "proposed by the extraction model; every name is in the text",
+                })  # fmt: skip
             continue
-        for page, ptext in sorted(pages.items()):
-            at = ptext.lower().find(raw.lower())
-            if at < 0:
-                continue  # not in the document: dropped, never guessed
-            value: Any = raw
-            if name == "governing_law":
-                value = law_name(raw)
-            elif name == "facility_amount":
-                m = re.search(_AMT, raw)
-                value = float(m["amt"].replace(",", "")) if m else None
-            if value is None:
-                break
-            update[name] = value
-            evidence[name] = _evidence(doc, page, ptext, at, at + len(raw), by="model")
-            break
-    return terms.model_copy(update={**update, "evidence": evidence})
+        passage = _grounded(raw, ps) if isinstance(raw, str) else None
+        if passage is None:
+            continue  # not in the document: dropped, never guessed
+        if name == "facility_amount":
+            m = re.search(_AMT, raw)
+            if m:
+                update[name] = float(m["amt"].replace(",", ""))
+                at = pages[passage.page].lower().find(raw.lower())
+                start, end = (at, at + len(raw)) if at >= 0 else (passage.start, passage.end)
+                evidence[name] = _evidence(doc, passage.page, pages[passage.page], start, end, by="model")
+            continue
+        parsed_value = _model_value(name, raw)
+        if parsed_value is None or name not in fields:
+            continue
+        value, norm, show = parsed_value
+        quote = Quote(page=passage.page, char_start=passage.start, char_end=passage.end, quote=passage.text[:360])
+        fields[name] = fields[name].model_copy(update={
+            "state": "found", "value": value, "norm": norm, "show": show, "candidates": [], "evidence": quote,
+            "reason": "proposed by the extraction model; the words are in the text",
+        })  # fmt: skip
+    found = dict(update)
+    _fill_from_fields(found, evidence, fields, doc)
+    for k in ("governing_law", "courts", "effective_date", "end_date"):
+        if terms.value(k) is not None:
+            found.pop(k, None)
+    return terms.model_copy(update={**found, "evidence": evidence, "fields": fields})
 
 
 @tool(read_only=True)

@@ -4,6 +4,7 @@ the way agreements in general word them (not the demo's wording), and on two rea
 from __future__ import annotations
 
 import datetime as dt
+import json
 from pathlib import Path
 
 import pytest
@@ -267,3 +268,59 @@ def test_real_changed_term_is_found_with_quotes_on_both_sides_and_a_consistent_p
     assert c.right.evidence and "1 year" in c.right.evidence.quote
     consistent = compare_fields(_fields(f"{MARTIN}.txt"), _fields(f"{MARTIN}.term-sheet.md"))
     assert consistent.clean, [(x.name, x.outcome, x.why) for x in consistent.checks]
+
+
+# --- a served extraction model: JSON-schema guided, every value grounded in the text -------------------------
+
+
+def test_a_served_model_may_add_only_values_the_document_states(tmp_path):
+    from types import SimpleNamespace
+
+    from fakes.openai_server import FakeOpenAI
+
+    from sovra.config import Settings
+    from sovra.gateway import ModelGateway
+    from sovra.identity import User
+    from sovra.tools.base import ToolContext
+    from sovra.tools.contract_docs import ContractDocument, DocChunk
+    from sovra.tools.extract import ExtractArgs, extract_terms
+
+    text = (
+        "SERVICES AGREEMENT\n\nThis agreement binds Northwind Traders, Inc. and Contoso Foods LLC.\n\n"
+        "7. Disputes. Questions of law are settled under Bavarian law, exclusively.\n\n"
+        "8. Renewal. The agreement continues for a further twelve months unless cancelled."
+    )
+    proposal = {
+        "parties": ["Northwind Traders, Inc.", "Contoso Foods LLC"],
+        "governing_law": "Bavarian law",  # in the text, but names no jurisdiction the gazetteer knows as a law
+        "renewal_term": "twelve months",  # in the text: accepted, parsed, cited
+        "notice_period": "ninety (90) days",  # not in the text: dropped
+        "agreement_date": "1 January 2020",  # not in the text: dropped
+    }
+    fake = FakeOpenAI([(200, json.dumps(proposal))])
+    settings = Settings(data_dir=tmp_path, llm_base_url=fake.base_url, llm_model="extractor")
+    gw = ModelGateway(settings)
+    try:
+        doc = ContractDocument(
+            doc_id="t:1", title="Services Agreement", url="file:///sa.txt", doc_type="file", role="contract",
+            chunks=[DocChunk(chunk_id="c1", page=1, char_start=0, char_end=len(text), text=text)],
+        )  # fmt: skip
+        calls: list[object] = []
+        ctx = ToolContext(
+            user=User(id="lena", name="Lena", groups=("legal",)),
+            services=SimpleNamespace(gateway=gw),
+            extras={"model_call": lambda call, messages: calls.append(call)},
+        )
+        before = extract_terms(ExtractArgs(document=doc), ctx)
+        assert before.fields["renewal_term"].state != "found"
+        t = extract_terms(ExtractArgs(document=doc, use_model=True), ctx)
+    finally:
+        gw.close()
+        fake.close()
+    assert calls and fake.requests[0]["messages"][-1]["content"].startswith("<document>")
+    f = t.fields
+    assert f["parties"].found and f["parties"].show == "Northwind Traders, Inc.; Contoso Foods LLC"
+    assert f["renewal_term"].found and f["renewal_term"].show == "12 months"
+    assert "twelve months" in f["renewal_term"].evidence.quote and "model" in f["renewal_term"].reason
+    assert f["notice_period"].state != "found" and f["agreement_date"].state != "found"
+    assert f["governing_law"].state != "found"

@@ -128,3 +128,47 @@ def test_reconcile_cases_proposes_a_follow_up_case_that_waits_for_approval(demo_
     out = demo_runtime.resume(refused.run_id, "bob", approved=False, reason="already disputed")
     assert "No follow-up case was opened (refused" in out.text
     assert len(list_cases(demo_settings)) == before + 1
+
+
+def test_a_first_payment_booked_after_its_due_date_keeps_its_period():
+    # January is due on 1 January but booked on the 5th, and booked again on the 6th: the window
+    # must still hold January, or its duplicate goes unseen.
+    t = _terms()
+    rows = [_row(1, "2025-01-05", 100.0), _row(2, "2025-01-06", 100.0), _row(3, "2025-02-01", 100.0)]
+    res = reconcile(t, rows, dt.date(2025, 2, 20))
+    assert res.expected == 2
+    assert [d.kind for d in res.discrepancies] == ["duplicate_payment"]
+
+
+def _report(terms: KeyTerms, rows: list[LedgerRow], today: dt.date) -> dict:
+    from types import SimpleNamespace
+
+    from sovra.agents.reconcile import report
+
+    recorded: list[tuple[str, dict]] = []
+    ctx = SimpleNamespace(recorder=SimpleNamespace(record=lambda kind, data: recorded.append((kind, data))))
+    state = {
+        "doc": {"title": terms.title, "counterparty_id": "CP-1", "contract_id": "C-1"},
+        "terms": terms.model_dump(mode="json"),
+        "rows": [r.model_dump(mode="json") for r in rows],
+        "result": reconcile(terms, rows, today).model_dump(mode="json"),
+    }
+    out = report(state, {"configurable": {"ctx": ctx}})
+    return {**out, "recorded": recorded}
+
+
+def test_an_unread_fee_or_schedule_is_could_not_reconcile_never_no_discrepancy():
+    t = _terms(fee_amount=None, fee_period=None, annual_cap=None)
+    out = _report(t, [_row(1, "2025-01-02", 100.0)], dt.date(2025, 3, 1))
+    assert out["status"] == "not_found"
+    assert out["answer"].startswith("Could not reconcile") and "No discrepancy" not in out["answer"]
+    assert "fee" in out["answer"] and "1 ledger entries were found but not checked" in out["answer"]
+    assert out["recorded"][0][0] == "reconcile.not_checked"
+
+
+def test_a_clean_reconciliation_says_which_terms_were_checked():
+    rows = [_row(1, "2025-01-02", 100.0), _row(2, "2025-02-01", 100.0)]
+    out = _report(_terms(), rows, dt.date(2025, 2, 20))
+    assert "No discrepancy: every payment matches the contract's fee, schedule, annual cap." in out["answer"]
+    out = _report(_terms(annual_cap=None), rows, dt.date(2025, 2, 20))
+    assert "annual cap was not checked" in out["answer"]

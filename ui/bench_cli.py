@@ -215,3 +215,25 @@ def agents(
     )
     if result.skipped:
         out.print(f"skipped (agent not registered): {', '.join(result.skipped)}")
+
+
+@bench_app.command("contracts")
+def contracts(
+    data: Annotated[
+        Path | None,
+        typer.Option(help="Folder with cuad-dev-qa/ and cuad-dev-consistency/ (default: $SOVRA_EVAL_DATA)."),
+    ] = None,
+    agent: Annotated[bool, typer.Option(help="Also ingest the pairs and ask the contracts agent end to end.")] = False,
+    out_file: Annotated[
+        Path | None, typer.Option("--out", help="Write the figures and every wrong value here.")
+    ] = None,
+) -> None:
+    """Key-term extraction against CUAD gold terms, and the consistency check on contract / term-sheet
+    pairs: correct, wrong, not stated and undetermined per field; changed terms found; false alarms."""
+    from sovra.evals.bench_contracts import main
+
+    argv = (["--data", str(data)] if data else []) + (["--agent"] if agent else [])
+    argv += ["--json", str(out_file)] if out_file else []
+    code = main(argv)
+    if code:
+        raise InputError("no evaluation data found", hint="give --data FOLDER or set SOVRA_EVAL_DATA")

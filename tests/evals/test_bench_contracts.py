@@ -34,9 +34,16 @@ def _data(root: Path, wrong_law: bool = False) -> Path:
         law = "Delaware" if wrong_law and stem == MARTIN else gold["governing_law"]
         rows.append({"doc": f"{stem}.txt", **gold, "governing_law": law, "checked_in_text": CHECKED})
         changed = stem == WATERNOW
-        pairs.append({"id": stem[:10], "question": "Check it", "consistent": not changed,
-                      "changed_field": "renewal_term" if changed else None,
-                      "contract": f"contracts/{stem}.txt", "term_sheet": f"term_sheets/{stem}.term-sheet.md"})  # fmt: skip
+        pairs.append(
+            {
+                "id": stem[:10],
+                "question": "Check it",
+                "consistent": not changed,
+                "changed_field": "renewal_term" if changed else None,
+                "contract": f"contracts/{stem}.txt",
+                "term_sheet": f"term_sheets/{stem}.term-sheet.md",
+            }
+        )
     (qa / "terms.jsonl").write_text("\n".join(json.dumps(r) for r in rows))
     (cons / "pairs.jsonl").write_text("\n".join(json.dumps(p) for p in pairs))
     return root

@@ -91,6 +91,7 @@ _LAW_CUE = re.compile(
 _LAW_STRONG = re.compile(
     r"govern(?:ed|s)\b[^.;]{0,30}?\b(?:by|in\s+accordance|under)\b|^\W*(?:[\d.]+\s*)?governing\s+law\b|"
     r"(?:constru|interpret|enforc)\w*\b[^.;]{0,60}\blaws?\s+of\b|laws?\s+of\b[^.;]{0,60}\b(?:shall|will)\s+(?:govern|apply)|"
+    r"(?:this|the)\s+agreement\b[^.;]{0,40}\b(?:made|entered\s+into)\s+under\b[^.;]{0,60}\blaws?\s+of\b|"
     r"choice\s+of\s+law|unterliegt[^.]{0,40}Recht|anwendbare[sn]?\s+Recht|Rechtswahl|"
     r"droit\s+applicable|régi(?:e|s)?\s+par|soumis\s+au\s+droit|\b\w+\s+law\s+(?:applies|shall\s+apply)",
     re.I,
@@ -155,7 +156,12 @@ _AGREEMENT_NEAR = re.compile(
 _AGREEMENT_HEAD = re.compile(
     r"^\s*(?:date\s+of\s+(?:the\s+|this\s+)?agreement|agreement\s+date|dated?|datum|date\s+de\s+signature)\s*$", re.I
 )
-_RECITAL = re.compile(r"^\s*(?:whereas|\(?[A-H]\)|[A-H]\.\s|recitals?)\b", re.I)
+_RECITAL = re.compile(r"^\s*(?:(?:whereas|recitals?)\b|\(?[A-H]\)|[A-H]\.\s)", re.I)
+# The sentence that dates this agreement: "This Supply Agreement ... is made / entered into / dated ...".
+_OPENING = re.compile(
+    r"\b(?:this|the)\s+(?:[\w-]+\s+){0,6}?(?:agreement|contract)\b[^.]{0,120}?\b(?:made|entered|dated|executed)\b",
+    re.I,
+)
 _OTHER_AGREEMENT = re.compile(
     r"(?:that\s+certain|the|an?|said)\s+(?:[A-Z][\w-]*\s+){0,6}(?:Agreement|Contract|Deed|Memorandum)\b[^.]{0,40}$"
 )
@@ -202,7 +208,9 @@ def agreement_date(ps: list[Passage]) -> Reading:
         if labelled or (head and _AGREEMENT_CUE.search(p.text)):
             r.cued.append(p)
         for f in dates:
-            score = 0.5 + (2.0 if head else 0.0) + (4.0 if labelled else 0.0)
+            score = (
+                0.5 + (2.0 if head else 0.0) + (4.0 if labelled else 0.0) + (1.5 if _OPENING.search(p.text) else 0.0)
+            )
             if _before(p.text, f.start, _AGREEMENT_NEAR, 45):
                 score += 3.0
             if _before(p.text, f.start, _EFFECTIVE_NEAR, 80) or _EFFECTIVE_AFTER.search(p.text[f.end :]):

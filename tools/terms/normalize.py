@@ -248,7 +248,7 @@ _ADJECTIVES = {
 _EXTRA_NAMES = {
     "england and wales": "GB-EW", "england & wales": "GB-EW", "united states of america": "US", "usa": "US",
     "u.s.a.": "US", "united states": "US", "u.s.": "US", "uk": "GB", "u.k.": "GB", "great britain": "GB",
-    "holland": "NL", "the netherlands": "NL", "deutschland": "DE", "frankreich": "FR", "république française": "FR",
+    "holland": "NL", "deutschland": "DE", "frankreich": "FR", "république française": "FR",
     "hong kong": "HK", "korea": "KR", "south korea": "KR", "russia": "RU", "taiwan": "TW",
 }  # fmt: skip
 

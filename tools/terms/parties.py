@@ -102,9 +102,21 @@ def _name_before(segment: str) -> str:
     return _clean(head)
 
 
+def _generic_role(role: str) -> bool:
+    """A defined term that names the document or a thing, not a party ("Agreement", "Effective Date")."""
+    return bool(
+        re.fullmatch(
+            r"(?:the\s+)?(?:\w+\s+)?(?:date|agreement|term|services?|territory|products?|premises)", role, re.I
+        )
+    )
+
+
 def parse_parties(text: str) -> list[tuple[str, str]]:
     """(name, role) for each party named in an opening sentence or a 'Parties' row."""
     m = _BETWEEN.search(text)
+    first_role = next((r for r in _ROLE.finditer(text) if not _generic_role((r["role"] or r["abbr"]).strip())), None)
+    if m and first_role and m.start() > first_role.start():
+        m = None  # parties defined before any "between": that later "between" is about something else
     seg = text[m.end() :] if m else text
     seg = re.split(r"\bWHEREAS\b|\bRECITALS?\b|\bW\s?I\s?T\s?N\s?E\s?S\s?S\s?E\s?T\s?H\b|\bNOW,?\s+THEREFORE\b", seg)[0]
     out: list[tuple[str, str]] = []
@@ -118,9 +130,7 @@ def parse_parties(text: str) -> list[tuple[str, str]]:
             parts = [x for x in re.split(r"\s*(?:;|,?\s+and\s+(?=[A-Z\[]))\s*", piece) if x.strip()]
             names = [n for n in (_name_before(x) for x in parts) if _plausible(n)]
             role = (rm["role"] or rm["abbr"]).strip()
-            if re.fullmatch(
-                r"(?:the\s+)?(?:\w+\s+)?(?:date|agreement|term|services?|territory|products?|premises)", role, re.I
-            ):
+            if _generic_role(role):
                 prev = rm.end()
                 continue
             if re.search(r"part(?:y|ies)|collectively|each", role, re.I) and not names:
@@ -228,14 +238,14 @@ def parties(ps: list[Passage]) -> Reading:
             text = re.sub(r"^[^|:]*[|:]\s*", "", p.text, count=1)
             found = parse_parties(text)
         else:
-            m = _BETWEEN.search(p.text)
-            if between and m and len(p.text) - m.end() > 40 and _ROLE.search(p.text[m.end() :]) is None:
-                text = p.text  # "... the deal between A and B.": the sentence names them all
-            else:  # "BETWEEN:" / name / "AND" / name, or roles defined over several lines
-                text = " ".join(q.text for q in ps[i : i + _WINDOW])[:2500]
-            if not between and len(_ROLE.findall(text)) < 2:
+            window = " ".join(q.text for q in ps[i : i + _WINDOW])[:2500]
+            if not between and len(_ROLE.findall(window)) < 2:
                 continue
-            found = [(n, role) for n, role in parse_parties(text) if real(n)]
+            # "... the deal between A and B.": the sentence alone names them all; otherwise the names
+            # run on over the next lines ("BETWEEN:" / name / "AND" / name, or long addresses).
+            found = [(n, role) for n, role in parse_parties(p.text) if real(n)] if between else []
+            if len(found) < 2:
+                found = [(n, role) for n, role in parse_parties(window) if real(n)]
         r.cued.append(p)
         if len(found) < 2 and not labelled:
             continue

@@ -30,6 +30,7 @@ from typing import Any, TypeVar
 from sovra.config import Settings
 from sovra.errors import ConfigError, InputError, SovraError
 from sovra.identity import User
+from sovra.readers import SourceAccess
 from sovra.runtime import MAX_QUESTION_CHARS, Answer, Runtime
 
 log = logging.getLogger(__name__)
@@ -48,6 +49,16 @@ STATUS_NOTES = {
     "rejected": "The requested action was rejected.",
     "cancelled": "The run was cancelled.",
 }
+
+
+PRIVATE_NOTE = (
+    "I sent {who} the answer privately: it quotes documents that not everyone in this conversation "
+    "may read. Ask me in a direct message to get such answers there."
+)
+WITHHELD_NOTE = (
+    "The answer quotes documents that not everyone in this conversation may read, and I could not "
+    "reach {who} privately. Ask me in a direct message to see it (run {run_id})."
+)
 
 
 def unknown_user_text(platform: str, account: str) -> str:
@@ -117,6 +128,10 @@ class ChatIdentities:
 
     def knows_account(self, platform: str, account: str) -> bool:
         return account in self._accounts.get(platform, {})
+
+    def account_of(self, platform: str, user_id: str) -> str | None:
+        """The platform account mapped to a Sovra user (the first, when several are)."""
+        return next((a for a, u in self._accounts.get(platform, {}).items() if u == user_id), None)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -268,6 +283,24 @@ class ChatService:
         return self._locked(
             lambda: self.runtime.resume(run_id, approver.id, approved, reason, interface=self.interface)
         )
+
+    def everyone_may_read(self, readers: list[User | None], answer: Answer) -> bool:
+        """The sharing rule of every chat face (``sovra.readers``): True when each of ``readers``
+        (``None``: a member Sovra does not know, a guest) may read every source ``answer`` shows.
+        A failed check (no index, ...) is a no."""
+        from sovra.tools.ledger_tool import ledger_lookup
+
+        def check() -> bool:
+            access = SourceAccess(self.runtime.services.index, ledger_lookup.requires)
+            return access.everyone_may_read(readers, answer)
+
+        if not (answer.citations or answer.evidence):
+            return True
+        try:
+            return self._locked(check)
+        except Exception as exc:
+            log_failure("checking who may read an answer failed (kept private)", exc)
+            return False
 
     def close(self) -> None:
         if self._own_runtime:

@@ -35,6 +35,8 @@ from sovra.errors import ConfigError
 from sovra.identity import User
 from sovra.ui.bot_common import (
     MAX_CHAT_CHARS,
+    PRIVATE_NOTE,
+    WITHHELD_NOTE,
     ChatService,
     answer_parts,
     error_text,
@@ -83,6 +85,56 @@ class SlackBot:
         self.service = service
         # Called with (message key, outcome) when a message was handled: logs, metrics, tests.
         self.on_done: Callable[[str, str], None] | None = None
+        self._bot_user_id: str | None = None
+
+    # -- who may read an answer ----------------------------------------------------------------
+
+    def bot_user_id(self, client: WebClient) -> str | None:
+        if self._bot_user_id is None:
+            try:
+                self._bot_user_id = client.auth_test().get("user_id")
+            except SlackApiError as exc:
+                log.warning("auth.test failed: %s", exc.response.get("error"))
+        return self._bot_user_id
+
+    def channel_readers(self, client: WebClient, channel: str, skip: set[str]) -> list[User | None] | None:
+        """Every current member of ``channel`` but ``skip`` and the bot, as Sovra users (``None``
+        for a member nobody mapped: a guest, an external or another app's account); ``None`` when
+        the members cannot be listed (``conversations.members``, paginated)."""
+        members: list[str] = []
+        cursor = None
+        try:
+            while True:
+                page = client.conversations_members(channel=channel, limit=200, cursor=cursor)
+                members += page.get("members") or []
+                cursor = (page.get("response_metadata") or {}).get("next_cursor")
+                if not cursor:
+                    break
+        except SlackApiError as exc:
+            log.warning("conversations.members for %s failed: %s", channel, exc.response.get("error"))
+            return None
+        skip = skip | {self.bot_user_id(client) or ""}
+        return [self.resolve(client, m) for m in members if m not in skip]
+
+    def shareable(self, client: WebClient, channel: str, answer: Any, skip: set[str]) -> bool:
+        """May ``answer`` be shown in ``channel``? A direct message is the asker's own; elsewhere
+        every other current member must be allowed to read every source it quotes."""
+        if channel.startswith("D") or not (answer.citations or answer.evidence):
+            return True
+        readers = self.channel_readers(client, channel, skip)
+        return readers is not None and self.service.everyone_may_read(readers, answer)
+
+    def send_private(self, client: WebClient, slack_user: str | None, parts: Any) -> bool:
+        """The answer in a direct message to ``slack_user`` (``conversations.open``)."""
+        if not slack_user:
+            return False
+        try:
+            im = client.conversations_open(users=slack_user)
+            client.chat_postMessage(channel=im["channel"]["id"], text=fallback_text(parts), blocks=answer_blocks(parts))
+        except SlackApiError as exc:
+            log.warning("direct message to %s failed: %s", slack_user, exc.response.get("error"))
+            return False
+        return True
 
     # -- identity ------------------------------------------------------------------------------
 
@@ -107,7 +159,8 @@ class SlackBot:
 
     def on_message(self, body: dict[str, Any], event: dict[str, Any], client: WebClient) -> str:
         """A mention (``app_mention``) or a direct message (``message`` with channel_type ``im``).
-        Returns what was done ("answered", "duplicate", "ignored", "refused", "failed")."""
+        Returns what was done ("answered", "private" (sent to the asker alone), "withheld", "duplicate",
+        "ignored", "refused", "failed")."""
         outcome = "failed"
         try:
             outcome = self._answer(body, event, client)
@@ -152,10 +205,15 @@ class SlackBot:
             client.chat_update(channel=channel, ts=placeholder["ts"], text=escape(error_text(exc)), blocks=[])
             return "failed"
         parts = answer_parts(answer)
-        client.chat_update(
-            channel=channel, ts=placeholder["ts"], text=fallback_text(parts), blocks=answer_blocks(parts)
-        )
-        return "answered"
+        if self.shareable(client, channel, answer, {slack_user}):
+            client.chat_update(
+                channel=channel, ts=placeholder["ts"], text=fallback_text(parts), blocks=answer_blocks(parts)
+            )
+            return "answered"
+        sent = self.send_private(client, slack_user, parts)
+        note = (PRIVATE_NOTE if sent else WITHHELD_NOTE).format(who=f"<@{slack_user}>", run_id=answer.run_id)
+        client.chat_update(channel=channel, ts=placeholder["ts"], text=note, blocks=[])
+        return "private" if sent else "withheld"
 
     # -- approvals -----------------------------------------------------------------------------
 
@@ -182,10 +240,18 @@ class SlackBot:
         if message.get("ts"):
             blocks = decided_blocks(message.get("blocks") or [], slack_user, approved)
             client.chat_update(channel=channel, ts=message["ts"], text=message.get("text") or "decided", blocks=blocks)
+        # The resumed answer is the run owner's: shown in the channel only when every member but
+        # the owner (the approver too) may read its sources, else sent to the owner alone.
         parts = answer_parts(answer)
-        client.chat_postMessage(
-            channel=channel, thread_ts=thread_ts, text=fallback_text(parts), blocks=answer_blocks(parts)
-        )
+        owner_account = self.service.identities.account_of(PLATFORM, answer.user)
+        if self.shareable(client, channel, answer, {owner_account or ""}):
+            client.chat_postMessage(
+                channel=channel, thread_ts=thread_ts, text=fallback_text(parts), blocks=answer_blocks(parts)
+            )
+            return
+        sent = self.send_private(client, owner_account, parts)
+        who = f"<@{owner_account}>" if owner_account else answer.user
+        say((PRIVATE_NOTE if sent else WITHHELD_NOTE).format(who=who, run_id=answer.run_id))
 
 
 def create_bolt_app(service: ChatService, *, client: WebClient | None = None, socket_mode: bool = False) -> App:

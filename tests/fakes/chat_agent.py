@@ -10,6 +10,7 @@ it, so a test can prove that the bot acknowledged before the answer existed.
 
 from __future__ import annotations
 
+import hashlib
 import threading
 from collections import defaultdict
 from collections.abc import Iterator
@@ -23,6 +24,28 @@ from langgraph.types import interrupt
 from sovra.runtime import APPROVAL_INTERRUPT, Answer, Citation
 
 DOC_URL = "https://intranet.nordbank.example/sites/policies/travel.pdf"
+DOC_ID = "policies/travel.pdf"
+DOC_TEXT = "London: 250 EUR per night."
+DOC_READERS = frozenset({"group:employees"})  # who the index lets read the cited policy
+
+
+def index_cited_document(settings: Any, acl: frozenset[str] = DOC_READERS) -> str:
+    """Put the policy the agent cites into the real embedded index at ``settings`` under ``acl``
+    (tiny stand-in vectors: only its ACL is read), so the bots' "who may read this answer" check
+    runs against a real index. Returns the cited chunk id."""
+    from sovra.documents import Chunk
+    from sovra.index import DocInfo, IndexInfo, IndexPoint, Sparse
+    from sovra.index.edge import EdgeIndex
+
+    chunk = Chunk(DOC_ID, 0, 3, 0, len(DOC_TEXT), DOC_TEXT)
+    info = DocInfo(DOC_ID, "Travel & Expenses Policy", DOC_URL, "policies", "policy", "v1", acl)
+    index = EdgeIndex(settings.paths.qdrant, settings.collection)
+    try:
+        index.ensure(IndexInfo(model_id="chat-test@1", dim=4))
+        index.upsert([IndexPoint(chunk, info, [0.5, 0.5, 0.5, 0.5], Sparse([1], [1.0]))])
+    finally:
+        index.close()
+    return chunk.id
 
 
 class State(TypedDict, total=False):
@@ -87,7 +110,8 @@ class CitedAgent:
                 title="Travel & Expenses Policy",
                 url=DOC_URL,
                 page=3,
-                quote="London: 250 EUR per night.",
+                chunk_id=f"{DOC_ID}#{hashlib.sha256(DOC_TEXT.encode()).hexdigest()[:16]}",
+                quote=DOC_TEXT,
             ),
             Citation(
                 n=2,

@@ -2,7 +2,10 @@
 
 ``FakeSlack`` is a stdlib HTTP server on 127.0.0.1 answering the methods the bot uses, with the
 documented shapes (https://api.slack.com/methods): ``auth.test``, ``chat.postMessage``,
-``chat.update``, ``users.info``. As Slack does, it answers HTTP 200 with ``{"ok": false, "error":
+``chat.update``, ``users.info``, ``conversations.members`` (cursor-paginated, ``limit`` honoured)
+and ``conversations.open`` (a direct message channel ``D...`` per user). Channels and their members
+are ``channels``; a channel not listed there is ``channel_not_found``, as for a channel the bot is
+not in. As Slack does, it answers HTTP 200 with ``{"ok": false, "error":
 ...}`` for API errors (``not_authed``, ``invalid_auth``, ``channel_not_found``, ``no_text``,
 ``message_not_found``, ``user_not_found``, ``invalid_blocks``, ``msg_too_long``, ``unknown_method``)
 and HTTP 429 with ``Retry-After`` (seconds) and ``{"ok": false, "error": "ratelimited"}`` when a
@@ -57,6 +60,7 @@ class Call:
 class FakeSlack:
     token: str = "xoxb-test-0000-sovra"
     users: dict[str, SlackUser] = field(default_factory=dict)
+    channels: dict[str, list[str]] = field(default_factory=dict)  # channel id -> member ids
 
     def __post_init__(self) -> None:
         self.calls: list[Call] = []
@@ -135,6 +139,8 @@ class FakeSlack:
                 "chat.postMessage": self._post_message,
                 "chat.update": self._update,
                 "users.info": self._users_info,
+                "conversations.members": self._members,
+                "conversations.open": self._open,
             }.get(method)
             status, body = 200, (handler(args) if handler else {"ok": False, "error": "unknown_method"})
         with self._cond:
@@ -231,6 +237,30 @@ class FakeSlack:
                 "profile": profile,
             },
         }
+
+    def _members(self, args: dict[str, Any]) -> dict[str, Any]:
+        members = self.channels.get(args.get("channel") or "")
+        if members is None:
+            return {"ok": False, "error": "channel_not_found"}
+        limit = max(1, min(int(args.get("limit") or 100), 1000))
+        start = int(args.get("cursor") or 0)  # Slack's cursors are opaque; an offset is one
+        page = members[start : start + limit]
+        following = str(start + limit) if start + limit < len(members) else ""
+        return {"ok": True, "members": page, "response_metadata": {"next_cursor": following}}
+
+    def _open(self, args: dict[str, Any]) -> dict[str, Any]:
+        users = [u for u in str(args.get("users") or "").split(",") if u]
+        if not users:
+            return {"ok": False, "error": "users_list_not_supplied"}
+        if len(users) > 1:
+            return {"ok": True, "channel": {"id": "G0MPIM" + "".join(sorted(users))}}  # a group DM
+        if not users[0].startswith("U") and not users[0].startswith("W"):
+            return {"ok": False, "error": "user_not_found"}
+        return {"ok": True, "channel": {"id": "D0" + users[0]}}
+
+    def direct_messages(self, user: str) -> list[dict[str, Any]]:
+        """The bot's messages in its direct message channel with ``user``, oldest first."""
+        return sorted((m for (c, _), m in self.messages.items() if c == "D0" + user), key=lambda m: m["ts"])
 
     # -- for tests -------------------------------------------------------------------------------
 

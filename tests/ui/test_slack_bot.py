@@ -16,8 +16,9 @@ from typing import Any
 
 import httpx
 import pytest
-from fakes.chat_agent import DOC_URL, CitedAgent, Outcomes, serve_asgi
+from fakes.chat_agent import DOC_URL, CitedAgent, Outcomes, index_cited_document, serve_asgi
 from fakes.slack_api import (
+    BOT_USER_ID,
     FakeSlack,
     SlackUser,
     block_actions_body,
@@ -39,11 +40,21 @@ USERS = {
     "carol": {"name": "Carol Dubois", "groups": ["employees"]},
     "mona": {"name": "Mona Manager", "groups": ["employees", "approvers"]},
     "nina": {"name": "Nina Newcomer", "groups": []},
+    "fred": {"name": "Fred Finance", "groups": ["employees", "finance"]},
 }
 IDENTITIES = {
-    "slack": {"U0ALICE": "alice", "U0BOB": "bob", "U0MONA": "mona", "U0NINA": "nina", "U0GHOST": "ghost"},
+    "slack": {
+        "U0ALICE": "alice",
+        "U0BOB": "bob",
+        "U0MONA": "mona",
+        "U0NINA": "nina",
+        "U0GHOST": "ghost",
+        "U0FRED": "fred",
+    },
     "email": {"carol@nordbank.example": "carol"},
 }
+CROWD = [f"U0F{i:03d}" for i in range(450)]  # finance colleagues, all mapped to fred
+IDENTITIES["slack"].update({account: "fred" for account in CROWD})
 
 
 class Bot:
@@ -78,11 +89,32 @@ def bot(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Bot]:
         users={
             "U0CAROL": SlackUser("U0CAROL", "Carol Dubois", email="Carol@Nordbank.example"),
             "U0STRANGER": SlackUser("U0STRANGER", "Sam Stranger", email="sam@elsewhere.example"),
-        }
+            "U0GUEST": SlackUser("U0GUEST", "Gus Guest", email="gus@partner.example"),
+        },
+        channels={
+            **{
+                c: [BOT_USER_ID, *members]
+                for c, members in {
+                    "C0ANSWER": ["U0ALICE"],
+                    "C0RETRY": ["U0BOB"],
+                    "C0NINA": ["U0NINA"],
+                    "C0LIMIT": ["U0ALICE"],
+                    "C0REJECT": ["U0BOB"],
+                    "C0APPROVE": ["U0BOB", "U0ALICE", "U0MONA"],
+                    "C0SHARED": ["U0ALICE", "U0GUEST"],
+                    "C0PEERS": ["U0ALICE", "U0FRED"],
+                    "C0MIXED": ["U0ALICE", "U0NINA"],
+                    "C0OKAPPROVE": ["U0BOB", "U0FRED"],
+                }.items()
+            },
+            # three pages of members (200 a page), the one guest on the last
+            "C0CROWD": [BOT_USER_ID, "U0ALICE", *CROWD, "U0GUEST"],
+        },
     )
     settings = Settings(
         data_dir=data, slack_bot_token=slack.token, slack_signing_secret=SECRET, slack_api_url=slack.base_url
     )
+    index_cited_document(settings)  # the cited policy, readable by group:employees
     agent = CitedAgent()
     runtime = Runtime(settings, agents=agent.resolver)
     service = ChatService(settings, "slack", runtime=runtime, agent=agent)
@@ -278,9 +310,16 @@ def test_an_approver_approves_with_the_button(bot: Bot) -> None:
     assert "may not decide run" in refusal["text"] and refusal["text"].startswith("<@U0ALICE>")
     assert bot.runtime.pending_approval(run_id) is not None
     # Mona holds group:approvers.
+    dms_before = len(bot.slack.direct_messages("U0BOB"))
     assert bot.click("U0MONA", "sovra_approve", run_id, msg, "C0APPROVE").status_code == 200
     result = _wait_thread_len(bot, "C0APPROVE", thread_ts, 3)[-1]
-    assert "Invoice INV-7 payment approved by mona." in _texts(result)
+    # The resumed answer quotes the ledger (finance only): neither Mona nor Alice may read it, so the
+    # thread says where it went and the answer reaches its owner, Bob, alone.
+    assert "I sent <@U0BOB> the answer privately" in result["text"]
+    channel_text = json.dumps([m for (c, _), m in bot.slack.messages.items() if c == "C0APPROVE"])
+    assert "payment approved by mona" not in channel_text and "JE-1001" not in channel_text
+    dm = bot.slack.direct_messages("U0BOB")[dms_before:]
+    assert len(dm) == 1 and "Invoice INV-7 payment approved by mona." in _texts(dm[0])
     decided = bot.slack.messages[("C0APPROVE", msg["ts"])]
     assert not [b for b in decided["blocks"] if b["type"] == "actions"]
     assert "Approved by <@U0MONA>" in _texts(decided)
@@ -298,6 +337,64 @@ def test_the_requester_rejects_with_the_button(bot: Bot) -> None:
     bot.click("U0MONA", "sovra_approve", run_id, msg, "C0REJECT")
     late = _wait_thread_len(bot, "C0REJECT", msg["thread_ts"], 3)[-1]
     assert "is not waiting for approval" in late["text"]
+
+
+def test_an_approved_answer_everyone_here_may_read_is_posted_in_the_thread(bot: Bot) -> None:
+    msg, run_id = _approval_message(bot, "U0BOB", "C0OKAPPROVE")
+    bot.click("U0FRED", "sovra_approve", run_id, msg, "C0OKAPPROVE")  # fred: not an approver, told so
+    bot.click("U0BOB", "sovra_approve", run_id, msg, "C0OKAPPROVE")
+    result = _wait_thread_len(bot, "C0OKAPPROVE", msg["thread_ts"], 3)[-1]
+    assert "Invoice INV-7 payment approved by bob." in _texts(result)
+
+
+# -- who may read an answer in a channel (issue 17) ------------------------------------------------
+
+
+def _channel_text(bot: Bot, channel: str) -> str:
+    return "\n".join(_texts(m) for (c, _), m in bot.slack.messages.items() if c == channel)
+
+
+def test_an_answer_a_guest_may_not_read_goes_to_the_asker_alone(bot: Bot) -> None:
+    ev = mention("U0ALICE", "What is the hotel limit in London?", channel="C0SHARED", ts=_ts())
+    bot.post_event(ev)
+    assert bot.outcomes.wait(f"C0SHARED:{ev['ts']}", 1) == ["private"]
+    (note,) = bot.slack.thread("C0SHARED", ev["ts"])
+    assert "I sent <@U0ALICE> the answer privately" in note["text"]
+    channel = _channel_text(bot, "C0SHARED")
+    assert "250 EUR" not in channel and "Travel" not in channel and "JE-1001" not in channel
+    dm = bot.slack.direct_messages("U0ALICE")[-1]
+    assert "capped at 250 EUR" in _texts(dm) and "JE-1001" in _texts(dm)
+    opened = [c for c in bot.slack.calls_of("conversations.open") if c.args.get("users") == "U0ALICE"]
+    assert opened and opened[-1].response["ok"]
+
+
+def test_an_answer_every_member_may_read_stays_in_the_channel(bot: Bot) -> None:
+    ev = mention("U0ALICE", "hotel limit?", channel="C0PEERS", ts=_ts())  # fred reads policy and ledger
+    bot.post_event(ev)
+    assert bot.outcomes.wait(f"C0PEERS:{ev['ts']}", 1) == ["answered"]
+    assert "capped at 250 EUR" in _texts(bot.answer_in("C0PEERS", ev["ts"]))
+
+
+def test_a_member_without_the_policy_group_keeps_the_answer_out_of_the_channel(bot: Bot) -> None:
+    ev = mention("U0ALICE", "hotel limit?", channel="C0MIXED", ts=_ts())  # nina: no group at all
+    bot.post_event(ev)
+    assert bot.outcomes.wait(f"C0MIXED:{ev['ts']}", 1) == ["private"]
+    assert "250 EUR" not in _texts(bot.answer_in("C0MIXED", ev["ts"]))
+
+
+def test_every_page_of_members_is_checked(bot: Bot) -> None:
+    ev = mention("U0ALICE", "hotel limit?", channel="C0CROWD", ts=_ts())
+    bot.post_event(ev)
+    assert bot.outcomes.wait(f"C0CROWD:{ev['ts']}", 1) == ["private"]
+    pages = [c for c in bot.slack.calls_of("conversations.members") if c.args.get("channel") == "C0CROWD"]
+    assert len(pages) == 3 and "250 EUR" not in _channel_text(bot, "C0CROWD")
+
+
+def test_a_channel_whose_members_cannot_be_listed_gets_no_sources(bot: Bot) -> None:
+    ev = mention("U0ALICE", "hotel limit?", channel="C0UNLISTED", ts=_ts())  # channel_not_found
+    bot.post_event(ev)
+    assert bot.outcomes.wait(f"C0UNLISTED:{ev['ts']}", 1) == ["private"]
+    assert "250 EUR" not in _channel_text(bot, "C0UNLISTED")
 
 
 def test_forged_button_clicks_are_rejected(bot: Bot) -> None:

@@ -387,6 +387,7 @@ def auto_renewal(ps: list[Passage]) -> Reading:
 _NOTICE_CONTEXT = re.compile(
     r"renew|non-renewal|expir|end\s+of\s+(?:the|then|such|any)|not\s+to\s+(?:extend|continue)|verlänger|renouvel", re.I
 )
+_DEADLINE = re.compile(r"(?:prior\s+to|before)\s+(?:the\s+)?(?:expir|end\s+of|renewal|automatic\s+renewal)", re.I)
 _BREACH = re.compile(r"breach|default|cure|insolven|bankrupt|fails?\s+to|failure", re.I)
 
 
@@ -397,9 +398,9 @@ def notice_period(ps: list[Passage]) -> Reading:
     r = Reading("notice_period")
     for p in ps:
         labelled = bool(p.label) and bool(_NOTICE.search(p.label))
-        if not (
-            labelled or (_NOTICE.search(p.text) and re.search(r"terminat|renew|expir|kündig|résili", p.text, re.I))
-        ):
+        deadline = _DEADLINE.search(p.text)  # "unless terminated within sixty (60) days prior to the expiration"
+        about_end = re.search(r"terminat|renew|expir|kündig|résili", p.text, re.I)
+        if not (labelled or ((_NOTICE.search(p.text) or deadline) and about_end)):
             continue
         context = _NOTICE_CONTEXT.search(p.text) or (labelled and _NOTICE_CONTEXT.search(p.label))
         if context:

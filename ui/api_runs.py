@@ -2,7 +2,9 @@
 
 Access: a user reads and streams their own runs; members of the ``auditor`` group read anyone's
 (issue 7); an approval is decided by the run's owner or an approver principal
-(``SOVRA_APPROVER_GROUPS``), and its pending request is visible to those and to auditors.
+(``SOVRA_APPROVER_GROUPS``), and its pending request is visible to those and to auditors. An
+approver who is neither owner nor auditor gets the resumed run's answer only when they may read
+every source it quotes; otherwise its status and next pending action alone (issue 17).
 """
 
 from __future__ import annotations
@@ -307,7 +309,11 @@ async def decide_approval(run_id: str, decision: ApprovalDecision, user: Current
         )
     except ApprovalError as exc:  # decided by someone else meanwhile
         raise ApiError(409, exc.message, exc.hint) from exc
-    return answer_body(answer)
+    from sovra.ui.answer_access import may_see_answer, withheld_body
+
+    if await run_locked(request, lambda r: may_see_answer(r, user, answer)):
+        return answer_body(answer)
+    return withheld_body(answer)
 
 
 @router.post("/runs/{run_id}/cancel", status_code=202)

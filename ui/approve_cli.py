@@ -12,6 +12,7 @@ from rich.console import Console
 from sovra.config import Settings
 from sovra.errors import InputError
 from sovra.runtime import Answer, Runtime
+from sovra.ui.answer_access import WITHHELD, may_see_answer, withheld_body
 
 out = Console(highlight=False, soft_wrap=True)
 
@@ -55,9 +56,18 @@ def approve_command(
             verdict = "Refusing" if reject else "Approving"
             out.print(f"{verdict}: {approval.description}", markup=False)
         answer = runtime.resume(run_id, user, approved=not reject, reason=reason, interface="cli")
+        # An approver sees the owner's answer only when they may read every source it quotes.
+        shown = may_see_answer(runtime, runtime.services.directory.get(user), answer)
     finally:
         runtime.close()
-    _print(answer, as_json)
+    if shown:
+        _print(answer, as_json)
+    elif as_json:
+        out.print_json(json.dumps(withheld_body(answer)))
+    else:
+        out.print(f"Decided; the run is now {answer.status}. {WITHHELD}", markup=False)
+        if answer.approval is not None:
+            out.print(f"It waits again: {answer.approval.description} (sovra approve {run_id} --as ...)", markup=False)
 
 
 @runs_app.command("pending")

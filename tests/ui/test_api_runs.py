@@ -9,7 +9,7 @@ from collections.abc import Iterator
 
 import httpx
 import pytest
-from fakes.chat_agent import CitedAgent, serve_asgi
+from fakes.chat_agent import CitedAgent, index_cited_document, serve_asgi
 
 from sovra.config import Settings
 from sovra.evals.bench_api import EchoAgent
@@ -21,6 +21,7 @@ USERS = {
     "bob": {"name": "Bob Schneider", "groups": ["employees", "finance"]},
     "erin": {"name": "Erin Auditor", "groups": ["employees", "auditor"]},
     "paula": {"name": "Paula Approver", "groups": ["employees", "approvers"]},
+    "fiona": {"name": "Fiona Finance-Approver", "groups": ["employees", "finance", "approvers"]},
     "nogroups": {"name": "No Groups", "groups": []},
 }
 TOKENS = {f"{u}-token-0123456789abcdef": u for u in USERS}
@@ -45,6 +46,7 @@ def api(tmp_path_factory) -> Iterator[httpx.Client]:
     gated = CitedAgent(gate=GATE)
     gated.name = "gated"
     agents = {"echo": EchoAgent, "chat-test": CitedAgent, "gated": lambda: gated}  # keyed by agent.name
+    index_cited_document(Settings(data_dir=data))  # the policy the chat-test agent cites: employees only
     app = create_app(Settings(data_dir=data), tokens=TOKENS, agents=agents, runtime_factory=SpyRuntime)
     with serve_asgi(app) as url, httpx.Client(base_url=url, timeout=60) as client:
         yield client
@@ -146,7 +148,13 @@ def test_an_approver_approves_and_the_run_finishes(api, paused):
     assert_error(api.post(f"/v1/runs/{run_id}/approval", json={"approved": True}, headers=H["erin"]), 403, "may not")
     r = api.post(f"/v1/runs/{run_id}/approval", json={"approved": True, "reason": "ok"}, headers=H["paula"])
     assert r.status_code == 200, r.text
-    assert r.json()["answer"] == "Invoice INV-7 payment approved by paula." and r.json()["status"] == "answered"
+    # Paula may decide but may not read the ledger the answer quotes: she learns the run finished,
+    # not what it says (issue 17). Alice, the owner, reads it in her run.
+    body = r.json()
+    assert body["status"] == "answered" and body["withheld"] is True, body
+    assert body["answer"] is None and body["citations"] == [] and body["evidence"] == []
+    assert "approved by paula" not in r.text and "JE-1001" not in r.text and "250 EUR" not in r.text
+    assert "Invoice INV-7 payment approved by paula." in api.get(f"/v1/runs/{run_id}/audit", headers=H["alice"]).text
     # Decided: a second decision conflicts; the approval is gone; the decision is on the record.
     again = api.post(f"/v1/runs/{run_id}/approval", json={"approved": False, "reason": "no"}, headers=H["alice"])
     assert_error(again, 409, "not waiting for approval")
@@ -154,6 +162,22 @@ def test_an_approver_approves_and_the_run_finishes(api, paused):
     audit = api.get(f"/v1/runs/{run_id}/audit", headers=H["erin"]).json()
     decision = next(s for s in audit["steps"] if s["kind"] == "approval.decision")
     assert decision["data"]["approver"] == "paula" and decision["data"]["approved"] is True
+
+
+def test_an_approver_who_may_read_every_source_sees_the_answer(api, paused):
+    r = api.post(f"/v1/runs/{paused['run_id']}/approval", json={"approved": True}, headers=H["fiona"])
+    assert r.status_code == 200, r.text
+    body = r.json()
+    assert body["answer"] == "Invoice INV-7 payment approved by fiona." and "withheld" not in body
+    assert [c["kind"] for c in body["citations"]] == ["document", "ledger"]
+
+
+def test_an_approver_sees_the_pending_action_they_decide_on(api, paused):
+    r = api.get(f"/v1/runs/{paused['run_id']}/approval", headers=H["paula"])
+    assert r.status_code == 200
+    approval = r.json()["approval"]
+    assert approval["tool"] == "pay_invoice" and approval["args"] == {"invoice": "INV-7", "amount_eur": 1200}
+    assert api.get(f"/v1/runs/{paused['run_id']}", headers=H["paula"]).status_code == 403  # not the run itself
 
 
 def test_a_refusal_needs_a_reason(api, paused):

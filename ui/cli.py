@@ -173,6 +173,17 @@ def _error_line(exc: BaseException) -> str:
     return f"error: {type(exc).__name__}: {exc}"
 
 
+def usage_error(exc: Exception) -> None:
+    message = exc.format_message() if hasattr(exc, "format_message") else str(exc)
+    ctx = getattr(exc, "ctx", None)
+    line = " ".join(str(message).split())
+    if not line and ctx is not None:  # a group called with no command (no_args_is_help): its help
+        out.print(ctx.get_help(), markup=False, highlight=False)
+        return
+    where = getattr(ctx, "command_path", None) or "sovra"
+    err.print(f"error: {line}\n  hint: see `{where} --help`", markup=False)
+
+
 def main(argv: list[str] | None = None) -> int:
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     try:
@@ -190,10 +201,13 @@ def main(argv: list[str] | None = None) -> int:
     except Exception as exc:
         import click
 
-        if isinstance(exc, click.exceptions.ClickException):
-            exc.show()
-            sys.exit(exc.exit_code)
-        if isinstance(exc, click.exceptions.Abort):
+        # A usage error (unknown option or command, missing or bad argument): one line and the
+        # command's --help, exit 2. Typer >= 0.2x raises its own vendored click's exceptions, all
+        # TyperException; plain click's are caught too for commands built on click directly.
+        if isinstance(exc, (click.exceptions.ClickException, typer.TyperException)):
+            usage_error(exc)
+            sys.exit(getattr(exc, "exit_code", 2))
+        if isinstance(exc, (click.exceptions.Abort, typer.Abort)):
             sys.exit(1)
         if os.environ.get("SOVRA_DEBUG"):
             raise

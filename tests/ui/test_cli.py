@@ -73,6 +73,28 @@ def test_user_mistakes_are_one_line_errors(data_dir, tmp_path):
     assert_one_line_error(run(data_dir, "audit", "show", "0" * 32), 2, "no run")
 
 
+@pytest.mark.parametrize(
+    ("args", "text"),
+    [
+        (("ask", "--user", "alice", "hi"), "No such option: --user"),  # issue 17: was "a bug in Sovra"
+        (("approve",), "Missing argument"),
+        (("nosuch",), "No such command 'nosuch'"),
+        (("ask", "hi", "--as"), "requires an argument"),
+        (("runs", "pending", "--limit", "many"), "--limit"),
+        (("audit", "show", "--bogus"), "No such option: --bogus"),
+    ],
+)
+def test_usage_errors_are_one_line_not_a_bug(tmp_path, args, text):
+    p = run(tmp_path, *args)
+    assert_one_line_error(p, 2, text)
+    assert "bug in Sovra" not in p.stderr and "--help" in p.stderr
+
+
+def test_a_command_group_without_a_command_shows_its_help(tmp_path):
+    p = run(tmp_path, "runs")
+    assert "Usage:" in p.stdout and "pending" in p.stdout and "bug in Sovra" not in p.stderr
+
+
 def test_missing_index_is_explained(tmp_path, data_dir):
     shutil.copy(data_dir / "users.json", tmp_path / "users.json")
     assert_one_line_error(run(tmp_path, "ask", "hi", "--as", "alice"), 1, "no index")

@@ -152,3 +152,46 @@ def test_the_cli_says_who_may_read_files_without_a_sidecar(tmp_path, monkeypatch
     assert "readable by: group:legal" in res.output
     sources = json.loads((tmp_path / "data" / "sources.json").read_text())
     assert sources["contracts"]["default_acl"] == ["group:legal"]
+
+
+def test_a_document_longer_than_the_reader_is_flagged_and_blocks_the_all_clear(real, monkeypatch):
+    import sovra.tools.contract_docs as contract_docs
+
+    rt, _, _ = real
+    monkeypatch.setattr(contract_docs, "_MAX_CHUNKS_PER_DOC", 5)  # the 14-page Martin contract is "too long"
+    a = rt.ask(get_agent("contracts"), MARTIN_Q, "lena")
+    assert "No inconsistency found" not in a.text, a.text
+    assert "longer than the reader's limit" in a.text and "not compared" in a.text
+
+
+@pytest.mark.slow
+def test_a_300_page_agreement_gets_an_answer_not_a_traceback(tmp_path):
+    """A long real-world filing: 300 PDF pages of clauses around a real contract's opening."""
+    text = (CUAD / "WaterNowInc_20191120_10-Q_EX-10.12_11900227_EX-10.12_Distributor_Agreement.txt").read_text()
+    pdf = FPDF()
+    pdf.set_auto_page_break(auto=True, margin=15)
+    pdf.add_page()
+    pdf.set_font("Helvetica", size=9)
+    body = text.encode("latin-1", "replace").decode("latin-1")
+    while pdf.page_no() < 300:
+        pdf.multi_cell(0, 4, body[:20000], new_x="LMARGIN", new_y="NEXT")
+    folder = tmp_path / "contracts"
+    folder.mkdir()
+    pdf.output(str(folder / "Water_Now_Distributor_Agreement_with_schedules.pdf"))
+    shutil.copy(
+        CUAD / "WaterNowInc_20191120_10-Q_EX-10.12_11900227_EX-10.12_Distributor_Agreement.term-sheet.md", folder
+    )
+    data = tmp_path / "data"
+    data.mkdir()
+    (data / "users.json").write_text(json.dumps({"lena": {"name": "Lena", "groups": ["legal"]}}))
+    settings = make_settings(data)
+    report = run_ingest(settings, path=folder, default_acl=["group:legal"])
+    assert not report.failed, report.failed
+    rt = Runtime(settings)
+    try:
+        a = rt.ask(get_agent("contracts"), WATERNOW_Q, "lena")
+    finally:
+        rt.close()
+    assert a.status in ("answered", "not_found"), a.text
+    assert "No inconsistency found" not in a.text  # the sheet's renewal term differs from the contract's
+    assert "Renewal term" in a.text

@@ -8,6 +8,12 @@ when the run ends, as a reply to the user's message (``POST {serviceUrl}/v3/conv
 activities/{activityId}``) carrying an Adaptive Card: the answer, numbered sources with links and
 pages, the audit run id, and Approve/Reject actions when the run waits for a human decision.
 
+Outside a personal chat (a group chat or a channel) an answer is posted in the conversation only when
+every other member of its roster (``GET /v3/conversations/{id}/pagedmembers``, all pages, guests
+included) maps to a Sovra user who may read every source it quotes; otherwise it goes to the asker
+in a personal chat the bot opens (``POST /v3/conversations``) and the conversation gets a short note
+(issue 17). An approval's resumed answer follows the same rule for the run's owner.
+
 A redelivered activity (same conversation and activity id) is answered once: see
 ``bot_common.EventDedup``. The Teams user is ``from.aadObjectId`` (else ``from.id``), mapped to a
 Sovra user by ``chat-identities.json`` (``"teams"`` section).
@@ -21,7 +27,9 @@ import logging
 from collections.abc import AsyncIterator, Callable, Coroutine
 from contextlib import asynccontextmanager
 from typing import Any
+from urllib.parse import quote
 
+import httpx
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse, Response
 from microsoft_agents.activity import (
@@ -41,6 +49,8 @@ from sovra.errors import ConfigError
 from sovra.identity import User
 from sovra.ui.bot_common import (
     MAX_CHAT_CHARS,
+    PRIVATE_NOTE,
+    WITHHELD_NOTE,
     ChatService,
     answer_parts,
     error_text,
@@ -68,6 +78,8 @@ log = logging.getLogger(__name__)
 
 PLATFORM = "teams"
 MAX_ACTIVITY_BYTES = 256 * 1024
+CONNECTOR_SCOPES = ["https://api.botframework.com/.default"]
+ROSTER_PAGE = 500  # the connector's largest page
 INVOKE_WAIT_S = 5.0  # an Action.Execute must be answered within Teams' invoke timeout
 
 
@@ -80,10 +92,11 @@ def card_activity(content: dict[str, Any], summary: str) -> Activity:
 
 
 class TeamsBot(ActivityHandler):
-    def __init__(self, service: ChatService, adapter: CloudAdapter, app_id: str) -> None:
+    def __init__(self, service: ChatService, adapter: CloudAdapter, app_id: str, provider: Any = None) -> None:
         self.service = service
         self.adapter = adapter
         self.app_id = app_id
+        self.provider = provider  # tokens for the Bot Connector REST calls (roster, new chats)
         self._tasks: set[asyncio.Task[Any]] = set()
         # Called with (activity key, outcome) when a message was handled: logs, metrics, tests.
         self.on_done: Callable[[str, str], None] | None = None
@@ -145,6 +158,11 @@ class TeamsBot(ActivityHandler):
             answer = await asyncio.to_thread(self.service.ask, user, question)
             parts = answer_parts(answer)
             content, summary = answer_card(parts), parts.text
+            asker = ref.user.id if ref.user is not None else ""
+            if not await self.shareable(ref, answer, owner=user, viewers=[]):
+                sent = await self.send_private(ref, asker, card_activity(content, summary))
+                note = (PRIVATE_NOTE if sent else WITHHELD_NOTE).format(who=user.name, run_id=answer.run_id)
+                content, summary, outcome = notice_card(note, answer.run_id), note, "private" if sent else "withheld"
         except Exception as exc:
             log_failure("answering a Teams message failed", exc)
             content, summary, outcome = notice_card(error_text(exc)), error_text(exc), "failed"
@@ -154,6 +172,95 @@ class TeamsBot(ActivityHandler):
             log.exception("could not deliver the answer to Teams")
             outcome = "undelivered"
         self._done(key, outcome)
+
+    # -- who may read an answer ----------------------------------------------------------------
+
+    async def _connector(self, method: str, ref: ConversationReference, path: str, **kw: Any) -> Any:
+        if self.provider is None:
+            raise RuntimeError("no token provider for the Bot Connector")
+        token = await self.provider.get_access_token("https://api.botframework.com", CONNECTOR_SCOPES)
+        url = (ref.service_url or "").rstrip("/") + path
+        async with httpx.AsyncClient(timeout=30) as http:
+            resp = await http.request(method, url, headers={"Authorization": f"Bearer {token}"}, **kw)
+        resp.raise_for_status()
+        return resp.json()
+
+    async def roster(self, ref: ConversationReference) -> list[dict[str, Any]]:
+        """Every member of the conversation (TeamsChannelAccount objects), all pages."""
+        conv = quote(ref.conversation.id, safe="")
+        members: list[dict[str, Any]] = []
+        token: str | None = None
+        while True:
+            params: dict[str, Any] = {"pageSize": ROSTER_PAGE} | ({"continuationToken": token} if token else {})
+            page = await self._connector("GET", ref, f"/v3/conversations/{conv}/pagedmembers", params=params)
+            members += page.get("members") or []
+            token = page.get("continuationToken")
+            if not token:
+                return members
+
+    def member_user(self, m: dict[str, Any]) -> User | None:
+        """The Sovra user of a roster member: by Entra object id, account id, then email/UPN."""
+        for key in (m.get("aadObjectId"), m.get("id")):
+            if key and (user := self.service.user(PLATFORM, str(key))) is not None:
+                return user
+        email = m.get("email") or m.get("userPrincipalName")
+        return self.service.user(PLATFORM, str(m.get("id") or ""), email=email) if email else None
+
+    async def shareable(self, ref: ConversationReference, answer: Any, owner: User, viewers: list[User]) -> bool:
+        """May ``answer`` (``owner``'s) be shown in this conversation? A personal chat holds the
+        clicking ``viewers`` besides the owner; a group chat or channel its whole roster, each of
+        whom but the owner must be allowed to read every source. A roster that cannot be read: no."""
+        if not (answer.citations or answer.evidence):
+            return True
+        if (ref.conversation.conversation_type or "personal") == "personal":
+            readers: list[User | None] = [v for v in viewers if v.id != owner.id]
+        else:
+            try:
+                members = await self.roster(ref)
+            except Exception as exc:
+                log.warning("reading the roster of %s failed (answer kept private): %s", ref.conversation.id, exc)
+                return False
+            readers = [u for u in (self.member_user(m) for m in members) if u is None or u.id != owner.id]
+        if not readers:
+            return True
+        return await asyncio.to_thread(self.service.everyone_may_read, readers, answer)
+
+    async def send_private(self, ref: ConversationReference, member_id: str, activity: Activity) -> bool:
+        """Open (or reuse) the personal chat with ``member_id`` and post ``activity`` there."""
+        if not member_id:
+            return False
+        tenant = ref.conversation.tenant_id
+        try:
+            conv = await self._connector(
+                "POST",
+                ref,
+                "/v3/conversations",
+                json={
+                    "isGroup": False,
+                    "bot": {"id": ref.agent.id if ref.agent else self.app_id},
+                    "members": [{"id": member_id}],
+                    "tenantId": tenant,
+                    "channelData": {"tenant": {"id": tenant}},
+                },
+            )
+            body = activity.model_dump(mode="json", by_alias=True, exclude_none=True)
+            await self._connector("POST", ref, f"/v3/conversations/{quote(conv['id'], safe='')}/activities", json=body)
+        except Exception as exc:
+            log.warning("could not open a personal chat with %s: %s", member_id, exc)
+            return False
+        return True
+
+    async def owner_account(self, ref: ConversationReference, owner: User) -> str:
+        """The run owner's account id: from this conversation's roster, else a ``29:`` id mapped."""
+        try:
+            members = await self.roster(ref)
+        except Exception:
+            members = []
+        for m in members:
+            if (u := self.member_user(m)) is not None and u.id == owner.id:
+                return str(m.get("id") or "")
+        account = self.service.identities.account_of(PLATFORM, owner.id) or ""
+        return account if account.startswith(("29:", "8:")) else ""
 
     async def reply(self, ref: ConversationReference, reply_to: str, activity: Activity) -> None:
         """Send ``activity`` as a reply to message ``reply_to``, after the turn has ended."""
@@ -196,19 +303,25 @@ class TeamsBot(ActivityHandler):
                 return card(body)
             return card(body + approval_body(pending), approval_actions(run_id))  # still waiting: keep buttons
         ref = a.get_conversation_reference()
-        self._spawn(self._after_decision(task, ref, a.reply_to_id or a.id or "", run_id))
+        self._spawn(self._after_decision(task, ref, a.reply_to_id or a.id or "", run_id, approver))
         verdict = "Approved" if approved else "Rejected"
         why = f": {reason}" if reason else ""
         return notice_card(f"{verdict} by {approver.name}{why}. The run continues; its answer follows.", run_id)
 
     async def _after_decision(
-        self, task: asyncio.Future[Any], ref: ConversationReference, reply_to: str, run_id: str
+        self, task: asyncio.Future[Any], ref: ConversationReference, reply_to: str, run_id: str, approver: User
     ) -> None:
         try:
             answer = await task
             parts = answer_parts(answer)
             activity = card_activity(answer_card(parts), parts.text)
             outcome = "answered"
+            # The resumed answer is the owner's: here only if everyone else here may read it.
+            owner = await asyncio.to_thread(self.service.runtime.services.directory.get, answer.user)
+            if not await self.shareable(ref, answer, owner=owner, viewers=[approver]):
+                sent = await self.send_private(ref, await self.owner_account(ref, owner), activity)
+                note = (PRIVATE_NOTE if sent else WITHHELD_NOTE).format(who=owner.name, run_id=answer.run_id)
+                activity, outcome = card_activity(notice_card(note, run_id), note), "private" if sent else "withheld"
         except Exception as exc:
             log_failure(f"resuming run {run_id} failed", exc)
             activity, outcome = card_activity(notice_card(error_text(exc), run_id), error_text(exc)), "failed"
@@ -260,7 +373,7 @@ def create_app(settings: Settings | None = None, *, service: ChatService | None 
 
     adapter.on_turn_error = on_turn_error
     service = service or ChatService(settings, interface="teams")
-    bot = TeamsBot(service, adapter, settings.teams_app_id)
+    bot = TeamsBot(service, adapter, settings.teams_app_id, provider)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:

@@ -11,8 +11,10 @@ One stdlib HTTP server on 127.0.0.1 plays three documented roles:
 * **Entra token endpoint** (outgoing tokens): ``POST /{tenant}/oauth2/v2.0/token`` with the OAuth 2.0
   client-credentials form; wrong credentials answer 401 ``invalid_client`` (AADSTS7000215).
 * **Bot Connector REST API** at the activity's ``serviceUrl``: ``POST /v3/conversations/{id}/
-  activities/{activityId}`` (reply), ``POST /v3/conversations/{id}/activities`` (send) and ``PUT
-  /v3/conversations/{id}/activities/{activityId}`` (update), each answering ``{"id": ...}`` and 401
+  activities/{activityId}`` (reply), ``POST /v3/conversations/{id}/activities`` (send), ``PUT
+  /v3/conversations/{id}/activities/{activityId}`` (update), ``GET /v3/conversations/{id}/
+  pagedmembers`` (the roster, ``rosters``; guests carry ``userRole: "guest"``) and ``POST
+  /v3/conversations`` (open a 1:1 chat with a member), each answering its documented shape and 401
   ``{"error": {"code": "Unauthorized", ...}}`` without the token the endpoint above issued.
 """
 
@@ -67,6 +69,9 @@ class FakeBotFramework:
         self.token_requests: list[dict[str, str]] = []
         self.posted: list[Posted] = []
         self.rejected: list[tuple[str, int]] = []
+        self.rosters: dict[str, list[dict[str, Any]]] = {}  # conversation id -> TeamsChannelAccount
+        self.created: list[dict[str, Any]] = []  # conversations the bot created (request bodies)
+        self.roster_reads: list[tuple[str, str | None]] = []  # (conversation, continuationToken)
         self._cond = threading.Condition()
         self._ids = itertools.count(1)
         fake = self
@@ -87,13 +92,31 @@ class FakeBotFramework:
                 return self.rfile.read(int(self.headers.get("Content-Length") or 0))
 
             def do_GET(self) -> None:
-                path = urlparse(self.path).path
+                url = urlparse(self.path)
+                path = url.path
                 if path == "/v1/.well-known/openidconfiguration":
                     self._send(200, fake.metadata())
                 elif path == "/v1/.well-known/keys":
                     self._send(200, fake.jwks())
+                elif path.endswith("/pagedmembers") and "/v3/conversations/" in path:
+                    if not self._authorized(path):
+                        return
+                    conv = unquote(path.split("/v3/conversations/", 1)[1].rsplit("/", 1)[0])
+                    query = {k: v[0] for k, v in parse_qs(url.query).items()}
+                    status, body = fake._paged_members(conv, query)
+                    self._send(status, body)
                 else:
                     self._send(404, {"error": {"code": "NotFound", "message": path}})
+
+            def _authorized(self, path: str) -> bool:
+                auth = self.headers.get("Authorization", "")
+                if auth.startswith("Bearer ") and auth[7:] in fake.issued:
+                    return True
+                with fake._cond:
+                    fake.rejected.append((path, 401))
+                    fake._cond.notify_all()
+                self._send(401, {"error": {"code": "Unauthorized", "message": "Authorization has been denied"}})
+                return False
 
             def do_POST(self) -> None:
                 path = urlparse(self.path).path
@@ -111,6 +134,12 @@ class FakeBotFramework:
                 parts = path.strip("/").split("/")
                 # A serviceUrl has a path of its own (https://smba.trafficmanager.net/emea/).
                 parts = parts[parts.index("v3") :] if "v3" in parts else parts
+                if method == "POST" and parts == ["v3", "conversations"]:  # create a conversation
+                    if not self._authorized(path):
+                        return
+                    status, created = fake._create_conversation(json.loads(self._body() or b"{}"))
+                    self._send(status, created)
+                    return
                 if len(parts) < 4 or parts[:2] != ["v3", "conversations"] or parts[3] != "activities":
                     self._send(404, {"error": {"code": "NotFound", "message": path}})
                     return
@@ -185,6 +214,38 @@ class FakeBotFramework:
         self.issued.add(token)
         return 200, {"token_type": "Bearer", "expires_in": 3599, "ext_expires_in": 3599, "access_token": token}
 
+    # -- conversations ---------------------------------------------------------------------------
+
+    def _paged_members(self, conv: str, query: dict[str, str]) -> tuple[int, dict[str, Any]]:
+        """``GET /v3/conversations/{id}/pagedmembers``: ``{"members": [...], "continuationToken"}``
+        (absent on the last page); ``pageSize`` below 50 is raised to 50, as Teams does."""
+        self.roster_reads.append((conv, query.get("continuationToken")))
+        members = self.rosters.get(conv)
+        if members is None:
+            return 404, {"error": {"code": "ConversationNotFound", "message": "Conversation not found."}}
+        size = min(max(int(query.get("pageSize") or 200), 50), 500)
+        start = int(query.get("continuationToken") or 0)  # opaque to the bot; an offset here
+        body: dict[str, Any] = {"members": members[start : start + size]}
+        if start + size < len(members):
+            body["continuationToken"] = str(start + size)
+        return 200, body
+
+    def _create_conversation(self, body: dict[str, Any]) -> tuple[int, dict[str, Any]]:
+        """``POST /v3/conversations`` (ConversationParameters) -> ConversationResourceResponse. A 1:1
+        with one member is the member's personal chat with the bot: the same id every time."""
+        members = body.get("members") or []
+        if body.get("isGroup") or len(members) != 1 or not members[0].get("id"):
+            return 400, {"error": {"code": "BadArgument", "message": "Only 1:1 conversations can be created."}}
+        if not (body.get("tenantId") or (body.get("channelData") or {}).get("tenant", {}).get("id")):
+            return 400, {"error": {"code": "BadArgument", "message": "Tenant id is required."}}
+        with self._cond:
+            self.created.append(body)
+        return 201, {"id": f"a:personal-{members[0]['id']}", "serviceUrl": self.service_url, "activityId": ""}
+
+    def personal_chat(self, account_id: str) -> list[Posted]:
+        """What the bot posted in its personal chat with ``account_id`` (a ``29:`` id)."""
+        return [p for p in self.posted if p.conversation_id == f"a:personal-{account_id}"]
+
     # -- tokens for incoming requests ------------------------------------------------------------
 
     def claims(self, service_url: str | None = None, **overrides: Any) -> dict[str, Any]:
@@ -229,8 +290,13 @@ _activity_ids = itertools.count(1)
 BOT_ACCOUNT = "28:sovra-bot"
 
 
-def _base(fake: FakeBotFramework, sender: dict[str, Any], conversation_id: str) -> dict[str, Any]:
+def _base(
+    fake: FakeBotFramework, sender: dict[str, Any], conversation_id: str, conversation_type: str = "personal"
+) -> dict[str, Any]:
     now = datetime.now(UTC).isoformat().replace("+00:00", "Z")
+    conversation = {"conversationType": conversation_type, "tenantId": TENANT_ID, "id": conversation_id}
+    if conversation_type != "personal":
+        conversation["isGroup"] = True
     return {
         "id": f"17{int(time.time()):010d}{next(_activity_ids):04d}",
         "timestamp": now,
@@ -238,7 +304,7 @@ def _base(fake: FakeBotFramework, sender: dict[str, Any], conversation_id: str) 
         "serviceUrl": fake.service_url,
         "channelId": "msteams",
         "from": sender,
-        "conversation": {"conversationType": "personal", "tenantId": TENANT_ID, "id": conversation_id},
+        "conversation": conversation,
         "recipient": {"id": BOT_ACCOUNT, "name": "Sovra"},
         "locale": "en-US",
         "channelData": {"tenant": {"id": TENANT_ID}},
@@ -249,9 +315,24 @@ def person(aad_object_id: str, name: str = "Test User") -> dict[str, Any]:
     return {"id": f"29:1{aad_object_id}", "name": name, "aadObjectId": aad_object_id}
 
 
-def message(fake: FakeBotFramework, sender: dict[str, Any], text: str, conversation_id: str) -> dict[str, Any]:
-    """A user's message that @mentions the bot (``<at>Sovra</at>`` plus a mention entity)."""
-    a = _base(fake, sender, conversation_id)
+def member(aad_object_id: str, name: str = "Test User", email: str | None = None, role: str = "user") -> dict[str, Any]:
+    """A roster entry as ``pagedmembers`` returns it (TeamsChannelAccount); ``role`` "guest" for a
+    guest account."""
+    email = email or f"{aad_object_id}@nordbank.example"
+    return person(aad_object_id, name) | {
+        "email": email,
+        "userPrincipalName": email if role != "guest" else email.replace("@", "_") + "#EXT#@nordbank.onmicrosoft.com",
+        "userRole": role,
+        "tenantId": TENANT_ID,
+    }
+
+
+def message(
+    fake: FakeBotFramework, sender: dict[str, Any], text: str, conversation_id: str, conversation_type: str = "personal"
+) -> dict[str, Any]:
+    """A user's message that @mentions the bot (``<at>Sovra</at>`` plus a mention entity), in a
+    ``personal``, ``groupChat`` or ``channel`` conversation."""
+    a = _base(fake, sender, conversation_id, conversation_type)
     a |= {
         "type": "message",
         "textFormat": "plain",

@@ -18,8 +18,8 @@ from typing import Any
 import httpx
 import jwt
 import pytest
-from fakes.chat_agent import DOC_URL, CitedAgent, Outcomes, serve_asgi
-from fakes.teams_connector import FakeBotFramework, Posted, card_action, message, person
+from fakes.chat_agent import DOC_URL, CitedAgent, Outcomes, index_cited_document, serve_asgi
+from fakes.teams_connector import FakeBotFramework, Posted, card_action, member, message, person
 
 from sovra.config import Settings
 from sovra.errors import SovraError
@@ -34,9 +34,21 @@ USERS = {
     "bob": {"name": "Bob Schneider", "groups": ["employees", "finance"]},
     "mona": {"name": "Mona Manager", "groups": ["employees", "approvers"]},
     "nina": {"name": "Nina Newcomer", "groups": []},
+    "fred": {"name": "Fred Finance", "groups": ["employees", "finance"]},
 }
-IDENTITIES = {"teams": {"aad-alice": "alice", "aad-bob": "bob", "aad-mona": "mona", "aad-nina": "nina"}}
+IDENTITIES = {
+    "teams": {"aad-alice": "alice", "aad-bob": "bob", "aad-mona": "mona", "aad-nina": "nina", "aad-fred": "fred"},
+}
 ALICE, BOB, MONA, NINA = (person(f"aad-{u}", USERS[u]["name"]) for u in ("alice", "bob", "mona", "nina"))
+M = {u: member(f"aad-{u}", USERS[u]["name"]) for u in USERS}
+GUEST = member("aad-guest", "Gus Guest", email="gus@partner.example", role="guest")
+ROSTERS = {
+    "19:shared@thread.v2": [M["alice"], GUEST],
+    "19:peers@thread.v2": [M["alice"], M["fred"]],
+    "19:approve@thread.v2": [M["bob"], M["mona"], M["alice"]],
+    "19:submit@thread.v2": [M["bob"], M["mona"]],
+    "19:crowd@thread.v2": [M["alice"], *[M["fred"]] * 1100, GUEST],  # three pages of 500, the guest last
+}
 
 
 class Teams:
@@ -67,6 +79,7 @@ def teams(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Teams]:
     (data / "users.json").write_text(json.dumps(USERS))
     (data / "chat-identities.json").write_text(json.dumps(IDENTITIES))
     fake = FakeBotFramework(APP_ID, APP_PASSWORD)
+    fake.rosters.update(ROSTERS)
     settings = Settings(
         data_dir=data,
         teams_app_id=APP_ID,
@@ -74,6 +87,7 @@ def teams(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Teams]:
         teams_openid_metadata_url=fake.metadata_url,
         teams_token_url=fake.token_url,
     )
+    index_cited_document(settings)  # the cited policy, readable by group:employees
     agent = CitedAgent()
     runtime = Runtime(settings, agents=agent.resolver)
     service = ChatService(settings, "teams", runtime=runtime, agent=agent)
@@ -231,7 +245,8 @@ def test_concurrent_messages_from_one_user_are_all_answered(teams: Teams) -> Non
 
 
 def _approval_card(teams: Teams, conversation: str) -> tuple[Posted, str]:
-    a = message(teams.fake, BOB, "please pay invoice INV-7", conversation)
+    kind = "groupChat" if conversation.startswith("19:") else "personal"
+    a = message(teams.fake, BOB, "please pay invoice INV-7", conversation, kind)
     teams.post(a)
     reply = teams.answer(a)
     card = _card(reply)
@@ -253,16 +268,23 @@ def _click(teams: Teams, who: dict[str, Any], conv: str, card_id: str, verb: str
 
 
 def test_an_approver_approves_from_the_card(teams: Teams) -> None:
-    reply, run_id = _approval_card(teams, "a:conv-approve")
+    conv = "19:approve@thread.v2"  # a group chat of bob, mona and alice
+    reply, run_id = _approval_card(teams, conv)
     card_id = reply.id
-    refused = _click(teams, ALICE, "a:conv-approve", card_id, "approve", run_id)
+    refused = _click(teams, ALICE, conv, card_id, "approve", run_id)
     assert "may not decide run" in _card_text(refused) and refused["actions"]  # buttons stay
     assert teams.runtime.pending_approval(run_id) is not None
-    decided = _click(teams, MONA, "a:conv-approve", card_id, "approve", run_id)
+    decided = _click(teams, MONA, conv, card_id, "approve", run_id)
     assert "Approved by Mona Manager" in _card_text(decided) and "actions" not in decided
-    teams.outcomes.wait(f"decision:{run_id}")
+    assert teams.outcomes.wait(f"decision:{run_id}") == ["private"]
+    # The answer quotes the ledger, which neither Mona nor Alice may read: the group chat gets a
+    # note, Bob (the owner) the answer in his personal chat with the bot (issue 17).
     [result] = teams.fake.replies_to(card_id)
-    assert "Invoice INV-7 payment approved by mona." in _card_text(_card(result))
+    assert "I sent Bob Schneider the answer privately" in _card_text(_card(result))
+    in_group = json.dumps([p.activity for p in teams.fake.posted if p.conversation_id == conv])
+    assert "approved by mona" not in in_group and "JE-1001" not in in_group
+    [private] = teams.fake.personal_chat(M["bob"]["id"])
+    assert "Invoice INV-7 payment approved by mona." in _card_text(_card(private))
     decision = next(r for r in teams.runtime.services.audit.records(run_id) if r.kind == "approval.decision")
     assert decision.data["approver"] == "mona" and decision.data["approved"] is True
 
@@ -297,9 +319,11 @@ def test_wrong_client_credentials_give_a_clear_error(tmp_path: Path) -> None:
 
 
 def test_older_clients_approve_with_action_submit(teams: Teams) -> None:
-    reply, run_id = _approval_card(teams, "a:conv-submit")
+    conv = "19:submit@thread.v2"
+    teams.fake.rosters[conv] = [M["bob"], M["fred"]]  # fred may read the policy and the ledger
+    reply, run_id = _approval_card(teams, conv)
     # Without Universal Actions the fallback Action.Submit arrives as a message carrying the data.
-    submit = message(teams.fake, MONA, "", "a:conv-submit") | {
+    submit = message(teams.fake, MONA, "", conv, "groupChat") | {
         "text": None,
         "entities": [],
         "replyToId": reply.id,
@@ -311,3 +335,50 @@ def test_older_clients_approve_with_action_submit(teams: Teams) -> None:
     assert "Approved by Mona Manager" in _card_text(_card(decided))
     [result] = teams.fake.replies_to(reply.id)
     assert "Invoice INV-7 payment approved by mona." in _card_text(_card(result))
+
+
+# -- who may read an answer in a group chat or channel (issue 17) ---------------------------------
+
+
+def _group_text(teams: Teams, conv: str) -> str:
+    return json.dumps([p.activity for p in teams.fake.posted if p.conversation_id == conv])
+
+
+def test_an_answer_a_guest_may_not_read_goes_to_the_asker_alone(teams: Teams) -> None:
+    conv = "19:shared@thread.v2"
+    a = message(teams.fake, ALICE, "What is the hotel limit in London?", conv, "channel")
+    assert teams.post(a).status_code == 202
+    assert teams.outcomes.wait(f"{conv}:{a['id']}") == ["private"]
+    note = teams.answer(a)
+    assert "I sent Alice Martin the answer privately" in _card_text(_card(note))
+    assert "250 EUR" not in _group_text(teams, conv) and "JE-1001" not in _group_text(teams, conv)
+    private = teams.fake.personal_chat(M["alice"]["id"])[-1]
+    assert "capped at 250 EUR" in _card_text(_card(private))
+    created = teams.fake.created[-1]
+    assert created["members"] == [{"id": M["alice"]["id"]}] and created["isGroup"] is False
+
+
+def test_an_answer_every_member_may_read_stays_in_the_group(teams: Teams) -> None:
+    conv = "19:peers@thread.v2"
+    a = message(teams.fake, ALICE, "hotel limit?", conv, "groupChat")
+    teams.post(a)
+    assert teams.outcomes.wait(f"{conv}:{a['id']}") == ["answered"]
+    assert "capped at 250 EUR" in _card_text(_card(teams.answer(a)))
+
+
+def test_every_page_of_the_roster_is_checked(teams: Teams) -> None:
+    conv = "19:crowd@thread.v2"
+    a = message(teams.fake, ALICE, "hotel limit?", conv, "channel")
+    teams.post(a)
+    assert teams.outcomes.wait(f"{conv}:{a['id']}") == ["private"]
+    assert "250 EUR" not in _group_text(teams, conv)
+    pages = [p for p in teams.fake.roster_reads if p[0] == conv]
+    assert len(pages) == 3
+
+
+def test_a_conversation_whose_roster_cannot_be_read_gets_no_sources(teams: Teams) -> None:
+    conv = "19:unknown@thread.v2"  # ConversationNotFound
+    a = message(teams.fake, ALICE, "hotel limit?", conv, "groupChat")
+    teams.post(a)
+    assert teams.outcomes.wait(f"{conv}:{a['id']}") == ["private"]
+    assert "250 EUR" not in _group_text(teams, conv)

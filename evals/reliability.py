@@ -42,6 +42,24 @@ SUITES: tuple[Suite, ...] = (
         ),
     ),
     Suite(
+        "answer-sharing",
+        "answers quoting restricted sources in shared Slack channels / Teams chats (guests, paged rosters, "
+        "unlistable members); approvers who may not read the owner's sources; CLI usage errors",
+        (
+            "tests/ui/test_slack_bot.py::test_an_answer_a_guest_may_not_read_goes_to_the_asker_alone",
+            "tests/ui/test_slack_bot.py::test_a_member_without_the_policy_group_keeps_the_answer_out_of_the_channel",
+            "tests/ui/test_slack_bot.py::test_every_page_of_members_is_checked",
+            "tests/ui/test_slack_bot.py::test_a_channel_whose_members_cannot_be_listed_gets_no_sources",
+            "tests/ui/test_slack_bot.py::test_an_approver_approves_with_the_button",
+            "tests/ui/test_teams_bot.py::test_an_answer_a_guest_may_not_read_goes_to_the_asker_alone",
+            "tests/ui/test_teams_bot.py::test_every_page_of_the_roster_is_checked",
+            "tests/ui/test_teams_bot.py::test_a_conversation_whose_roster_cannot_be_read_gets_no_sources",
+            "tests/ui/test_teams_bot.py::test_an_approver_approves_from_the_card",
+            "tests/ui/test_api_runs.py::test_an_approver_approves_and_the_run_finishes",
+            "tests/ui/test_cli.py::test_usage_errors_are_one_line_not_a_bug",
+        ),
+    ),
+    Suite(
         "prompt-injection",
         "documents carrying instructions, tool-call bait, exfiltration links, prompt-reveal requests",
         ("tests/reliability/test_rel_injection.py", "tests/core/test_guard.py"),

@@ -387,8 +387,12 @@ def auto_renewal(ps: list[Passage]) -> Reading:
 _NOTICE_CONTEXT = re.compile(
     r"renew|non-renewal|expir|end\s+of\s+(?:the|then|such|any)|not\s+to\s+(?:extend|continue)|verlänger|renouvel", re.I
 )
+_RENEWAL_LENGTH = re.compile(
+    r"(?:(?:additional|successive|consecutive|further)\s+(?:[\w()]+\s+){0,2}|renewal\s+(?:term|period)s?\s+of\s+)$",
+    re.I,
+)
 _DEADLINE = re.compile(r"(?:prior\s+to|before)\s+(?:the\s+)?(?:expir|end\s+of|renewal|automatic\s+renewal)", re.I)
-_BREACH = re.compile(r"breach|default|cure|insolven|bankrupt|fails?\s+to|failure", re.I)
+_BREACH = re.compile(r"breach|default|cure|insolven|bankrupt|fails?\s+to|failure|force\s+majeure", re.I)
 
 
 @extractor("notice_period", "Notice to terminate / not renew")
@@ -408,8 +412,15 @@ def notice_period(ps: list[Passage]) -> Reading:
         notices = [m.start() for m in _NOTICE_GAP.finditer(p.text)]
         best: tuple[int, Any] | None = None
         for f in find_durations(p.text):
+            tail = p.text[f.end : f.end + 40]
+            if re.match(
+                r"\W*(?:from|after|following|commencing|beginning|of\s+the\s+(?:initial\s+)?term)\b", tail, re.I
+            ):
+                continue  # "twelve (12) months from the date hereof": a term, not a notice
+            if _before(p.text, f.start, _RENEWAL_LENGTH, 40):
+                continue  # "for one (1) additional twelve month period": how long it renews
             gap = min((abs(n - f.end) if n >= f.end else f.start - n for n in notices), default=999)
-            if re.match(r"\W*(?:prior|before|in\s+advance|preceding)", p.text[f.end :], re.I):
+            if re.match(r"\W*(?:prior|before|in\s+advance|preceding)", tail, re.I):
                 gap = min(gap, 10)
             if gap > 60 and not labelled:
                 continue
@@ -419,6 +430,7 @@ def notice_period(ps: list[Passage]) -> Reading:
             continue
         d: Duration = best[1].value
         score = 1.0 + (3.0 if context else 0.0) + (2.0 if labelled else 0.0) - (3.0 if _BREACH.search(p.text) else 0.0)
+        score += 1.0 if best[0] <= 10 else 0.0  # "sixty (60) days prior to" / "days' written notice": a deadline
         r.candidates.append(_mapped(d, _dur_norm(d), str(d), p, score))
     return r
 

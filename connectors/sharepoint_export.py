@@ -1,10 +1,11 @@
 """A SharePoint document library exported to disk as a Microsoft Graph-like ``manifest.json``.
 
-Each item's permissions become its access list:
-- ``grantedToV2`` / ``grantedToIdentitiesV2`` group -> ``group:<id>``, user -> ``user:<id>``
-- a sharing link with scope ``organization`` -> ``group:everyone``
-- a sharing link with scope ``anonymous`` is ignored (with a warning): an "anyone with the
-  link" share must not make a bank document readable to every user of the assistant.
+Each item's permissions become its access list exactly as the Graph connector reads them (see
+``sharepoint_acl``): Entra object ids translated by ``users`` / ``groups``, "Everyone except external
+users" -> ``organization_principal``, organization-wide links -> ``organization_link_principal``
+(default nothing), anonymous links never. SharePoint site groups are expanded from the manifest's
+``siteGroups`` (``{"<id>": {"displayName": ..., "members": [identity sets]}}``, what an export
+writes from ``/_api/web/sitegroups``) or from ``site_groups``.
 """
 
 from __future__ import annotations
@@ -18,6 +19,8 @@ from typing import Any
 
 from sovra.connectors.base import failing_loader
 from sovra.connectors.parsers import DEFAULT_MAX_BYTES, parse_file
+from sovra.connectors.sharepoint_acl import Principals
+from sovra.connectors.sharepoint_acl import map_permissions as _map_permissions
 from sovra.documents import Document
 from sovra.errors import ConfigError, ParseError
 from sovra.identity import PUBLIC
@@ -28,21 +31,45 @@ MANIFEST = "manifest.json"
 
 
 class SharePointExportConnector:
-    def __init__(self, root: Path | str, name: str = "sharepoint", max_bytes: int = DEFAULT_MAX_BYTES) -> None:
+    def __init__(
+        self,
+        root: Path | str,
+        name: str = "sharepoint",
+        max_bytes: int = DEFAULT_MAX_BYTES,
+        users: dict[str, str] | None = None,
+        groups: dict[str, str] | None = None,
+        organization_principal: str | None = PUBLIC,
+        organization_link_principal: str | None = None,
+        site_groups: dict[str, list[Any]] | None = None,
+    ) -> None:
         self.root = Path(root)
         self.name = name
         self.max_bytes = max_bytes
+        self.principals = Principals(
+            users=users or {},
+            groups=groups or {},
+            organization_principal=organization_principal,
+            organization_link_principal=organization_link_principal,
+            site_groups=site_groups or {},
+        )
 
     def documents(self) -> Iterator[Document]:
         manifest = self._manifest()
         site = manifest.get("site") or {}
+        exported: dict[str, list[Any]] = {}
+        for gid, g in (manifest.get("siteGroups") or {}).items():
+            if isinstance(g, dict) and isinstance(g.get("members"), list):
+                exported[str(gid)] = g["members"]
+        principals = self.principals
+        if exported:
+            principals = Principals(**{**principals.__dict__, "site_groups": {**exported, **principals.site_groups}})
         for item in manifest.get("items") or []:
             if not isinstance(item, dict) or not item.get("id"):
                 log.warning("%s: skipping a manifest item without an id", self.name)
                 continue
             if "folder" in item and "file" not in item:
                 continue
-            yield self._document(item, site)
+            yield self._document(item, site, principals)
 
     def _manifest(self) -> dict[str, Any]:
         path = self.root / MANIFEST
@@ -61,7 +88,7 @@ class SharePointExportConnector:
             raise ParseError(f"{path} has no 'items' list", hint="re-run the export")
         return data
 
-    def _document(self, item: dict[str, Any], site: dict[str, Any]) -> Document:
+    def _document(self, item: dict[str, Any], site: dict[str, Any], principals: Principals) -> Document:
         item_id = str(item["id"])
         doc_id = f"sharepoint:{item_id}"
         name = str(item.get("name") or item_id)
@@ -72,7 +99,7 @@ class SharePointExportConnector:
             "mimeType": file_info.get("mimeType"),
             "site": site.get("id"),
         }
-        acl = map_permissions(item.get("permissions") or [], doc_id)
+        acl = _map_permissions(item.get("permissions") or [], doc_id, principals)
         if not acl:
             log.warning("%s has no readable permissions: nobody can read it", doc_id)
         return Document(
@@ -97,28 +124,6 @@ class SharePointExportConnector:
         return functools.partial(parse_file, path, max_bytes=self.max_bytes)
 
 
-def map_permissions(permissions: list[Any], doc_id: str = "") -> frozenset[str]:
-    """Graph ``permission`` objects -> principals. Unknown shapes grant nothing."""
-    acl: set[str] = set()
-    for perm in permissions:
-        if not isinstance(perm, dict):
-            continue
-        link = perm.get("link")
-        if isinstance(link, dict):
-            scope = link.get("scope")
-            if scope == "organization":
-                acl.add(PUBLIC)
-            elif scope == "anonymous":
-                log.warning("%s: ignoring an anonymous sharing link", doc_id)
-            # "users" links are for specific people, listed in grantedToIdentitiesV2 below.
-        identities = [perm.get("grantedToV2"), *(perm.get("grantedToIdentitiesV2") or [])]
-        for identity in identities:
-            if not isinstance(identity, dict):
-                continue
-            # siteGroup (SharePoint's numbered Owners/Members groups) has no directory
-            # counterpart, so it grants nothing here.
-            for key, prefix in (("group", "group:"), ("user", "user:")):
-                principal = identity.get(key)
-                if isinstance(principal, dict) and principal.get("id"):
-                    acl.add(f"{prefix}{principal['id']}")
-    return frozenset(acl)
+def map_permissions(permissions: list[Any], doc_id: str = "", principals: Principals | None = None) -> frozenset[str]:
+    """Graph ``permission`` objects -> principals (``sharepoint_acl.map_permissions``)."""
+    return _map_permissions(permissions, doc_id, principals)

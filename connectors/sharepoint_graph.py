@@ -6,13 +6,14 @@ drive (an ``@odata.nextLink`` while a pass is under way, then its ``@odata.delta
 killed sync resumes at the page it had reached. Each changed file's permissions are read from
 ``/items/{id}/permissions`` and mapped to Sovra principals:
 
-- ``grantedToV2`` / ``grantedToIdentitiesV2`` (and the older ``grantedTo`` / ``grantedToIdentities``):
-  group -> ``group:<id>``, user -> ``user:<id>`` (``principal_key="email"`` uses the user's email);
-- a sharing link grants only the identities it lists; an organization-wide link grants
-  ``organization_link_principal`` when one is configured (default: nothing), an anonymous link never
-  grants anything: "anyone with the link" must not make a bank document readable to every user;
-- SharePoint site groups, apps and anything unknown grant nothing, so an item whose permissions
-  cannot be mapped is readable by nobody.
+the rules of ``sharepoint_acl`` (shared with the export connector): Entra object ids (GUIDs) for
+users and groups, translated by ``users`` / ``groups`` (``principal_key="email"`` names users by
+email); "Everyone except external users" -> ``organization_principal``; organization-wide links ->
+``organization_link_principal`` (default nothing); anonymous links never. SharePoint site groups
+are expanded: ``site_groups`` when configured, else for a group-connected site (the library's
+``owner.group``) ``<site> Owners`` -> the Microsoft 365 group's owners (``/groups/{id}/owners``) and
+``<site> Members`` -> the group and its members (``/groups/{id}/members``); Visitors and anything
+unknown grant nothing, so an item whose permissions cannot be mapped is readable by nobody.
 
 Deleted items (``deleted`` facet) become deletions. Permission changes reach the delta feed thanks to
 the ``deltashowsharingchanges`` preference; an ACL-only change is applied without re-embedding.
@@ -35,8 +36,11 @@ from sovra.connectors.graph_http import (
     ResyncRequired,
 )
 from sovra.connectors.parsers import DEFAULT_MAX_BYTES, is_supported, parse_bytes
+from sovra.connectors.sharepoint_acl import Principals
+from sovra.connectors.sharepoint_acl import map_permissions as _map_permissions
 from sovra.documents import Change, Checkpoint, Deletion, Document, FullListing, Page
 from sovra.errors import ConfigError, SourceError, SovraError
+from sovra.identity import PUBLIC
 
 log = logging.getLogger(__name__)
 
@@ -65,6 +69,10 @@ class SharePointGraphConnector:
         drives: list[str] | None = None,
         organization_link_principal: str | None = None,
         principal_key: str = "id",
+        users: dict[str, str] | None = None,
+        groups: dict[str, str] | None = None,
+        organization_principal: str | None = PUBLIC,
+        site_groups: dict[str, list[Any]] | None = None,
         timeout_s: float = 30.0,
         max_retries: int = 4,
         max_bytes: int = DEFAULT_MAX_BYTES,
@@ -82,6 +90,16 @@ class SharePointGraphConnector:
         self.drive_names = set(drives) if drives else None
         self.organization_link_principal = organization_link_principal
         self.principal_key = principal_key
+        self.principals = Principals(
+            users=users or {},
+            groups=groups or {},
+            organization_principal=organization_principal,
+            organization_link_principal=organization_link_principal,
+            site_groups=site_groups or {},
+            principal_key=principal_key,
+        )
+        self._drive_groups: dict[str, str] = {}  # drive id -> its owner Microsoft 365 group id
+        self._group_members: dict[tuple[str, str], list[Any]] = {}
         self.max_bytes = max_bytes
         self._auth_args: dict[str, Any] = {
             "tenant_id": tenant_id,
@@ -168,6 +186,9 @@ class SharePointGraphConnector:
                         continue
                     if self.drive_names is None or drive.get("name") in self.drive_names:
                         found.append((str(drive["id"]), site))
+                        owner = (drive.get("owner") or {}).get("group") or {}
+                        if isinstance(owner, dict) and owner.get("id"):
+                            self._drive_groups[str(drive["id"])] = str(owner["id"])
                 url = page.get("@odata.nextLink")
         return found
 
@@ -191,7 +212,7 @@ class SharePointGraphConnector:
         item_path = f"/drives/{quote(drive_id)}/items/{quote(str(item['id']))}"
         version = str(item.get("cTag") or item.get("eTag") or item.get("lastModifiedDateTime") or "")
         try:
-            acl = self._acl(item_path, doc_id)
+            acl = self._acl(item_path, doc_id, drive_id)
             load: Callable[[], list[Page]] = self._loader(item_path, name)
         except SovraError as exc:
             # ACL unknown: nobody may read the item until a later sync reads its permissions. The
@@ -222,7 +243,7 @@ class SharePointGraphConnector:
             metadata={k: v for k, v in metadata.items() if v is not None},
         )
 
-    def _acl(self, item_path: str, doc_id: str) -> frozenset[str]:
+    def _acl(self, item_path: str, doc_id: str, drive_id: str = "") -> frozenset[str]:
         perms: list[Any] = []
         url: str | None = f"{item_path}/permissions"
         while url:
@@ -232,10 +253,47 @@ class SharePointGraphConnector:
                 raise SourceError(f"{doc_id}: the permissions answer has no 'value' list")
             perms += value
             url = page.get("@odata.nextLink")
-        acl = map_permissions(perms, doc_id, self.organization_link_principal, self.principal_key)
+        acl = _map_permissions(perms, doc_id, self.principals, self._site_group_expander(drive_id))
         if not acl:
             log.warning("%s has no permission Sovra can map: nobody can read it", doc_id)
         return acl
+
+    def _site_group_expander(self, drive_id: str) -> Callable[[Any], list[Any] | None]:
+        """Owners/Members site groups of a group-connected site, from its Microsoft 365 group."""
+        group_id = self._drive_groups.get(drive_id)
+
+        def expand(site_group: Any) -> list[Any] | None:
+            name = str(site_group.get("displayName") or "")
+            if group_id is None:
+                return None
+            if name.endswith(" Owners"):
+                return self._members(group_id, "owners")
+            if name.endswith(" Members"):
+                return [{"group": {"id": group_id}}, *self._members(group_id, "members")]
+            return None  # Visitors and custom groups: only what site_groups says
+
+        return expand
+
+    def _members(self, group_id: str, relation: str) -> list[Any]:
+        """``/groups/{id}/owners`` or ``/members`` as identity sets (users, nested groups), all pages."""
+        key = (group_id, relation)
+        if key not in self._group_members:
+            out: list[Any] = []
+            url: str | None = f"/groups/{quote(group_id)}/{relation}"
+            while url:
+                page = self.client.get_json(url)
+                for obj in page.get("value") or []:
+                    if not isinstance(obj, dict) or not obj.get("id"):
+                        continue
+                    kind = str(obj.get("@odata.type") or "")
+                    if kind.endswith(".group"):
+                        out.append({"group": {"id": obj["id"]}})
+                    elif kind.endswith(".user") or not kind:
+                        email = obj.get("mail") or obj.get("userPrincipalName")
+                        out.append({"user": {"id": obj["id"], "email": email}})
+                url = page.get("@odata.nextLink")
+            self._group_members[key] = out
+        return self._group_members[key]
 
     def _loader(self, item_path: str, name: str) -> Callable[[], list[Page]]:
         def load() -> list[Page]:
@@ -254,41 +312,13 @@ def map_permissions(
     doc_id: str = "",
     organization_link_principal: str | None = None,
     principal_key: str = "id",
+    principals: Principals | None = None,
 ) -> frozenset[str]:
-    """Graph ``permission`` objects -> Sovra principals. Unknown shapes grant nothing."""
-    acl: set[str] = set()
-    for perm in permissions:
-        if not isinstance(perm, dict) or not perm.get("roles"):
-            continue
-        link = perm.get("link")
-        if isinstance(link, dict):
-            scope = link.get("scope")
-            if scope == "organization":
-                if organization_link_principal:
-                    acl.add(organization_link_principal)
-                else:
-                    log.info("%s: an organization-wide sharing link grants nothing (not configured)", doc_id)
-            elif scope == "anonymous":
-                log.warning("%s: ignoring an anonymous sharing link", doc_id)
-        identities = [
-            perm.get("grantedToV2"),
-            perm.get("grantedTo"),
-            *(perm.get("grantedToIdentitiesV2") or []),
-            *(perm.get("grantedToIdentities") or []),
-        ]
-        for identity in identities:
-            if not isinstance(identity, dict):
-                continue
-            group = identity.get("group")
-            if isinstance(group, dict) and group.get("id"):
-                acl.add(f"group:{group['id']}")
-            user = identity.get("user")
-            if isinstance(user, dict):
-                key = user.get("email") if principal_key == "email" else user.get("id")
-                if key:
-                    acl.add(f"user:{str(key).lower() if principal_key == 'email' else key}")
-            # siteGroup / siteUser / application: no directory counterpart, so no access.
-    return frozenset(acl)
+    """Graph ``permission`` objects -> Sovra principals (``sharepoint_acl.map_permissions``)."""
+    principals = principals or Principals(
+        organization_link_principal=organization_link_principal, principal_key=principal_key
+    )
+    return _map_permissions(permissions, doc_id, principals)
 
 
 def _site_path(ref: str) -> str:

@@ -232,7 +232,13 @@ def test_sharepoint_maps_items_and_permissions(sharepoint: Path, caplog: pytest.
     assert docs["sharepoint:01RISK"].title == "stress-test"  # no title: the file name's stem
     assert docs["sharepoint:01RISK"].acl == frozenset({"group:risk-committee"})
     assert docs["sharepoint:01RISK"].load()[0].text == "Adverse scenario losses"
-    assert docs["sharepoint:01ALL"].acl == frozenset({"group:everyone"})
+    # An organization-wide link grants what organization_link_principal says, by default nothing,
+    # as in the Graph connector (issue 17).
+    assert docs["sharepoint:01ALL"].acl == frozenset()
+    configured = by_id(
+        list(SharePointExportConnector(sharepoint, organization_link_principal="group:everyone").documents())
+    )
+    assert configured["sharepoint:01ALL"].acl == frozenset({"group:everyone"})
     assert docs["sharepoint:01ANON"].acl == frozenset()  # anonymous links grant nothing
     assert "ignoring an anonymous sharing link" in caplog.text
 

@@ -340,3 +340,122 @@ def test_cli_errors_are_one_line(
     with pytest.raises(SystemExit) as leaked:
         main(["sync", "sp"])
     assert leaked.value.code == 1 and "secret in its configuration" in capsys.readouterr().err
+
+
+# -- principals as real Graph gives them (issue 17) --------------------------------------------------
+
+ALICE_OID = "3f2a9c1e-5b7d-4e8f-9a0b-1c2d3e4f5a6b"
+BOB_OID = "8e7d6c5b-4a39-4281-b0f1-e2d3c4b5a697"
+OWEN_OID = "0b1c2d3e-4f50-4617-8293-a4b5c6d7e8f9"
+FINANCE_OID = "6a5b4c3d-2e1f-4a0b-9c8d-7e6f5a4b3c2d"
+SITE_GROUP_OID = "d4c3b2a1-0f9e-48d7-b6c5-a4b3c2d1e0f9"  # the policies site's Microsoft 365 group
+PRINCIPALS = {
+    "users": {ALICE_OID: "alice", "owen@nordbank.example": "owen"},
+    "groups": {FINANCE_OID: "finance", SITE_GROUP_OID: "policies-site"},
+}
+
+
+def _real_shapes() -> dict[str, list[dict]]:
+    from fakes.graph_server import (
+        entra_group,
+        entra_user,
+        everyone_except_external_users,
+        grant,
+        site_group,
+    )
+
+    return {
+        "entra.html": [
+            grant({"user": entra_user(ALICE_OID, "Alice Martin", "alice@nordbank.example")}),
+            grant({"group": entra_group(FINANCE_OID, "Finance")}),
+            grant({"user": entra_user(BOB_OID, "Bob Schneider", "bob@nordbank.example")}, ("write",), False),
+        ],
+        "members.html": [grant(site_group(3, "Policies Members")), grant(site_group(5, "Policies Owners"))],
+        "visitors.html": [grant(site_group(4, "Policies Visitors"))],
+        "eeeu.html": [grant(everyone_except_external_users())],
+        "orglink.html": [
+            {"roles": ["read"], "link": {"scope": "organization", "type": "view", "webUrl": "https://x/:w:/s/p/E"}}
+        ],
+    }
+
+
+EXPECTED = {
+    "entra.html": {"user:alice", "group:finance", f"user:{BOB_OID}"},  # unmapped: the GUID, as OIDC gives it
+    "members.html": {"group:policies-site", "user:alice", f"user:{BOB_OID}", "user:owen"},
+    "visitors.html": set(),  # nobody said who the visitors are: nobody
+    "eeeu.html": {"group:everyone"},
+    "orglink.html": set(),  # an organization-wide link reaches those who hold it, not everyone
+}
+
+
+@pytest.fixture
+def real_server():
+    from fakes.graph_server import directory_user
+
+    fake = FakeGraph(page_size=2, site_group_id=SITE_GROUP_OID)
+    fake.group_owners = [directory_user(OWEN_OID, "Owen Owner", "owen@nordbank.example")]
+    fake.group_members = [
+        directory_user(ALICE_OID, "Alice Martin", "alice@nordbank.example"),
+        directory_user(BOB_OID, "Bob Schneider", "bob@nordbank.example"),
+        directory_user(OWEN_OID, "Owen Owner", "owen@nordbank.example"),
+    ]  # two pages
+    for name, perms in _real_shapes().items():
+        fake.add(name, b"<p>Policy text.</p>", perms)
+    with GraphServer(fake) as srv:
+        yield srv
+
+
+def test_entra_ids_site_groups_and_everyone_except_external_users_map_to_principals(real_server) -> None:
+    docs = [c for c in make(real_server, **PRINCIPALS).sync(None) if isinstance(c, Document)]
+    acls = {d.metadata["name"]: set(d.acl) for d in docs}
+    assert acls == EXPECTED
+    # The site group members came from Graph, every page of them.
+    member_calls = [p for _, p in real_server.fake.requests if f"/groups/{SITE_GROUP_OID}/members" in p]
+    assert len(member_calls) == 2
+
+
+def test_configured_site_groups_and_organization_links(real_server) -> None:
+    conn = make(
+        real_server,
+        **PRINCIPALS,
+        site_groups={"Policies Visitors": ["group:auditor", {"user": {"id": BOB_OID}}]},
+        organization_link_principal="group:employees",
+        organization_principal="group:employees",
+    )
+    acls = {d.metadata["name"]: set(d.acl) for d in conn.sync(None) if isinstance(d, Document)}
+    assert acls["visitors.html"] == {"group:auditor", f"user:{BOB_OID}"}
+    assert acls["orglink.html"] == {"group:employees"} and acls["eeeu.html"] == {"group:employees"}
+
+
+def test_the_export_connector_reads_the_same_permissions_the_same_way(tmp_path: Path) -> None:
+    from fakes.graph_server import directory_user
+
+    from sovra.connectors.sharepoint_export import SharePointExportConnector
+
+    (tmp_path / "files").mkdir()
+    members = [
+        {"group": {"id": SITE_GROUP_OID}},
+        *(
+            {"user": {"id": u["id"], "email": u["mail"]}}
+            for u in (
+                directory_user(ALICE_OID, "Alice Martin", "alice@nordbank.example"),
+                directory_user(BOB_OID, "Bob Schneider", "bob@nordbank.example"),
+            )
+        ),
+    ]
+    owners = [{"user": {"id": OWEN_OID, "email": "owen@nordbank.example"}}]
+    items = []
+    for n, (name, perms) in enumerate(_real_shapes().items()):
+        (tmp_path / "files" / name).write_text("<p>Policy text.</p>")
+        items.append({"id": f"01X{n}", "name": name, "file": {"path": f"files/{name}"}, "permissions": perms})
+    manifest = {
+        "site": {"id": "policies"},
+        "siteGroups": {
+            "3": {"displayName": "Policies Members", "members": members},
+            "5": {"displayName": "Policies Owners", "members": owners},
+        },
+        "items": items,
+    }
+    (tmp_path / "manifest.json").write_text(json.dumps(manifest))
+    docs = SharePointExportConnector(tmp_path, **PRINCIPALS).documents()
+    assert {d.metadata["name"]: set(d.acl) for d in docs} == EXPECTED

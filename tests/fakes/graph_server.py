@@ -11,7 +11,12 @@ SharePoint export (``manifest.json`` + files):
   ``@odata.deltaLink``; later calls with the token return only what changed, deleted items with
   the ``deleted`` facet, and sharing changes when the client sends ``Prefer: deltashowsharingchanges``;
 - ``GET /v1.0/drives/{id}/items/{id}/permissions`` and ``.../content`` (302 to a
-  pre-authenticated download URL served by ``/_download/...``);
+  pre-authenticated download URL served by ``/_download/...``); permissions name users and groups
+  by Entra object id (GUID) and SharePoint principals as ``siteUser`` / ``siteGroup`` (see
+  ``entra_user``, ``entra_group``, ``site_group``, ``everyone_except_external_users``);
+- a group-connected site: the library's ``owner.group`` is ``site_group_id`` and
+  ``GET /v1.0/groups/{id}/owners`` / ``/members`` list ``group_owners`` / ``group_members``
+  (directoryObjects with ``@odata.type``, paged by ``page_size``);
 - injectable faults: 429/503 with ``Retry-After``, 401 for an expired token, a garbage body,
   a hang, a 410 for an expired delta token.
 """
@@ -86,6 +91,9 @@ class FakeGraph:
     lock: threading.Lock = field(default_factory=threading.Lock)
     base_url: str = ""
     ca_file: str = ""
+    site_group_id: str | None = None  # the Microsoft 365 group of a group-connected site
+    group_owners: list[dict[str, Any]] = field(default_factory=list)  # directoryObjects
+    group_members: list[dict[str, Any]] = field(default_factory=list)
 
     # -- data ------------------------------------------------------------------------------
     @classmethod
@@ -367,7 +375,21 @@ def _handler(fake: FakeGraph) -> type[BaseHTTPRequestHandler]:
             elif path == f"/v1.0/sites/{SITE_ID}/drives":
                 library = f"https://{HOSTNAME}/{SITE_PATH}/Shared%20Documents"
                 drive = {"id": DRIVE_ID, "name": "Documents", "driveType": "documentLibrary", "webUrl": library}
+                if fake.site_group_id:
+                    drive["owner"] = {"group": {"id": fake.site_group_id, "displayName": "Policies"}}
                 self._json(200, {"value": [drive]})
+            elif fake.site_group_id and path in (
+                f"/v1.0/groups/{fake.site_group_id}/owners",
+                f"/v1.0/groups/{fake.site_group_id}/members",
+            ):
+                objs = fake.group_owners if path.endswith("/owners") else fake.group_members
+                start = int(query.get("$skiptoken", ["0"])[0])
+                body = {"@odata.context": "...#directoryObjects", "value": objs[start : start + fake.page_size]}
+                if start + fake.page_size < len(objs):
+                    body["@odata.nextLink"] = f"{fake.base_url}{path}?$skiptoken={start + fake.page_size}"
+                self._json(200, body)
+            elif path.startswith("/v1.0/groups/"):
+                self._error(404, "Request_ResourceNotFound", "Resource does not exist.")
             elif path == f"/v1.0/drives/{DRIVE_ID}/root/delta":
                 self._delta(query)
             elif path.startswith(f"/v1.0/drives/{DRIVE_ID}/items/"):
@@ -453,3 +475,38 @@ def permission(principal: str) -> dict[str, Any]:
     """A Graph permission granting read to ``user:x`` or ``group:y`` (the demo export's shape)."""
     kind, _, ident = principal.partition(":")
     return {"roles": ["read"], "grantedToV2": {kind: {"id": ident, "displayName": ident}}}
+
+
+# -- principals as Graph gives them ----------------------------------------------------------------
+
+
+def entra_user(oid: str, name: str, email: str) -> dict[str, Any]:
+    """A user in a sharePointIdentitySet / a directoryObject from /groups/{id}/members."""
+    return {"id": oid, "displayName": name, "email": email}
+
+
+def entra_group(oid: str, name: str) -> dict[str, Any]:
+    return {"id": oid, "displayName": name, "email": f"{name.lower().replace(' ', '')}@nordbank.example"}
+
+
+def directory_user(oid: str, name: str, email: str) -> dict[str, Any]:
+    return {"@odata.type": "#microsoft.graph.user", "id": oid, "displayName": name, "mail": email,
+            "userPrincipalName": email}  # fmt: skip
+
+
+def site_group(sp_id: int, name: str) -> dict[str, Any]:
+    """A SharePoint site group (numeric id) in grantedToV2."""
+    return {"siteGroup": {"id": str(sp_id), "displayName": name, "loginName": name}}
+
+
+def everyone_except_external_users(tenant_id: str = "72f988bf-86f1-41af-91ab-2d7cd011db47") -> dict[str, Any]:
+    return {"siteUser": {"id": "11", "displayName": "Everyone except external users",
+                         "loginName": f"c:0-.f|rolemanager|spo-grid-all-users/{tenant_id}"}}  # fmt: skip
+
+
+def grant(identity: dict[str, Any], roles: tuple[str, ...] = ("read",), inherited: bool = True) -> dict[str, Any]:
+    """A permission granting ``identity`` (a sharePointIdentitySet), as /permissions lists it."""
+    perm: dict[str, Any] = {"roles": list(roles), "grantedToV2": identity}
+    if inherited:
+        perm["inheritedFrom"] = {"driveId": DRIVE_ID, "id": "01ROOT", "path": "/drives/" + DRIVE_ID + "/root:"}
+    return perm

@@ -44,7 +44,8 @@ SUITES: tuple[Suite, ...] = (
     Suite(
         "answer-sharing",
         "answers quoting restricted sources in shared Slack channels / Teams chats (guests, paged rosters, "
-        "unlistable members); approvers who may not read the owner's sources; CLI usage errors",
+        "unlistable members); approvers who may not read the owner's sources; SharePoint principals in Graph's "
+        "real shapes (GUIDs, site groups, everyone-except-external, org links); CLI usage errors",
         (
             "tests/ui/test_slack_bot.py::test_an_answer_a_guest_may_not_read_goes_to_the_asker_alone",
             "tests/ui/test_slack_bot.py::test_a_member_without_the_policy_group_keeps_the_answer_out_of_the_channel",
@@ -57,6 +58,9 @@ SUITES: tuple[Suite, ...] = (
             "tests/ui/test_teams_bot.py::test_an_approver_approves_from_the_card",
             "tests/ui/test_api_runs.py::test_an_approver_approves_and_the_run_finishes",
             "tests/ui/test_cli.py::test_usage_errors_are_one_line_not_a_bug",
+            "tests/connectors/test_sharepoint_graph.py::"
+            "test_entra_ids_site_groups_and_everyone_except_external_users_map_to_principals",
+            "tests/connectors/test_sharepoint_graph.py::test_the_export_connector_reads_the_same_permissions_the_same_way",
         ),
     ),
     Suite(

@@ -57,6 +57,7 @@ SUITES: tuple[Suite, ...] = (
             "tests/ui/test_teams_bot.py::test_a_conversation_whose_roster_cannot_be_read_gets_no_sources",
             "tests/ui/test_teams_bot.py::test_an_approver_approves_from_the_card",
             "tests/ui/test_api_runs.py::test_an_approver_approves_and_the_run_finishes",
+            "tests/ui/test_approve_cli_sharing.py",
             "tests/ui/test_cli.py::test_usage_errors_are_one_line_not_a_bug",
             "tests/connectors/test_sharepoint_graph.py::"
             "test_entra_ids_site_groups_and_everyone_except_external_users_map_to_principals",

@@ -90,7 +90,7 @@ class SharePointExportConnector:
 
     def _document(self, item: dict[str, Any], site: dict[str, Any], principals: Principals) -> Document:
         item_id = str(item["id"])
-        doc_id = f"sharepoint:{item_id}"
+        doc_id = f"{self.name}:{item_id}"  # the source in the id: two exports never overwrite each other
         name = str(item.get("name") or item_id)
         file_info = item.get("file") or {}
         metadata = {

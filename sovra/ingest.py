@@ -11,6 +11,7 @@ document, chunk content and occurrence, so re-writing is idempotent).
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import logging
@@ -24,7 +25,7 @@ from typing import Any, Protocol
 
 from sovra.chunking import chunk_pages
 from sovra.documents import Checkpoint, Chunk, Connector, Deletion, DeltaConnector, Document, FullListing
-from sovra.errors import SourceError, SovraError
+from sovra.errors import ParseError, SourceError, SovraError
 from sovra.index import DocInfo, Index, IndexInfo, IndexPoint, Sparse, embed_key
 
 log = logging.getLogger(__name__)
@@ -187,12 +188,11 @@ class Ingestor:
         if progress:
             progress.start(connector.name, len(docs))
         pending: list[tuple[Document, list[Chunk], bool]] = []
-        listed: set[str] = set()
+        # Deletions first: one bad item later in the listing must never keep a removed document readable.
+        self._delete_unlisted(connector.name, {doc.id for doc in docs}, state, report)
         for doc in docs:
-            listed.add(doc.id)
             self._apply(doc, state, report, progress, pending)
         self._flush(pending, state, report, progress)
-        self._delete_unlisted(connector.name, listed, state, report)
 
     def _sync_delta(
         self, connector: DeltaConnector, state: IngestState, report: IngestReport, progress: Progress | None
@@ -220,6 +220,9 @@ class Ingestor:
                     if not held_back:
                         state.set_cursor(connector.name, change.cursor)
                 elif isinstance(change, Deletion):
+                    if _unencodable_text(change.id) is not None:
+                        report.failed.append((_shown(change.id), "a deletion whose id is not valid Unicode"))
+                        continue
                     if any(d.id == change.id for d, _, _ in pending):
                         flush()
                     if listed is not None:
@@ -256,6 +259,9 @@ class Ingestor:
     ) -> str:
         """Queue ``doc`` for embedding unless its version is indexed already. Returns "ok", "failed"
         (a ``ParseError`` or other lasting problem) or "retry" (a ``SourceError``: may pass)."""
+        bad = _unencodable(doc)
+        if bad is not None:
+            return self._fail_unencodable(doc, bad, state, report, progress)
         if not doc.acl:
             report.no_acl.append(doc.id)
         prior = state.get(doc.id)
@@ -270,8 +276,14 @@ class Ingestor:
                 progress.advance(doc.id, "unchanged")
             return "ok"
         try:
-            pages = doc.load()
-            chunks = chunk_pages(doc.id, pages, self.chunk_chars, self.chunk_overlap)
+            try:
+                pages = doc.load()
+                chunks = chunk_pages(doc.id, pages, self.chunk_chars, self.chunk_overlap)
+            except SovraError:
+                raise
+            except Exception as exc:  # a bug or odd input in one parser must not stop the sync
+                log.exception("reading %s failed", doc.id)
+                raise ParseError(f"{doc.id} cannot be read ({type(exc).__name__}: {exc})") from exc
             if not chunks:
                 raise SovraError(f"{doc.url} has no text to index")
         except SovraError as exc:
@@ -290,6 +302,24 @@ class Ingestor:
             self._flush(list(pending), state, report, progress)
             pending.clear()
         return "ok"
+
+    def _fail_unencodable(
+        self, doc: Document, reason: str, state: IngestState, report: IngestReport, progress: Progress | None
+    ) -> str:
+        """An item whose id, title, metadata or ACL is not valid Unicode (a lone surrogate) cannot be
+        stored; it is reported, and an earlier version under the same id takes the new ACL, or
+        becomes readable by nobody when the ACL itself is the bad field."""
+        shown = _shown(doc.id)
+        log.warning("skipping %s: %s", shown, reason)
+        report.failed.append((shown, reason))
+        if _unencodable_text(doc.id) is None and (prior := state.get(doc.id)) is not None:
+            acl = doc.acl if _unencodable_text("\n".join(doc.acl)) is None else frozenset()
+            if prior[1] != _acl_key(acl):
+                self.index.set_acl(doc.id, acl)
+                state.set_acl(dataclasses.replace(doc, acl=acl))
+        if progress:
+            progress.advance(shown, "failed")
+        return "failed"
 
     def _delete_unlisted(self, source: str, listed: set[str], state: IngestState, report: IngestReport) -> None:
         for gone in state.ids(source) - listed:
@@ -328,7 +358,19 @@ class Ingestor:
                 points.append(IndexPoint(chunk, info, *vectors[key], embed_key=key))
             batch.append((info, points))
         # One switch for the whole batch: searches see each document's old or new chunks, never a mix.
-        self.index.replace(batch)
+        try:
+            self.index.replace(batch)
+        except Exception as exc:
+            if len(pending) > 1:  # find the item that cannot be stored; the others go in one by one
+                for one in pending:
+                    self._flush([one], state, report, progress)
+                return
+            doc = pending[0][0]
+            log.exception("storing %s failed", doc.id)
+            report.failed.append((_shown(doc.id), f"cannot be stored ({type(exc).__name__}: {exc})"))
+            if progress:
+                progress.advance(_shown(doc.id), "failed")
+            return
         for doc, chunks, existed in pending:
             if existed:
                 report.updated += 1
@@ -338,6 +380,32 @@ class Ingestor:
             if progress:
                 progress.advance(doc.id, "updated" if existed else "added")
         report.chunks_embedded += len(fresh)
+
+
+def _unencodable_text(text: str) -> str | None:
+    try:
+        text.encode("utf-8")
+        return None
+    except UnicodeEncodeError as exc:
+        return f"not valid Unicode at position {exc.start}"
+
+
+def _unencodable(doc: Document) -> str | None:
+    """Why ``doc`` cannot be stored (a lone surrogate somewhere), or None."""
+    fields = {"id": doc.id, "title": doc.title, "url": doc.url, "version": doc.version, "doc_type": doc.doc_type}
+    for name, value in fields.items():
+        if (why := _unencodable_text(str(value))) is not None:
+            return f"its {name} is {why}"
+    if _unencodable_text("\n".join(doc.acl)) is not None:
+        return "its access list is not valid Unicode"
+    if _unencodable_text(json.dumps(doc.metadata, ensure_ascii=False, default=str)) is not None:
+        return "its metadata is not valid Unicode"
+    return None
+
+
+def _shown(text: str) -> str:
+    """``text`` safe to print and store: invalid code points as backslash escapes."""
+    return text.encode("utf-8", "backslashreplace").decode("utf-8")
 
 
 def load_sources(path: Path) -> dict[str, dict[str, Any]]:

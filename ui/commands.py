@@ -93,6 +93,13 @@ def run_ingest(
             raise InputError(
                 "--acl applies to folders only", hint="SharePoint exports and ledgers carry their own access lists"
             )
+        prior = known.get(src_name)
+        if prior is not None and (prior.get("path") != str(path.resolve()) or prior.get("kind") != kind):
+            # A folder that happens to share a name must never repoint (and so empty) another source.
+            raise InputError(
+                f"a source named {src_name!r} already reads {prior.get('path')}",
+                hint=f"give this one its own name with --name NAME, or re-sync the other with --source {src_name}",
+            )
         acls[src_name] = default_acl if default_acl is not None else acls.get(src_name)
         save_source(sources_file, src_name, kind, path, acls[src_name])
         targets.append((src_name, kind, path))

@@ -166,6 +166,7 @@ def find_passage(rt: Runtime, user: User, citation: Citation, answer_text: str =
     Qdrant); ``None`` when it is gone (re-ingested since) or the user may not read it."""
     if citation.kind != "document" or not citation.chunk_id:
         return None
+    from sovra.errors import IndexMissingError
     from sovra.index import SearchFilter
 
     svc = rt.services
@@ -174,7 +175,10 @@ def find_passage(rt: Runtime, user: User, citation: Citation, answer_text: str =
     # few chunks, with the same ACL filter every search uses.
     query = citation.quote or citation.title
     flt = SearchFilter(principals=tuple(user.principals), doc_ids=(doc_id,))
-    hits = svc.index.search(svc.embedder.embed_query(query), svc.embedder.sparse_query(query), flt, limit=50)
+    try:
+        hits = svc.index.search(svc.embedder.embed_query(query), svc.embedder.sparse_query(query), flt, limit=50)
+    except IndexMissingError:
+        return None  # nothing was ingested (or the index was dropped): the run's recorded quote is shown
     hit = next((h for h in hits if h.chunk_id == citation.chunk_id), None)
     if hit is None:
         return None

@@ -136,7 +136,9 @@ class EdgeIndex(VersionedIndex):
     def _open(self) -> qe.EdgeShard:
         if self._shard is None:
             if not self.path.exists():
-                raise IndexMissingError(f"no index at {self.path}", hint="run `sovra ingest PATH` or `sovra demo` first")
+                raise IndexMissingError(
+                    f"no index at {self.path}", hint="run `sovra ingest PATH` or `sovra demo` first"
+                )
             try:
                 self._shard = qe.EdgeShard.load(str(self.path))
             except Exception as exc:  # qdrant-edge raises a bare Exception with the cause in text

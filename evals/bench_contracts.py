@@ -172,7 +172,7 @@ def bench_agent(folder: Path, work: Path) -> dict[str, Any]:
     pairs = [json.loads(line) for line in (folder / "pairs.jsonl").read_text().splitlines() if line.strip()]
     out: dict[str, Any] = {"pairs": len(pairs), "ingest_seconds": round(ingest_s, 1), "changed_named": 0,
                            "changed_total": 0, "clean_correct": 0, "consistent_total": 0,
-                           "false_clean": 0, "answers": []}  # fmt: skip
+                           "false_clean": 0, "false_alarms": 0, "answers": []}  # fmt: skip
     seconds: list[float] = []
     rt = Runtime(settings)
     try:
@@ -184,6 +184,7 @@ def bench_agent(folder: Path, work: Path) -> dict[str, Any]:
             if pair["consistent"]:
                 out["consistent_total"] += 1
                 out["clean_correct"] += int(clean)
+                out["false_alarms"] += int(bool(re.search(r"\d+ inconsistenc(?:y|ies) found", a.text)))
             else:
                 out["changed_total"] += 1
                 out["false_clean"] += int(clean)
@@ -255,7 +256,8 @@ def main(argv: list[str] | None = None) -> int:
             agent = bench_agent(cons, Path(work))
         print(f"Agent: ingest {agent['ingest_seconds']} s; changed terms named with both values and citations "
               f"{agent['changed_named']}/{agent['changed_total']}; clean reports on consistent pairs "
-              f"{agent['clean_correct']}/{agent['consistent_total']}; all-clear on a changed pair "
+              f"{agent['clean_correct']}/{agent['consistent_total']}; false alarms {agent['false_alarms']}; "
+              f"all-clear on a changed pair "
               f"{agent['false_clean']}; median {agent['seconds_per_pair']} s per pair "
               f"(max {agent['max_seconds_per_pair']})")  # fmt: skip
     if args.show_wrong and extraction:

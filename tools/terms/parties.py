@@ -182,6 +182,12 @@ _PREAMBLE_ROLES = 8  # without "between", parties defined by role only count nea
 _WINDOW = 8  # passages joined: "BETWEEN" / name / "AND" / name are often lines of their own
 
 
+# The English "parties" block: "(1) ACME LIMITED (company no 123) whose registered office is at ...".
+_REGISTERED = re.compile(
+    r"^\W*(?:\(\d\)\s*|\d\.\s+)?(?P<name>[A-Z][\w&.,'’ -]{1,80}?\b(?:LIMITED|Limited|PLC|plc|LTD|Ltd|LLP|GmbH|AG|SE|"
+    r"S\.A\.|B\.V\.|N\.V\.|INC|Inc)\.?)\s*(?i:\(\s*(?:company|registered)\s+(?:no|number)|,?\s+(?:a\s+company\s+)?"
+    r"(?:incorporated|registered)\s+(?:and\s+registered\s+)?in\b|,?\s+whose\s+registered\s+office)",
+)
 _AND_LINE = re.compile(r"^\W*(?:and|und|et|y|e)\W*$", re.I)
 
 
@@ -201,6 +207,24 @@ def _cover_parties(head: list[Passage]) -> tuple[Passage, list[tuple[str, str]]]
     return None
 
 
+def _registered_block(head: list[Passage]) -> tuple[Passage, list[tuple[str, str]]] | None:
+    """Consecutive entries of an English parties block, each a company with its registration."""
+    for i, p in enumerate(head):
+        m = _REGISTERED.match(p.text)
+        if not m:
+            continue
+        names = [_clean(m["name"])]
+        for q in head[i + 1 : i + 6]:
+            mm = _REGISTERED.match(q.text)
+            if mm:
+                names.append(_clean(mm["name"]))
+            elif len(q.text) > 40:
+                break
+        if len(names) >= 2:
+            return p, [(n, "") for n in dict.fromkeys(names)]
+    return None
+
+
 @extractor("parties", "Parties")
 def parties(ps: list[Passage]) -> Reading:
     """The first opening in the document that names two or more parties (a cover page's "BETWEEN A
@@ -217,7 +241,7 @@ def parties(ps: list[Passage]) -> Reading:
         for p in ps
         if p.label and re.search(r"^(?:the\s+)?part(?:y|ies)$|vertragspartei|^entre", p.label.strip(), re.I)
     ]
-    cover = _cover_parties(head)
+    cover = _cover_parties(head) or _registered_block(head)
     if cover and not rows:
         p, found = cover
         r.cued.append(p)

@@ -324,3 +324,18 @@ def test_a_served_model_may_add_only_values_the_document_states(tmp_path):
     assert "twelve months" in f["renewal_term"].evidence.quote and "model" in f["renewal_term"].reason
     assert f["notice_period"].state != "found" and f["agreement_date"].state != "found"
     assert f["governing_law"].state != "found"
+
+
+def test_parties_from_a_cover_page_and_from_an_english_parties_block():
+    cover = "SERVICES AGREEMENT\n\nBETWEEN\n\nNORTHWIND TRADERS LIMITED\n\nAND\n\nCONTOSO FOODS LLC\n\nCONTENTS\n"
+    f = extract_fields({1: cover})["parties"]
+    assert f.show == "NORTHWIND TRADERS LIMITED; CONTOSO FOODS LLC"
+    block = (
+        "THIS AGREEMENT is dated 13 October 2005\n\n"
+        "NORTHWIND TRADERS LIMITED (Company no 2085882) whose registered office is at 1 High Street, London\n\n"
+        "CONTOSO FOODS LIMITED (company no 4463640) whose registered office is at 2 Low Road, Leeds\n\n"
+        "1. Definitions\n"
+    )
+    f = extract_fields({1: block})["parties"]
+    assert f.show == "NORTHWIND TRADERS LIMITED; CONTOSO FOODS LIMITED"
+    assert extract_fields({1: block})["agreement_date"].value == "2005-10-13"

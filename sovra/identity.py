@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import json
+import logging
 from collections.abc import Iterator
 from contextvars import ContextVar
 from dataclasses import dataclass
 from pathlib import Path
 
 from sovra.errors import ConfigError, UnknownUserError
+
+log = logging.getLogger(__name__)
 
 PUBLIC = "group:everyone"
 
@@ -33,24 +36,34 @@ class Directory:
 
     def __init__(self, users: dict[str, User]) -> None:
         self._users = users
+        self._path: Path | None = None
+        self._stamp: tuple[int, int, int] | None = None
 
     @classmethod
     def from_file(cls, path: Path) -> Directory:
+        """The directory in ``path``, re-read whenever the file changes (one ``stat`` per lookup), so
+        a user removed or a group taken away counts from the next request on, without a restart."""
+        directory = cls(_read_users(path))
+        directory._path = path
+        directory._stamp = _stamp(path)
+        return directory
+
+    def _refresh(self) -> None:
+        if self._path is None:
+            return
+        stamp = _stamp(self._path)
+        if stamp == self._stamp:
+            return
         try:
-            raw = json.loads(path.read_text())
-        except FileNotFoundError as exc:
-            raise ConfigError(
-                f"user directory {path} does not exist",
-                hint="run `sovra demo` once, or set SOVRA_USERS_FILE",
-            ) from exc
-        except (OSError, json.JSONDecodeError) as exc:
-            raise ConfigError(f"user directory {path} is not valid JSON: {exc}") from exc
-        users = {
-            uid: User(id=uid, name=str(u.get("name", uid)), groups=tuple(u.get("groups", []))) for uid, u in raw.items()
-        }
-        return cls(users)
+            users = _read_users(self._path)
+        except ConfigError as exc:
+            # Half-written or removed: nobody may act until it is valid again (closed, not stale).
+            log.error("%s; no user is known until it is fixed", exc.message)
+            users = {}
+        self._users, self._stamp = users, stamp
 
     def get(self, user_id: str) -> User:
+        self._refresh()
         user = self._users.get(user_id)
         if user is None:
             known = ", ".join(sorted(self._users)) or "none"
@@ -58,7 +71,33 @@ class Directory:
         return user
 
     def __iter__(self):  # type: ignore[no-untyped-def]
-        return iter(self._users.values())
+        self._refresh()
+        return iter(list(self._users.values()))
+
+
+def _stamp(path: Path) -> tuple[int, int, int] | None:
+    try:
+        st = path.stat()
+    except OSError:
+        return None
+    return (st.st_mtime_ns, st.st_size, st.st_ino)
+
+
+def _read_users(path: Path) -> dict[str, User]:
+    try:
+        raw = json.loads(path.read_text())
+    except FileNotFoundError as exc:
+        raise ConfigError(
+            f"user directory {path} does not exist",
+            hint="run `sovra demo` once, or set SOVRA_USERS_FILE",
+        ) from exc
+    except (OSError, json.JSONDecodeError) as exc:
+        raise ConfigError(f"user directory {path} is not valid JSON: {exc}") from exc
+    if not isinstance(raw, dict):
+        raise ConfigError(f"user directory {path} must map user ids to users")
+    return {
+        uid: User(id=uid, name=str(u.get("name", uid)), groups=tuple(u.get("groups", []))) for uid, u in raw.items()
+    }
 
 
 class ActingUserDirectory(Directory):

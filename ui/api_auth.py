@@ -215,15 +215,13 @@ class Authenticator:
     """Turns a bearer token into a :class:`User` (static tokens first, then OIDC)."""
 
     def __init__(self, settings: Settings, tokens: Mapping[str, str] | Path | None = None) -> None:
-        if tokens is None:
-            tokens = load_tokens(settings.api_tokens_file) if settings.api_tokens_file else {}
-        elif isinstance(tokens, Path):
-            tokens = load_tokens(tokens)
-        self.tokens: dict[str, str] = dict(tokens)
-        if any(len(t) < MIN_TOKEN_CHARS for t in self.tokens):
-            raise ConfigError(
-                f"an API token is shorter than {MIN_TOKEN_CHARS} characters", hint="use long random tokens"
-            )
+        if tokens is None and settings.api_tokens_file:
+            tokens = Path(settings.api_tokens_file)
+        # A tokens file is re-read when it changes (one stat per request): a token removed from it
+        # stops working at the next request, without a restart.
+        self._tokens_path = tokens if isinstance(tokens, Path) else None
+        self._tokens_stamp = _stamp(self._tokens_path) if self._tokens_path else None
+        self.tokens: dict[str, str] = _checked(load_tokens(tokens) if isinstance(tokens, Path) else dict(tokens or {}))
         oidc = OidcConfig.from_settings(settings)
         self.oidc = OidcValidator(oidc) if oidc else None
         if not self.tokens and self.oidc is None:
@@ -231,7 +229,20 @@ class Authenticator:
                 "no API tokens (%s) and no OIDC issuer: every authenticated request will be refused", TOKENS_ENV
             )
 
+    def _refresh_tokens(self) -> None:
+        path = self._tokens_path
+        if path is None or (stamp := _stamp(path)) == self._tokens_stamp:
+            return
+        try:
+            self.tokens = _checked(load_tokens(path))
+        except ConfigError as exc:
+            # Half-written, removed or weak: refuse every static token until it is fixed (closed).
+            log.error("%s; static API tokens are refused until it is fixed", exc.message)
+            self.tokens = {}
+        self._tokens_stamp = stamp
+
     async def authenticate(self, presented: str, directory: Directory) -> User:
+        self._refresh_tokens()
         user_id = match_token(self.tokens, presented)
         if user_id is not None:
             try:
@@ -244,6 +255,20 @@ class Authenticator:
             claims = await anyio.to_thread.run_sync(oidc.claims, presented)
             return oidc.user(claims, directory)
         raise unauthorized("invalid token")
+
+
+def _checked(tokens: dict[str, str]) -> dict[str, str]:
+    if any(len(t) < MIN_TOKEN_CHARS for t in tokens):
+        raise ConfigError(f"an API token is shorter than {MIN_TOKEN_CHARS} characters", hint="use long random tokens")
+    return tokens
+
+
+def _stamp(path: Path) -> tuple[int, int, int] | None:
+    try:
+        st = path.stat()
+    except OSError:
+        return None
+    return (st.st_mtime_ns, st.st_size, st.st_ino)
 
 
 # The user of the request being served, for RequestDirectory (see below).

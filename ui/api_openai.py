@@ -24,13 +24,13 @@ from typing import Annotated, Any, Literal
 import anyio
 from fastapi import APIRouter, Request
 from fastapi.responses import StreamingResponse
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from sovra.errors import InputError
 from sovra.identity import User
 from sovra.runtime import Answer, RunEvent, Runtime
 from sovra.ui.api_auth import CurrentUser
-from sovra.ui.api_runs import MAX_THREAD_ID, SSE_HEADERS, check_thread, start_stream
+from sovra.ui.api_runs import MAX_THREAD_ID, SSE_HEADERS, check_thread, start_stream, valid_unicode
 from sovra.ui.api_state import api_state, run_locked, stream_run
 
 router = APIRouter(prefix="/v1", tags=["openai"])
@@ -53,6 +53,11 @@ class ChatMessage(BaseModel):
 class ChatRequest(BaseModel):
     # Clients send many sampling options; they are accepted and ignored (see the module docstring).
     model_config = ConfigDict(extra="allow")
+
+    @model_validator(mode="before")
+    @classmethod
+    def check_unicode(cls, data: Any) -> Any:
+        return valid_unicode(data)
 
     model: str
     messages: Annotated[list[ChatMessage], Field(min_length=1, max_length=500)]

@@ -10,6 +10,7 @@ every source it quotes; otherwise its status and next pending action alone (issu
 from __future__ import annotations
 
 import json
+import threading
 from collections.abc import AsyncGenerator, AsyncIterator
 from dataclasses import asdict
 from typing import Annotated, Any
@@ -17,7 +18,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Query, Request
 from fastapi.encoders import jsonable_encoder
 from fastapi.responses import StreamingResponse
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from sovra.errors import ApprovalError, InputError
 from sovra.identity import User
@@ -31,10 +32,37 @@ router = APIRouter(prefix="/v1", tags=["runs"])
 MAX_THREAD_ID = 128
 
 
+def valid_unicode(data: Any) -> Any:
+    """Refuse (422) a body with a lone surrogate anywhere (JSON allows ``"\\ud800"``): such text
+    cannot be stored, hashed into the audit log or written back, and must not become a 500."""
+
+    def walk(v: Any) -> None:
+        if isinstance(v, str):
+            try:
+                v.encode("utf-8")
+            except UnicodeEncodeError:
+                raise ValueError("the text is not valid Unicode (a lone surrogate escape)") from None
+        elif isinstance(v, dict):
+            for k, x in v.items():
+                walk(k)
+                walk(x)
+        elif isinstance(v, list):
+            for x in v:
+                walk(x)
+
+    walk(data)
+    return data
+
+
 class AskRequest(BaseModel):
     # Forbidding extra fields makes a client that tries to pick the user ("user": "bob") fail
     # loudly with 422 instead of silently asking as the token's user.
     model_config = ConfigDict(extra="forbid")
+
+    @model_validator(mode="before")
+    @classmethod
+    def check_unicode(cls, data: Any) -> Any:
+        return valid_unicode(data)
 
     question: str
     agent: str = "assistant"
@@ -231,6 +259,32 @@ async def run_records(run_id: str, user: CurrentUser, request: Request) -> dict[
     }
 
 
+VERIFY_RETRY_AFTER_S = 30
+
+
+class _VerifyGate:
+    """One full-chain verification at a time per server (the chain is the same for everyone): a
+    second one asked meanwhile gets 429 with Retry-After instead of another core for a minute."""
+
+    def __init__(self) -> None:
+        self.lock = threading.Lock()
+
+    def enter(self) -> int | None:
+        """None when admitted (then call ``leave``), else the seconds to wait."""
+        return None if self.lock.acquire(blocking=False) else VERIFY_RETRY_AFTER_S
+
+    def leave(self) -> None:
+        self.lock.release()
+
+
+def _verify_gate(request: Request) -> _VerifyGate:
+    state = request.app.state
+    gate = getattr(state, "audit_verify_gate", None)
+    if gate is None:
+        gate = state.audit_verify_gate = _VerifyGate()
+    return gate  # type: ignore[no-any-return]
+
+
 @router.get("/runs/{run_id}/audit")
 async def run_audit(
     run_id: str,
@@ -241,6 +295,9 @@ async def run_audit(
     """The auditor's view of a run: question, answer, every step with its hash, sources quoted."""
     from sovra.audit import RUN_END, RUN_ERROR, RUN_START
 
+    if verify and not is_auditor(user):
+        # Verifying reads the whole chain (about 45 s of CPU at a million records): auditors only.
+        raise ApiError(403, "only auditors may verify the audit chain", hint="ask without ?verify=true")
     records = await _records(request, run_id, user)
     log = api_state(request).runtime.services.audit
     if verify:
@@ -248,7 +305,18 @@ async def run_audit(
 
         from sovra.ui.audit_report import report_json
 
-        return jsonable_encoder(await anyio.to_thread.run_sync(report_json, log, records))
+        gate = _verify_gate(request)
+        wait = gate.enter()
+        if wait is not None:
+            raise ApiError(
+                429, "the audit chain is being verified for another request",
+                hint=f"retry in {wait} s, or run `sovra audit verify` on the server",
+                headers={"Retry-After": str(wait)},
+            )  # fmt: skip
+        try:
+            return jsonable_encoder(await anyio.to_thread.run_sync(report_json, log, records))
+        finally:
+            gate.leave()
     start = next((r for r in records if r.kind == RUN_START), records[0])
     end = next((r for r in reversed(records) if r.kind in (RUN_END, RUN_ERROR)), None)
     end_data = end.data if end is not None and isinstance(end.data, dict) else {}

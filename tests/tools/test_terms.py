@@ -339,3 +339,41 @@ def test_parties_from_a_cover_page_and_from_an_english_parties_block():
     f = extract_fields({1: block})["parties"]
     assert f.show == "NORTHWIND TRADERS LIMITED; CONTOSO FOODS LIMITED"
     assert extract_fields({1: block})["agreement_date"].value == "2005-10-13"
+
+
+GERMAN = """LIEFERVERTRAG
+
+Dieser Vertrag wird am 1. März 2024 zwischen der Nordwind Handel GmbH ("Lieferant") und der Kontoso Lebensmittel AG
+("Kunde") geschlossen.
+
+§ 5 Laufzeit. Der Vertrag hat eine Laufzeit von drei (3) Jahren und verlängert sich automatisch um jeweils zwölf (12)
+Monate, sofern er nicht mit einer Frist von drei (3) Monaten zum Ende der Laufzeit gekündigt wird.
+
+§ 12 Rechtswahl. Dieser Vertrag unterliegt deutschem Recht. Gerichtsstand ist Frankfurt am Main.
+"""
+FRENCH = """CONTRAT DE PRESTATION DE SERVICES
+
+Le présent contrat est conclu le 15 mars 2024 entre Vent du Nord SAS (le "Prestataire") et Contoso SA (le "Client").
+
+Article 4 – Durée. Le contrat est conclu pour une durée initiale de deux (2) ans et se renouvelle par tacite reconduction
+pour des périodes successives d'un (1) an, sauf préavis de trois (3) mois avant l'échéance.
+
+Article 11 – Droit applicable. Le présent contrat est régi par le droit français. Tout litige relève de la compétence
+exclusive des tribunaux de Paris.
+"""
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        (GERMAN, {"agreement_date": "March 1, 2024", "initial_term": "3 years", "renewal_term": "12 months",
+                  "auto_renewal": "yes", "notice_period": "3 months", "governing_law": "Germany",
+                  "courts": "Frankfurt am Main"}),
+        (FRENCH, {"agreement_date": "March 15, 2024", "initial_term": "2 years", "renewal_term": "1 year",
+                  "auto_renewal": "yes", "notice_period": "3 months", "governing_law": "France", "courts": "Paris"}),
+    ],
+)  # fmt: skip
+def test_german_and_french_agreements(text, expected):
+    fields = extract_fields({1: text})
+    assert {k: fields[k].show for k in expected} == expected
+    assert len(fields["parties"].value) == 2

@@ -276,6 +276,7 @@ def _show_date(d: Any) -> str:
 
 # --- term, renewal, notice -------------------------------------------------------------------------------
 
+_CONTRACT_WORD = r"\b(?:agreement|term|contract|vertrag|laufzeit|contrat|durée)\b"
 _RENEW = re.compile(
     r"renew|extend\w*|extension|successive|consecutive|year[\s-]to[\s-]year|verlänger|reconduction|renouvel", re.I
 )
@@ -285,7 +286,7 @@ _RENEW_EVERY = re.compile(
     r"(?P<c>year|month)[\s-]to[\s-](?:year|month)",
     re.I,
 )
-_NOTICE = re.compile(r"notice|notify|notification|kündig|préavis|notifi", re.I)
+_NOTICE = re.compile(r"notice|notify|notification|kündig|frist|préavis|notifi", re.I)
 _NOTICE_GAP = re.compile(r"(?:notice|notify|notification|kündig\w*|préavis)", re.I)
 _INITIAL = re.compile(
     r"initial\s+term|term\s+of\s+(?:this|the)\s+agreement|(?:shall|will)\s+(?:continue|remain)\s+in\s+(?:full\s+)?"
@@ -330,7 +331,7 @@ def renewal_term(ps: list[Passage]) -> Reading:
         cue = _RENEW.search(p.text)
         if not (labelled or cue):
             continue
-        if not labelled and not re.search(r"\b(?:agreement|term|contract|vertrag|contrat)\b", p.text, re.I):
+        if not labelled and not re.search(_CONTRACT_WORD, p.text, re.I):
             continue
         r.cued.append(p)
         at = cue.start() if cue else 0
@@ -359,7 +360,8 @@ def renewal_term(ps: list[Passage]) -> Reading:
 
 _AUTO = re.compile(
     r"automatic\w*\s+(?:be\s+)?(?:renew|extend)|renew\w*\s+automatic|(?:shall|will)\s+(?:thereafter\s+)?(?:be\s+)?"
-    r"(?:renewed|extended|renew|continue)\b[^.]{0,160}unless|unless\b[^.]{0,160}(?:renew|extend)|stillschweigend|tacite",
+    r"(?:renewed|extended|renew|continue)\b[^.]{0,160}unless|unless\b[^.]{0,160}(?:renew|extend)|stillschweigend|tacite|"
+    r"verlängert\s+sich\s+(?:jeweils\s+)?automatisch|automatisch\w*\s+verlänger|se\s+renouvelle\w*\s+(?:automatiquement|par\s+tacite)",
     re.I,
 )
 _OPTIONAL = re.compile(
@@ -372,7 +374,7 @@ def auto_renewal(ps: list[Passage]) -> Reading:
     r = Reading("auto_renewal")
     for p in ps:
         labelled = bool(p.label) and bool(re.search(r"renew", p.label, re.I))
-        if not (labelled or (_RENEW.search(p.text) and re.search(r"\b(?:agreement|term)\b", p.text, re.I))):
+        if not (labelled or (_RENEW.search(p.text) and re.search(_CONTRACT_WORD, p.text, re.I))):
             continue
         r.cued.append(p)
         if _AUTO.search(p.text):
@@ -388,8 +390,12 @@ _NOTICE_CONTEXT = re.compile(
     r"renew|non-renewal|expir|end\s+of\s+(?:the|then|such|any)|not\s+to\s+(?:extend|continue)|verlänger|renouvel", re.I
 )
 _RENEWAL_LENGTH = re.compile(
-    r"(?:(?:additional|successive|consecutive|further)\s+(?:[\w()]+\s+){0,2}|renewal\s+(?:term|period)s?\s+of\s+)$",
+    r"(?:(?:additional|successive|consecutive|further|successives?|supplémentaires?|jeweils|weitere\w*)\s+"
+    r"(?:[\w()'’]+\s+){0,2}|renewal\s+(?:term|period)s?\s+of\s+|d'un\s+|d’un\s+)$",
     re.I,
+)
+_NOTICE_OF = re.compile(
+    r"(?:notice|préavis|frist|kündigungsfrist)\s+(?:period\s+)?(?:of|de|von)\s+(?:at\s+least\s+)?$", re.I
 )
 _DEADLINE = re.compile(r"(?:prior\s+to|before)\s+(?:the\s+)?(?:expir|end\s+of|renewal|automatic\s+renewal)", re.I)
 _BREACH = re.compile(r"breach|default|cure|insolven|bankrupt|fails?\s+to|failure|force\s+majeure", re.I)
@@ -403,7 +409,9 @@ def notice_period(ps: list[Passage]) -> Reading:
     for p in ps:
         labelled = bool(p.label) and bool(_NOTICE.search(p.label))
         deadline = _DEADLINE.search(p.text)  # "unless terminated within sixty (60) days prior to the expiration"
-        about_end = re.search(r"terminat|renew|expir|kündig|résili", p.text, re.I)
+        about_end = re.search(
+            r"terminat|renew|expir|kündig|résili|renouvel|reconduction|échéance|laufzeit", p.text, re.I
+        )
         if not (labelled or ((_NOTICE.search(p.text) or deadline) and about_end)):
             continue
         context = _NOTICE_CONTEXT.search(p.text) or (labelled and _NOTICE_CONTEXT.search(p.label))
@@ -420,8 +428,10 @@ def notice_period(ps: list[Passage]) -> Reading:
             if _before(p.text, f.start, _RENEWAL_LENGTH, 40):
                 continue  # "for one (1) additional twelve month period": how long it renews
             gap = min((abs(n - f.end) if n >= f.end else f.start - n for n in notices), default=999)
-            if re.match(r"\W*(?:prior|before|in\s+advance|preceding)", tail, re.I):
+            if re.match(r"\W*(?:prior|before|in\s+advance|preceding|avant|vor\b|zum\s+(?:ende|ablauf))", tail, re.I):
                 gap = min(gap, 10)
+            if _before(p.text, f.start, _NOTICE_OF, 30):  # "notice of sixty (60) days", "préavis de trois mois"
+                gap = min(gap, 5)
             if gap > 60 and not labelled:
                 continue
             if best is None or gap < best[0]:

@@ -245,6 +245,11 @@ _ADJECTIVES = {
     "canadian": "CA", "australian": "AU", "japanese": "JP", "chinese": "CN", "indian": "IN", "israeli": "IL",
     "singaporean": "SG", "singapore": "SG", "hong kong": "HK",
 }  # fmt: skip
+# Languages that write a country's adjective in lower case ("deutschem Recht", "droit français").
+_LOWERCASE_ADJECTIVES = {
+    "deutschem", "deutsches", "deutschen", "français", "francais", "française", "niederländischem", "schweizerischem",
+    "suisse", "österreichischem", "italiano", "italiana", "español", "española", "belge", "luxembourgeois",
+}  # fmt: skip
 _EXTRA_NAMES = {
     "england and wales": "GB-EW", "england & wales": "GB-EW", "united states of america": "US", "usa": "US",
     "u.s.a.": "US", "united states": "US", "u.s.": "US", "uk": "GB", "u.k.": "GB", "great britain": "GB",
@@ -319,7 +324,7 @@ def find_jurisdictions(text: str) -> list[Found]:
             continue
         word = m.group(0)
         # Names count when written capitalised; adjectives of some languages are not ("droit français").
-        if not word[0].isupper() and not (_fold(word) in _ADJECTIVES and len(word) >= 6 and not word.isascii()):
+        if not word[0].isupper() and _fold(word) not in _LOWERCASE_ADJECTIVES:
             continue
         out.append(Found(j, m.start(), m.end()))
     return out

@@ -355,8 +355,8 @@ FRENCH = """CONTRAT DE PRESTATION DE SERVICES
 
 Le présent contrat est conclu le 15 mars 2024 entre Vent du Nord SAS (le "Prestataire") et Contoso SA (le "Client").
 
-Article 4 – Durée. Le contrat est conclu pour une durée initiale de deux (2) ans et se renouvelle par tacite reconduction
-pour des périodes successives d'un (1) an, sauf préavis de trois (3) mois avant l'échéance.
+Article 4 – Durée. Le contrat est conclu pour une durée initiale de deux (2) ans et se renouvelle par tacite
+reconduction pour des périodes successives d'un (1) an, sauf préavis de trois (3) mois avant l'échéance.
 
 Article 11 – Droit applicable. Le présent contrat est régi par le droit français. Tout litige relève de la compétence
 exclusive des tribunaux de Paris.

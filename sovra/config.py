@@ -176,9 +176,10 @@ class Settings(BaseSettings):
 
     # Streamlit chat (`sovra ui`): see README "Chat in the browser"
     ui_dev_login: bool = Field(
-        default=True,
+        default=False,
         description="Offer the DEVELOPMENT login (pick any directory user) when no OIDC [auth] is configured "
-        "in .streamlit/secrets.toml; set false in production.",
+        "in .streamlit/secrets.toml. Off unless set (`sovra ui --dev-login` sets it); refused unless the chat "
+        "listens on a loopback address only.",
     )
 
     # Chat bots (Slack, Teams): see README "Slack and Teams"

@@ -23,7 +23,11 @@ USERS = {
     "bob": {"name": "Bob Schneider", "groups": ["employees", "finance"]},
     "erin": {"name": "Erin Auditor", "groups": ["employees", "auditor"]},
 }
-TOKENS = {"alice-token-0123456789abcdef": "alice", "bob-token-0123456789abcdef": "bob", "erin-token-0123456789abc": "erin"}
+TOKENS = {
+    "alice-token-0123456789abcdef": "alice",
+    "bob-token-0123456789abcdef": "bob",
+    "erin-token-0123456789abc": "erin",
+}
 
 
 def replace_json(path: Path, data: object) -> None:

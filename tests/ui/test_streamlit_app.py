@@ -38,6 +38,7 @@ def data_dir(chat_dir, monkeypatch) -> Path:
     # The app reads its settings from the environment, as under `sovra ui`.
     monkeypatch.setenv("SOVRA_DATA_DIR", str(chat_dir))
     monkeypatch.setenv("SOVRA_UI_DEV_LOGIN", "true")
+    monkeypatch.setenv("STREAMLIT_SERVER_ADDRESS", "127.0.0.1")  # as `sovra ui` binds by default
     monkeypatch.setitem(agents.AGENTS, TEST_AGENT, "fakes.chat_agent:CitedAgent")
     return chat_dir
 
@@ -94,6 +95,41 @@ def test_dev_login_off_in_production(data_dir, monkeypatch):
     no_exception(at)
     assert "No login is configured" in texts(at)
     assert not at.chat_input and not at.button
+
+
+def claiming(user: str) -> AppTest:
+    """A session that already claims a development user: it must get nothing either."""
+    at = AppTest.from_file(str(APP), default_timeout=300)
+    at.session_state["dev_user"] = user
+    return at.run()
+
+
+def test_dev_login_is_off_unless_enabled(data_dir, monkeypatch):
+    monkeypatch.delenv("SOVRA_UI_DEV_LOGIN")
+    at = claiming("alice")
+    no_exception(at)
+    assert "No login is configured" in texts(at) and "sovra ui --dev-login" in texts(at)
+    assert not at.chat_input
+
+
+@pytest.mark.parametrize("address", ["0.0.0.0", "192.168.1.20", ""])
+def test_dev_login_is_refused_off_loopback(data_dir, monkeypatch, address):
+    monkeypatch.setenv("STREAMLIT_SERVER_ADDRESS", address)  # "": Streamlit listens on every interface
+    at = claiming("alice")
+    no_exception(at)
+    assert "No login is configured" in texts(at) and not at.chat_input
+
+
+def test_sovra_ui_refuses_the_dev_login_on_a_public_address(monkeypatch, capsys):
+    from sovra.ui.cli import main
+
+    for args, env in ((["--dev-login"], None), ([], "true")):
+        if env:
+            monkeypatch.setenv("SOVRA_UI_DEV_LOGIN", env)
+        with pytest.raises(SystemExit) as stop:
+            main(["ui", *args, "--host", "0.0.0.0"])  # refused before Streamlit would start
+        assert stop.value.code == 2
+        assert "local use only" in capsys.readouterr().err
 
 
 def test_oidc_configured_offers_only_the_oidc_login(data_dir):

@@ -12,6 +12,8 @@ its user resolves to the user (and groups) the login established.
 
 from __future__ import annotations
 
+import logging
+import os
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from contextvars import ContextVar
@@ -20,6 +22,8 @@ from typing import Any
 from sovra.config import Settings
 from sovra.errors import SovraError
 from sovra.identity import ActingUserDirectory, Directory, User, user_from_login
+
+log = logging.getLogger(__name__)
 
 _acting: ContextVar[User | None] = ContextVar("sovra_chat_user", default=None)
 
@@ -75,5 +79,19 @@ def acting_as(user: User) -> Iterator[None]:
         _acting.reset(token)
 
 
-def dev_login_allowed(settings: Settings) -> bool:
-    return bool(getattr(settings, "ui_dev_login", True))
+LOOPBACK = frozenset({"127.0.0.1", "::1", "localhost"})
+
+
+def dev_login_allowed(settings: Settings, bind_address: str | None = None) -> bool:
+    """The development login (anyone picks any user) only when explicitly enabled and only while the
+    chat listens on loopback alone: an unset Streamlit address means every interface."""
+    if not settings.ui_dev_login:
+        return False
+    if bind_address is None:
+        import streamlit as st
+
+        bind_address = st.get_option("server.address") or os.environ.get("STREAMLIT_SERVER_ADDRESS") or ""
+    if bind_address not in LOOPBACK and not bind_address.startswith("127."):
+        log.error("SOVRA_UI_DEV_LOGIN is refused: the chat listens on %r, not on loopback only", bind_address or "*")
+        return False
+    return True

@@ -163,7 +163,8 @@ def login(sh: Shared, settings: Settings) -> User | None:
     if not identity.dev_login_allowed(settings):
         st.error(
             "No login is configured: set up OIDC in .streamlit/secrets.toml ([auth]) "
-            "or, on a development machine only, set SOVRA_UI_DEV_LOGIN=true."
+            "or, on a development machine only, start the chat with `sovra ui --dev-login` "
+            "(SOVRA_UI_DEV_LOGIN=true; refused unless the chat listens on 127.0.0.1)."
         )
         return None
     picked = st.session_state.get("dev_user")

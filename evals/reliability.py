@@ -94,6 +94,51 @@ SUITES: tuple[Suite, ...] = (
         "planted credentials vs logs/audit/checkpoints/errors; lock files pin every dependency",
         ("tests/reliability/test_rel_secrets.py",),
     ),
+    Suite(
+        "connector-containment",
+        "file symlinks and linked sidecars out of an ingested folder (the API tokens file); sidecars widening ACLs",
+        (
+            "tests/reliability/test_rel_containment.py::test_a_file_symlink_out_of_the_folder_is_skipped_and_reported",
+            "tests/reliability/test_rel_containment.py::test_a_sidecar_cannot_widen_what_the_connector_allows_nor_rewrite_its_path",
+            "tests/connectors/test_connectors.py",
+        ),
+    ),
+    Suite(
+        "per-item-sync",
+        "non-UTF-8 file names, lone surrogates in sidecars and API bodies; deletions/ACL changes still apply",
+        (
+            "tests/reliability/test_rel_containment.py::test_one_bad_name_or_field_never_stops_a_sync_deletions_and_acl_changes_apply",
+            "tests/reliability/test_rel_revocation.py::test_a_question_with_a_lone_surrogate_is_a_client_error_or_answered_never_a_500",
+        ),
+    ),
+    Suite(
+        "source-names",
+        "a folder with the name of another source; two SharePoint exports with the same item ids",
+        (
+            "tests/reliability/test_rel_containment.py::test_a_folder_name_never_takes_over_another_source",
+            "tests/reliability/test_rel_containment.py::test_sharepoint_export_ids_include_their_source",
+        ),
+    ),
+    Suite(
+        "revocation",
+        "a token removed from the tokens file, a user or group removed from users.json, without restart",
+        (
+            "tests/reliability/test_rel_revocation.py::test_a_removed_token_group_or_user_stops_working_without_a_restart",
+            "tests/reliability/test_rel_revocation.py::test_a_broken_tokens_file_refuses_static_tokens_rather_than_keeping_old_ones",
+            "tests/reliability/test_rel_revocation.py::test_directory_from_file_rereads_on_change",
+        ),
+    ),
+    Suite(
+        "closed-defaults",
+        "dev login without opting in or on a public bind; full audit verification by non-auditors, in parallel",
+        (
+            "tests/ui/test_streamlit_app.py::test_dev_login_is_off_unless_enabled",
+            "tests/ui/test_streamlit_app.py::test_dev_login_is_refused_off_loopback",
+            "tests/ui/test_streamlit_app.py::test_sovra_ui_refuses_the_dev_login_on_a_public_address",
+            "tests/reliability/test_rel_revocation.py::test_full_chain_verification_is_for_auditors_only_and_one_at_a_time",
+            "tests/deploy/test_compose.py",
+        ),
+    ),
 )
 
 

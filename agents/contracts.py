@@ -405,11 +405,15 @@ def extract(state: State, config: RunnableConfig) -> State:
     return {"terms": terms, "notes": notes}
 
 
-def _quotes(f: FieldResult) -> list[dict[str, Any]]:
-    """The passages behind an unreadable or disputed field: rival values first, then clauses looked at."""
+def _quotes(f: FieldResult, doc: ContractDocument) -> list[dict[str, Any]]:
+    """The passages behind an unreadable or disputed field: rival values first, then clauses looked at,
+    each with the chunk it lies in (so the faces can check who may read it)."""
     out = [{"page": c["page"], "span": [c["char_start"], c["char_end"]], "quote": c["quote"], "value": c["value"]}
            for c in f.candidates]  # fmt: skip
     out += [{"page": q.page, "span": [q.char_start, q.char_end], "quote": q.quote} for q in f.looked_at]
+    for q in out:
+        chunk = doc.chunk_at(q["page"], q["span"][0])
+        q["chunk_id"] = chunk.chunk_id if chunk else None
     return out[:3]
 
 
@@ -431,11 +435,15 @@ def compare_node(state: State, config: RunnableConfig) -> State:
                         "label": c.label,
                         "why": c.why,
                         "document": other.title,
-                        "left": {"title": main.title, "url": docs[main.doc_id].url, "quotes": _quotes(c.left)},
+                        "left": {
+                            "title": main.title,
+                            "url": docs[main.doc_id].url,
+                            "quotes": _quotes(c.left, docs[main.doc_id]),
+                        },
                         "right": {
                             "title": other.title,
                             "url": docs[other.doc_id].url,
-                            "quotes": _quotes(c.right),
+                            "quotes": _quotes(c.right, docs[other.doc_id]),
                             "value": c.right.show,
                         },
                     }
@@ -522,7 +530,8 @@ def report(state: State, config: RunnableConfig) -> State:
             for side in ("right", "left"):
                 for q in (u.get(side) or {}).get("quotes", [])[:2]:
                     cites.append(book.add({"kind": "document", "title": u[side]["title"], "url": u[side]["url"],
-                                           "page": q["page"], "quote": q["quote"], "span": q["span"]}))  # fmt: skip
+                                           "page": q["page"], "quote": q["quote"], "span": q["span"],
+                                           "chunk_id": q.get("chunk_id")}))  # fmt: skip
             stated = (u.get("right") or {}).get("value")
             what = f" ({u['document']} states {stated})" if stated else ""
             lines.append(f"- {u['label']}{what}: {u['why']}{''.join(f' [{c}]' for c in cites)}.")

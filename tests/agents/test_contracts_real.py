@@ -77,6 +77,7 @@ def test_a_changed_term_is_reported_with_citations_on_both_sides(real):
     assert "No inconsistency found" not in a.text
     quotes = [c.quote for c in a.citations]
     assert any("five (5) year" in q for q in quotes) and any("1 year" in q for q in quotes)
+    assert all(c.chunk_id for c in a.citations)  # every quote names its chunk: faces check who may read it
     assert {c.url.rsplit("/", 1)[-1] for c in a.citations} == {
         "WaterNowInc_20191120_10-Q_EX-10.12_11900227_EX-10.12_Distributor_Agreement.txt",
         "WaterNowInc_20191120_10-Q_EX-10.12_11900227_EX-10.12_Distributor_Agreement.term-sheet.md",

@@ -126,6 +126,7 @@ SUITES: tuple[Suite, ...] = (
             "tests/reliability/test_rel_revocation.py::test_a_removed_token_group_or_user_stops_working_without_a_restart",
             "tests/reliability/test_rel_revocation.py::test_a_broken_tokens_file_refuses_static_tokens_rather_than_keeping_old_ones",
             "tests/reliability/test_rel_revocation.py::test_directory_from_file_rereads_on_change",
+            "tests/reliability/test_rel_revocation.py::test_bot_chat_identities_are_reread_on_change",
         ),
     ),
     Suite(

@@ -99,9 +99,34 @@ class ChatIdentities:
     def __init__(self, accounts: dict[str, dict[str, str]], emails: dict[str, str]) -> None:
         self._accounts = accounts
         self._emails = {k.lower(): v for k, v in emails.items()}
+        self._files: tuple[Path, Path | None] | None = None
+        self._stamps: tuple[Any, Any] = (None, None)
 
     @classmethod
     def from_file(cls, path: Path, directory_file: Path | None = None) -> ChatIdentities:
+        """The mappings in ``path`` (and emails of ``directory_file``), re-read whenever either file
+        changes: an account unmapped counts from its next message, without a restart."""
+        identities = cls._read(path, directory_file)
+        identities._files = (path, directory_file)
+        identities._stamps = (_stamp(path), _stamp(directory_file))
+        return identities
+
+    def _refresh(self) -> None:
+        if self._files is None:
+            return
+        stamps = (_stamp(self._files[0]), _stamp(self._files[1]))
+        if stamps == self._stamps:
+            return
+        try:
+            fresh = self._read(*self._files)
+            self._accounts, self._emails = fresh._accounts, fresh._emails
+        except (ConfigError, OSError, ValueError) as exc:
+            log.error("chat identities cannot be re-read (%s): every chat user is refused until fixed", exc)
+            self._accounts, self._emails = {}, {}
+        self._stamps = stamps
+
+    @classmethod
+    def _read(cls, path: Path, directory_file: Path | None) -> ChatIdentities:
         raw: dict[str, Any] = {}
         if path.is_file():
             try:
@@ -121,17 +146,28 @@ class ChatIdentities:
         return cls({p: {str(k): str(v) for k, v in m.items()} for p, m in raw.items()}, emails)
 
     def user_id(self, platform: str, account: str, email: str | None = None) -> str | None:
+        self._refresh()
         uid = self._accounts.get(platform, {}).get(account)
         if uid is None and email:
             uid = self._emails.get(email.lower())
         return uid
 
     def knows_account(self, platform: str, account: str) -> bool:
+        self._refresh()
         return account in self._accounts.get(platform, {})
 
     def account_of(self, platform: str, user_id: str) -> str | None:
         """The platform account mapped to a Sovra user (the first, when several are)."""
+        self._refresh()
         return next((a for a, u in self._accounts.get(platform, {}).items() if u == user_id), None)
+
+
+def _stamp(path: Path | None) -> tuple[int, int, int] | None:
+    try:
+        st = path.stat() if path is not None else None
+    except OSError:
+        return None
+    return (st.st_mtime_ns, st.st_size, st.st_ino) if st is not None else None
 
 
 # ---------------------------------------------------------------------------------------------

@@ -126,3 +126,18 @@ def test_a_question_with_a_lone_surrogate_is_a_client_error_or_answered_never_a_
     chat = b'{"model": "echo", "messages": [{"role": "user", "content": "M\\udcfcller?"}]}'
     r = api.post("/v1/chat/completions", content=chat, headers={**h("erin"), "Content-Type": "application/json"})
     assert r.status_code in (200, 400, 422), r.text
+
+
+def test_bot_chat_identities_are_reread_on_change(tmp_path):
+    from sovra.ui.bot_common import ChatIdentities
+
+    idents, users = tmp_path / "chat-identities.json", tmp_path / "users.json"
+    replace_json(idents, {"slack": {"U1": "alice", "U2": "bob"}})
+    replace_json(users, {**USERS, "erin": {**USERS["erin"], "email": "erin@bank.example"}})
+    chat = ChatIdentities.from_file(idents, users)
+    assert chat.user_id("slack", "U2") == "bob" and chat.user_id("teams", "x", "Erin@bank.example") == "erin"
+    replace_json(idents, {"slack": {"U1": "alice"}})
+    replace_json(users, USERS)
+    assert chat.user_id("slack", "U2") is None and not chat.knows_account("slack", "U2")
+    assert chat.user_id("teams", "x", "erin@bank.example") is None
+    assert chat.user_id("slack", "U1") == "alice"

@@ -262,10 +262,10 @@ class Ingestor:
         bad = _unencodable(doc)
         if bad is not None:
             return self._fail_unencodable(doc, bad, state, report, progress)
-        if not doc.acl:
-            report.no_acl.append(doc.id)
         prior = state.get(doc.id)
         if prior and prior[0] == doc.version:
+            if not doc.acl:
+                report.no_acl.append(doc.id)
             if prior[1] != _acl_key(doc.acl):
                 self.index.set_acl(doc.id, doc.acl)
                 state.set_acl(doc)
@@ -297,6 +297,8 @@ class Ingestor:
             if progress:
                 progress.advance(doc.id, "failed")
             return "retry" if isinstance(exc, SourceError) else "failed"
+        if not doc.acl:  # (an item that failed is not indexed: its empty ACL is not the news)
+            report.no_acl.append(doc.id)
         pending.append((doc, chunks, prior is not None))
         if sum(len(c) for _, c, _ in pending) >= self.batch_chunks:
             self._flush(list(pending), state, report, progress)

@@ -63,6 +63,7 @@ def test_a_file_symlink_out_of_the_folder_is_skipped_and_reported(tmp_path, inde
     failed = dict(report.failed)
     assert "outside the folder" in failed["docs:api-keys.txt"]
     assert "outside the folder" in failed["docs:memo.md"]
+    assert "docs:api-keys.txt" not in report.no_acl  # not "add a sidecar": it is not read at all
     assert "TOKENFILE" not in texts(index, embedder, "office phone list api tokens")
     assert "canteen" in texts(index, embedder, "when does the canteen open")
 

@@ -77,6 +77,12 @@ def _before(text: str, at: int, pattern: re.Pattern[str], width: int = 60) -> bo
     return bool(pattern.search(text[max(0, at - width) : at]))
 
 
+def _label_is(p: Passage, pattern: str | re.Pattern[str]) -> bool:
+    """The passage is a labelled row or item ("| Governing law | ..."; "- Renewal: ...") about ``pattern``."""
+    found = pattern.search(p.label) if isinstance(pattern, re.Pattern) else re.search(pattern, p.label, re.I)
+    return bool(p.label) and bool(found)
+
+
 def _about(p: Passage, pattern: re.Pattern[str]) -> bool:
     return bool(pattern.search(p.about()))
 
@@ -230,7 +236,7 @@ def agreement_date(ps: list[Passage]) -> Reading:
 def effective_date(ps: list[Passage]) -> Reading:
     r = Reading("effective_date")
     for p in ps:
-        labelled = bool(p.label) and bool(_EFFECTIVE_HEAD.search(p.label))
+        labelled = _label_is(p, _EFFECTIVE_HEAD)
         mentions = re.search(r"effective|commencement\s+date|inkrafttreten|en\s+vigueur", p.text, re.I)
         if not (labelled or mentions):
             continue
@@ -254,7 +260,7 @@ def effective_date(ps: list[Passage]) -> Reading:
 def expiration_date(ps: list[Passage]) -> Reading:
     r = Reading("expiration_date")
     for p in ps:
-        labelled = bool(p.label) and _about(p, _END_HEAD)
+        labelled = _label_is(p, _END_HEAD)
         if not (labelled or _TERM_CONTEXT.search(p.text) or _about(p, re.compile(r"\bterm\b", re.I))):
             continue
         for f in find_dates(p.text):
@@ -302,7 +308,7 @@ _NOT_TERM = re.compile(
 def initial_term(ps: list[Passage]) -> Reading:
     r = Reading("initial_term")
     for p in ps:
-        labelled = bool(p.label) and bool(re.search(r"\b(?:initial\s+)?term\b|duration|laufzeit|durée", p.label, re.I))
+        labelled = _label_is(p, r"\b(?:initial\s+)?term\b|duration|laufzeit|durée")
         if not (labelled or _INITIAL.search(p.text)):
             continue
         cue = _INITIAL.search(p.text)
@@ -327,7 +333,7 @@ def renewal_term(ps: list[Passage]) -> Reading:
     """How long each renewal lasts: the first duration after "renew" / "successive" that is not a notice."""
     r = Reading("renewal_term")
     for p in ps:
-        labelled = bool(p.label) and bool(re.search(r"renew", p.label, re.I))
+        labelled = _label_is(p, r"renew")
         cue = _RENEW.search(p.text)
         if not (labelled or cue):
             continue
@@ -373,7 +379,7 @@ _OPTIONAL = re.compile(
 def auto_renewal(ps: list[Passage]) -> Reading:
     r = Reading("auto_renewal")
     for p in ps:
-        labelled = bool(p.label) and bool(re.search(r"renew", p.label, re.I))
+        labelled = _label_is(p, r"renew")
         if not (labelled or (_RENEW.search(p.text) and re.search(_CONTRACT_WORD, p.text, re.I))):
             continue
         r.cued.append(p)
@@ -407,7 +413,7 @@ def notice_period(ps: list[Passage]) -> Reading:
     about renewal or expiry, the one written closest to the word "notice"."""
     r = Reading("notice_period")
     for p in ps:
-        labelled = bool(p.label) and bool(_NOTICE.search(p.label))
+        labelled = _label_is(p, _NOTICE)
         deadline = _DEADLINE.search(p.text)  # "unless terminated within sixty (60) days prior to the expiration"
         about_end = re.search(
             r"terminat|renew|expir|kündig|résili|renouvel|reconduction|échéance|laufzeit", p.text, re.I
@@ -468,7 +474,7 @@ _NO_CONVENIENCE = re.compile(
 def termination_for_convenience(ps: list[Passage]) -> Reading:
     r = Reading("termination_for_convenience")
     for p in ps:
-        labelled = bool(p.label) and bool(re.search(r"convenience|terminat", p.label, re.I))
+        labelled = _label_is(p, r"convenience|terminat")
         if _NO_CONVENIENCE.search(p.text):
             r.cued.append(p)
             r.candidates.append(_mapped(False, "no", "no", p, 4.0))
@@ -498,7 +504,7 @@ _COURTS_CUE = re.compile(r"jurisdiction|venue|courts?\b|Gerichtsstand|tribunaux|
 def courts(ps: list[Passage]) -> Reading:
     r = Reading("courts")
     for p in ps:
-        labelled = bool(p.label) and bool(re.search(r"jurisdiction|courts?|venue|gerichtsstand", p.label, re.I))
+        labelled = _label_is(p, r"jurisdiction|courts?|venue|gerichtsstand")
         if not (
             labelled
             or (
@@ -536,7 +542,7 @@ def _money_reader(kind: str, label_cue: str) -> Reader:
     def read(ps: list[Passage]) -> Reading:
         r = Reading(kind)
         for p in ps:
-            labelled = bool(p.label) and bool(re.search(label_cue, p.label, re.I))
+            labelled = _label_is(p, label_cue)
             if not (labelled or _MONEY_KINDS[kind].search(p.text)):
                 continue
             money = find_money(p.text)
@@ -568,7 +574,7 @@ _FREQ = re.compile(
 def payment_schedule(ps: list[Passage]) -> Reading:
     r = Reading("payment_schedule")
     for p in ps:
-        labelled = bool(p.label) and bool(re.search(r"payment|invoice", p.label, re.I))
+        labelled = _label_is(p, r"payment|invoice")
         if not (labelled or re.search(r"\b(?:payable|shall\s+(?:be\s+)?pa(?:y|id)|invoice[sd]?)\b", p.text, re.I)):
             continue
         freq = _FREQ.search(p.text)

@@ -338,6 +338,32 @@ class Ingestor:
     ) -> None:
         if not pending:
             return
+        try:
+            self._store(pending, state, report, progress)
+        except SovraError:
+            raise  # the index or the embedding server: not one item's fault
+        except Exception as exc:
+            if len(pending) > 1:  # find the item that cannot be embedded or stored; the others go in one by one
+                for one in pending:
+                    self._flush([one], state, report, progress)
+                return
+            doc, _, existed = pending[0]
+            log.exception("storing %s failed", doc.id)
+            report.failed.append((_shown(doc.id), f"cannot be stored ({type(exc).__name__}: {exc})"))
+            prior = state.get(doc.id) if existed else None
+            if prior and prior[1] != _acl_key(doc.acl):  # the old version stays, under the new ACL
+                self.index.set_acl(doc.id, doc.acl)
+                state.set_acl(doc)
+            if progress:
+                progress.advance(_shown(doc.id), "failed")
+
+    def _store(
+        self,
+        pending: list[tuple[Document, list[Chunk], bool]],
+        state: IngestState,
+        report: IngestReport,
+        progress: Progress | None,
+    ) -> None:
         # Each chunk is embedded with its document's title in front: a clause saying "the Supplier may
         # terminate" only matches "the Acme contract" if the vector knows which contract it is in.
         texts = {(doc.id, c.id): f"{doc.title}\n{c.text}" for doc, chunks, _ in pending for c in chunks}
@@ -360,19 +386,7 @@ class Ingestor:
                 points.append(IndexPoint(chunk, info, *vectors[key], embed_key=key))
             batch.append((info, points))
         # One switch for the whole batch: searches see each document's old or new chunks, never a mix.
-        try:
-            self.index.replace(batch)
-        except Exception as exc:
-            if len(pending) > 1:  # find the item that cannot be stored; the others go in one by one
-                for one in pending:
-                    self._flush([one], state, report, progress)
-                return
-            doc = pending[0][0]
-            log.exception("storing %s failed", doc.id)
-            report.failed.append((_shown(doc.id), f"cannot be stored ({type(exc).__name__}: {exc})"))
-            if progress:
-                progress.advance(_shown(doc.id), "failed")
-            return
+        self.index.replace(batch)
         for doc, chunks, existed in pending:
             if existed:
                 report.updated += 1

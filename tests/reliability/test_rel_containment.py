@@ -153,3 +153,23 @@ def test_a_folder_name_never_takes_over_another_source(tmp_path):
     assert named.returncode == 0 and "0 deleted" in named.stdout, named.stdout + named.stderr
     again = sovra(data, "ingest", "--source", "contracts")
     assert "1 unchanged" in again.stdout and "0 deleted" in again.stdout, again.stdout
+
+
+def test_a_chunk_that_cannot_be_embedded_fails_alone(tmp_path, index, embedder):
+    """A parser (or an SDK user's connector) that hands over text with a lone surrogate: that item
+    is reported, the rest of the batch is indexed."""
+    from sovra.documents import Document, Page
+
+    class Odd:
+        name = "odd"
+
+        def documents(self):
+            for doc_id, text in (("odd:good", "The canteen opens at 11:30."), ("odd:bad", "Vertrag M\udcfcller")):
+                yield Document(
+                    id=doc_id, title=doc_id, source="odd", url=f"mem://{doc_id}", version="1",
+                    acl=frozenset({"group:everyone"}), load=lambda text=text: [Page(1, text)],
+                )  # fmt: skip
+
+    report = Ingestor(index, embedder, tmp_path / "state.sqlite").run([Odd()])
+    assert report.added == 1 and [d for d, _ in report.failed] == ["odd:bad"], report.summary()
+    assert "canteen" in texts(index, embedder, "when does the canteen open")

@@ -18,6 +18,7 @@ AGENTS: dict[str, str] = {
     "followup": "sovra.agents.followup:followup",
     "policy": "sovra.agents.policy:PolicyAssistant",
     "contracts": "sovra.agents.contracts:ContractChecker",
+    "consistency": "sovra.agents.consistency:ConsistencyChecker",
     "reconcile": "sovra.agents.reconcile:Reconciler",
     "reconcile-cases": "sovra.agents.reconcile:reconciler_with_cases",
     "supervisor": "sovra.agents.supervisor:Supervisor",

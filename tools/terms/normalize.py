@@ -185,7 +185,7 @@ _NUM = r"\d{1,3}(?:[,.' ]\d{3})+(?:[.,]\d{1,2})?|\d+(?:[.,]\d{1,2})?"
 _MULTS = r"(?:\s*(?P<mult>thousand|million|billion|mio\.?|mm|bn|m|k)\b)?"
 _MONEY_RE = re.compile(
     rf"(?:(?P<cur1>{_CODES}|US\$|C\$|CA\$|A\$|[$€£¥])\s?(?P<amt1>{_NUM}){_MULTS.replace('mult', 'mult1')}"
-    rf"|(?P<amt2>{_NUM}){_MULTS.replace('mult', 'mult2')}\s?(?P<cur2>{_CODES}|€|euros?|dollars|pounds)\b)",
+    rf"|(?P<amt2>{_NUM}){_MULTS.replace('mult', 'mult2')}\s?(?P<cur2>{_CODES}|€|euros?|dollars|pounds)(?!\w))",
     re.I,
 )
 
@@ -244,11 +244,14 @@ _ADJECTIVES = {
     "czech": "CZ", "hungarian": "HU", "greek": "GR", "estonian": "EE", "latvian": "LV", "lithuanian": "LT",
     "canadian": "CA", "australian": "AU", "japanese": "JP", "chinese": "CN", "indian": "IN", "israeli": "IL",
     "singaporean": "SG", "singapore": "SG", "hong kong": "HK",
+    "nederlands": "NL", "nederlandse": "NL", "néerlandais": "NL", "allemand": "DE", "anglais": "GB-ENG",
+    "belgisch": "BE", "belge": "BE", "luxembourgeois": "LU", "italiano": "IT", "italiana": "IT", "española": "ES",
 }  # fmt: skip
 # Languages that write a country's adjective in lower case ("deutschem Recht", "droit français").
 _LOWERCASE_ADJECTIVES = {
     "deutschem", "deutsches", "deutschen", "français", "francais", "française", "niederländischem", "schweizerischem",
     "suisse", "österreichischem", "italiano", "italiana", "español", "española", "belge", "luxembourgeois",
+    "nederlands", "nederlandse", "néerlandais", "allemand", "anglais", "belgisch",
 }  # fmt: skip
 _EXTRA_NAMES = {
     "england and wales": "GB-EW", "england & wales": "GB-EW", "united states of america": "US", "usa": "US",
@@ -287,9 +290,17 @@ def _gazetteer() -> tuple[dict[str, Jurisdiction], re.Pattern[str]]:
         c = pycountry.countries.get(alpha_2=code)
         return Jurisdiction(code, getattr(c, "common_name", None) or c.name, getattr(c, "common_name", None) or c.name)
 
+    import gettext
+
+    # Country names in the languages Sovra reads, from pycountry's own ISO 3166 translations.
+    translations = [gettext.translation("iso3166-1", pycountry.LOCALES_DIR, languages=[lang], fallback=True)
+                    for lang in _LANGS if lang != "en"]  # fmt: skip
     for c in pycountry.countries:
         j = country(c.alpha_2)
-        for n in {c.name, getattr(c, "official_name", None), getattr(c, "common_name", None)} - {None}:
+        names = {c.name, getattr(c, "official_name", None), getattr(c, "common_name", None)} - {None}
+        for n in list(names):
+            names |= {t.gettext(str(n)) for t in translations}
+        for n in names:
             by_name.setdefault(_fold(str(n)), j)
     for code in _FEDERAL:
         home = country(code)

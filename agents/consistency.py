@@ -1,0 +1,186 @@
+"""Consistency between a document and its translation or summary: amounts, percentages and rates,
+dates, periods and jurisdictions, compared on meaning across languages, cited on both sides.
+
+The graph is find -> compare -> report. ``find`` takes the document the question names (by its
+parties or title, as the contracts agent does) and, among the documents the user may read, the one
+that shares most of its facts: a translation restates nearly all of them. A question that says
+"summary" compares one way: every fact of the summary must be in the body (the body may say more).
+"Consistent" is said only when both documents were read and every compared fact was found on the
+other side; otherwise the report lists what differs and what could not be compared.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any, TypedDict
+
+from langchain_core.runnables import RunnableConfig
+from langgraph.graph import END, START, StateGraph
+
+from sovra.agents.assistant import NOT_FOUND
+from sovra.agents.contracts import CitationBook, ctx_of, report_answer, tool_ctx
+from sovra.errors import SovraError
+from sovra.index import SearchFilter
+from sovra.runtime import Answer, RunContext
+from sovra.tools.contract_docs import ContractDocument, _mentioned, _parties_of, _search, _whole, _words
+from sovra.tools.facts import Fact, compare_facts, facts_of
+
+_CANDIDATES = 8
+_MIN_SHARED = 0.5  # a translation restates at least half of the other version's facts
+_SUMMARY = re.compile(r"\bsummar(?:y|ies)\b|\brésumé\b|\bzusammenfassung\b|\bsintesi\b|\bsamenvatting\b", re.I)
+
+
+class State(TypedDict, total=False):
+    question: str
+    docs: list[dict[str, Any]]
+    one_way: bool
+    result: dict[str, Any]
+    notes: list[str]
+    answer: str
+    citations: list[dict[str, Any]]
+    status: str
+
+
+def _facts(doc: ContractDocument) -> list[Fact]:
+    return facts_of(doc.pages())
+
+
+def _shared(a: list[Fact], b: list[Fact]) -> float:
+    ka, kb = {f.key for f in a}, {f.key for f in b}
+    return len(ka & kb) / max(1, min(len(ka), len(kb)))
+
+
+def find_pair(ctx: RunContext, question: str) -> tuple[list[ContractDocument], list[str]]:
+    """The document the question names and its counterpart (translation, summary or body)."""
+    tctx = tool_ctx(ctx)
+    flt = SearchFilter(principals=tuple(ctx.user.principals))
+    first: dict[str, Any] = {}
+    for h in _search(tctx, question, flt, 50):
+        first.setdefault(h.doc_id, h)
+    docs = [_whole(tctx, h, h.source) for h in list(first.values())[:_CANDIDATES]]
+    if not docs:
+        return [], []
+    qwords = _words(question)
+
+    def score(d: ContractDocument) -> float:
+        title = _words(d.title.replace("_", " "))
+        return _mentioned(question, _parties_of(d)) + len(qwords & title) / max(len(title), 1)
+
+    ranked = sorted(docs, key=score, reverse=True)
+    main = ranked[0]
+    main_facts = _facts(main)
+    pairs = sorted(((_shared(main_facts, _facts(d)), d) for d in ranked[1:]), key=lambda x: -x[0])
+    if not pairs or pairs[0][0] < _MIN_SHARED:
+        return [main], [f"No translation or summary of {main.title} was found among the documents you may read."]
+    if len(pairs) > 1 and abs(pairs[0][0] - pairs[1][0]) < 1e-9:
+        names = f"{pairs[0][1].title}; {pairs[1][1].title}"
+        return [main], [f"Several documents could be the counterpart of {main.title}: {names}. Name one."]
+    return [main, pairs[0][1]], []
+
+
+def find(state: State, config: RunnableConfig) -> State:
+    ctx = ctx_of(config)
+    try:
+        with ctx.recorder.step("tool.find_document_pair", args={"query": state["question"]}) as step:
+            docs, notes = find_pair(ctx, state["question"])
+            step.result = {"documents": [d.doc_id for d in docs], "notes": notes}
+    except SovraError as exc:
+        return {"docs": [], "notes": [f"The document search failed: {exc.message}"]}
+    return {
+        "docs": [d.model_dump(mode="json") for d in docs],
+        "notes": notes,
+        "one_way": bool(_SUMMARY.search(state["question"])),
+    }
+
+
+def compare(state: State, config: RunnableConfig) -> State:
+    ctx = ctx_of(config)
+    left, right = (ContractDocument.model_validate(d) for d in state["docs"][:2])
+    lf, rf = _facts(left), _facts(right)
+    if state.get("one_way"):  # the shorter one is the summary: all of its facts must be in the body
+        (left, lf), (right, rf) = sorted([(left, lf), (right, rf)], key=lambda x: len(x[1]))
+    res = compare_facts(lf, rf)
+    result = {
+        "left": left.model_dump(mode="json", include={"doc_id", "title", "url"}),
+        "right": right.model_dump(mode="json", include={"doc_id", "title", "url"}),
+        "matched": [[a.__dict__, b.__dict__] for a, b in res.matched],
+        "only_left": [f.__dict__ for f in res.only_left],
+        "only_right": [] if state.get("one_way") else [f.__dict__ for f in res.only_right],
+        "unreadable": res.unreadable,
+        "chunks": {d.doc_id: [c.model_dump() for c in d.chunks] for d in (left, right)},
+    }
+    ctx.recorder.record(
+        "consistency.compare",
+        {k: result[k] for k in ("matched", "only_left", "only_right", "unreadable")}
+        | {"one_way": state.get("one_way")},
+    )
+    return {"result": result}
+
+
+def _cite(book: CitationBook, doc: dict[str, Any], chunks: list[dict[str, Any]], f: dict[str, Any]) -> int:
+    chunk = next(
+        (c for c in chunks if c["page"] == f["page"] and c["char_start"] <= f["char_start"] < c["char_end"]), None
+    )
+    return book.add({"kind": "document", "title": doc["title"], "url": doc["url"], "page": f["page"],
+                     "chunk_id": chunk["chunk_id"] if chunk else None, "quote": f["quote"],
+                     "span": [f["char_start"], f["char_end"]]})  # fmt: skip
+
+
+def report(state: State, config: RunnableConfig) -> State:
+    ctx = ctx_of(config)
+    notes = list(state.get("notes", []))
+    if not state.get("docs"):
+        ctx.recorder.record("answer.not_found", {"reason": "no document the user may read matched"})
+        return {"answer": " ".join([NOT_FOUND, *notes]), "citations": [], "status": "not_found", "notes": notes}
+    if "result" not in state:
+        text = " ".join(notes) + " Nothing was compared."
+        return {"answer": text.strip(), "citations": [], "status": "not_found", "notes": notes}
+    r = state["result"]
+    left, right, chunks = r["left"], r["right"], r["chunks"]
+    book = CitationBook()
+    lines = [f"Compared {left['title']} with {right['title']}."]
+    if r["unreadable"]:
+        sides = [left["title"] if s == "left" else right["title"] for s in r["unreadable"]]
+        lines.append(f"Could not compare: no fact could be read from {'; '.join(sides)} (scanned, empty?).")
+    diffs = [(left, f) for f in r["only_left"]] + [(right, f) for f in r["only_right"]]
+    if diffs:
+        lines.append(f"{len(diffs)} fact(s) stated in one document and not found in the other:")
+        for doc, f in diffs:
+            other = right if doc is left else left
+            n = _cite(book, doc, chunks[doc["doc_id"]], f)
+            lines.append(f"- {f['kind']} {f['show']} in {doc['title']} [{n}], not in {other['title']}.")
+    if r["matched"] and not diffs and not r["unreadable"]:
+        lines.append(f"Consistent: all {len(r['matched'])} facts compared (amounts, rates, dates, periods, "
+                     "jurisdictions) are stated in both.")  # fmt: skip
+    elif r["matched"]:
+        lines.append(f"{len(r['matched'])} facts agree.")
+    for a, b in r["matched"][:3]:
+        _cite(book, left, chunks[left["doc_id"]], a)
+        _cite(book, right, chunks[right["doc_id"]], b)
+    ctx.recorder.record("consistency.report", {"differences": len(diffs), "matched": len(r["matched"])})
+    return {"answer": "\n".join(lines), "citations": book.items, "status": "answered", "notes": notes}
+
+
+def _after_find(state: State) -> str:
+    return "compare" if len(state.get("docs", [])) == 2 else "report"
+
+
+class ConsistencyChecker:
+    """A document against its translation or summary: facts compared on meaning, across languages."""
+
+    name = "consistency"
+    description = "Consistency of a document with its translation or summary (amounts, rates, dates, periods, law)."
+
+    def graph(self) -> StateGraph:
+        g = StateGraph(State)
+        g.add_node("find", find)
+        g.add_node("compare", compare)
+        g.add_node("report", report)
+        g.add_edge(START, "find")
+        g.add_conditional_edges("find", _after_find, ["compare", "report"])
+        g.add_edge("compare", "report")
+        g.add_edge("report", END)
+        return g
+
+    def to_answer(self, state: dict[str, Any], base: Answer) -> Answer:
+        return report_answer(state, base)

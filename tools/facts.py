@@ -1,0 +1,116 @@
+"""Key facts of a document, in any of the languages Sovra reads, and a comparison of two documents'
+facts: a contract and its translation, a prospectus summary and its body.
+
+A fact is a typed value read from a passage: an amount with its currency, a percentage or rate, a
+date, a period, a jurisdiction. Values are normalised (``1 000 000,50 EUR`` = ``EUR 1,000,000.50``,
+``15. März 2024`` = ``15 March 2024``, ``douze (12) mois`` = ``one year``), so two documents in
+different languages compare on meaning. The comparison is a multiset match per kind of fact: what
+both state, what only one states (with the passage), and, when either document could not be read,
+no verdict at all: the same honesty rule as the contracts agent.
+"""
+
+from __future__ import annotations
+
+import re
+from collections import Counter
+from dataclasses import dataclass, field
+from typing import Literal
+
+from sovra.tools.terms.fields import _LAW_STRONG
+from sovra.tools.terms.layout import Passage, passages
+from sovra.tools.terms.normalize import (
+    Duration,
+    find_dates,
+    find_durations,
+    find_jurisdictions,
+    find_money,
+    merge_jurisdictions,
+)
+
+Kind = Literal["amount", "percentage", "date", "period", "jurisdiction"]
+KINDS: tuple[Kind, ...] = ("amount", "percentage", "date", "period", "jurisdiction")
+_PCT = re.compile(r"(?<![\w.,])(\d{1,3}(?:[.,]\d{1,4})?)\s?(?:%|per\s*cent|percent|pour\s*cent|prozent)", re.I)
+
+
+@dataclass(frozen=True)
+class Fact:
+    kind: Kind
+    key: str  # what two documents compare on: "EUR 1000000.50", "3.5%", "2024-03-15", "12 months", "US-DE"
+    show: str
+    page: int
+    char_start: int  # the passage's span on the page
+    char_end: int
+    quote: str
+
+
+def _percent(raw: str) -> str:
+    return f"{float(raw.replace(',', '.')):g}%"
+
+
+def facts_of(pages: dict[int, str]) -> list[Fact]:
+    """Every fact the document states, with the passage it is in."""
+    out: list[Fact] = []
+    for p in passages(pages):
+        out += _facts_in(p)
+    return out
+
+
+def _facts_in(p: Passage) -> list[Fact]:
+    def fact(kind: Kind, key: str, show: str) -> Fact:
+        quote = p.text if len(p.text) <= 300 else p.text[:299] + "…"
+        return Fact(kind, key, show, p.page, p.start, p.end, quote)
+
+    out = [fact("amount", f"{m.value.currency} {m.value.amount:.2f}", str(m.value)) for m in find_money(p.text)]  # type: ignore[attr-defined]
+    out += [fact("percentage", _percent(m.group(1)), _percent(m.group(1))) for m in _PCT.finditer(p.text)]
+    out += [fact("date", d.value.isoformat(), d.value.isoformat()) for d in find_dates(p.text)]  # type: ignore[attr-defined]
+    for f in find_durations(p.text):
+        dur: Duration = f.value  # type: ignore[assignment]
+        n, unit = dur.key
+        out.append(fact("period", f"{n} {unit}", str(dur)))
+    if _LAW_STRONG.search(p.text):  # a place is a fact where the law or courts are chosen, not "English version"
+        j = merge_jurisdictions([f.value for f in find_jurisdictions(p.text)])  # type: ignore[misc]
+        if j is not None:
+            out.append(fact("jurisdiction", "GB-EW" if j.code in ("GB-ENG", "GB-EW") else j.code, str(j)))
+    return out
+
+
+@dataclass
+class FactComparison:
+    """Facts both documents state, and those only one of them states (a difference to look at)."""
+
+    matched: list[tuple[Fact, Fact]] = field(default_factory=list)
+    only_left: list[Fact] = field(default_factory=list)
+    only_right: list[Fact] = field(default_factory=list)
+    unreadable: list[str] = field(default_factory=list)  # "left" / "right": a side with no text or no fact
+
+    @property
+    def consistent(self) -> bool:
+        """Every fact of each side is found on the other, and both sides were read."""
+        return not self.unreadable and bool(self.matched) and not self.only_left and not self.only_right
+
+
+def compare_facts(left: list[Fact], right: list[Fact], kinds: tuple[Kind, ...] = KINDS) -> FactComparison:
+    """Match facts by kind and value, as many times as each side states them."""
+    out = FactComparison()
+    if not left:
+        out.unreadable.append("left")
+    if not right:
+        out.unreadable.append("right")
+    for kind in kinds:
+        lk = [f for f in left if f.kind == kind]
+        rk = [f for f in right if f.kind == kind]
+        pool: dict[str, list[Fact]] = {}
+        for f in rk:
+            pool.setdefault(f.key, []).append(f)
+        for f in lk:
+            twins = pool.get(f.key)
+            if twins:
+                out.matched.append((f, twins.pop(0)))
+            else:
+                out.only_left.append(f)
+        out.only_right += [f for fs in pool.values() for f in fs]
+    return out
+
+
+def fact_counts(facts: list[Fact]) -> Counter[Kind]:
+    return Counter(f.kind for f in facts)

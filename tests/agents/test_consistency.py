@@ -9,8 +9,8 @@ import shutil
 from pathlib import Path
 
 import pytest
-
 from conftest import make_settings
+
 from sovra.agents import get_agent
 from sovra.runtime import Runtime
 from sovra.ui.commands import run_ingest

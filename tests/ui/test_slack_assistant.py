@@ -25,7 +25,8 @@ SECRET = "e2e-signing-secret-0123456789abcdef"
 def test_a_mention_is_answered_by_the_assistant_with_citations(demo_settings, tmp_path) -> None:
     data = copy_demo_data(demo_settings, tmp_path / "data")
     (data / "chat-identities.json").write_text(json.dumps({"slack": {"U0ALICE": "alice"}}))
-    slack = FakeSlack()
+    # A channel of alice and the bot: everyone in it may read what alice may, so the answer goes in the thread.
+    slack = FakeSlack(channels={"C0E2E": ["U0ALICE", "U0SOVRABOT"]})
     settings = Settings(
         data_dir=data,
         as_of=demo_settings.as_of,

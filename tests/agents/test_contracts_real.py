@@ -196,3 +196,23 @@ def test_a_300_page_agreement_gets_an_answer_not_a_traceback(tmp_path):
     assert a.status in ("answered", "not_found"), a.text
     assert "No inconsistency found" not in a.text  # the sheet's renewal term differs from the contract's
     assert "Renewal term" in a.text
+
+
+def test_the_documented_commands_ingest_and_ask_on_real_contracts(tmp_path, monkeypatch):
+    """docs/contracts.md: `sovra ingest ./contracts --acl group:legal`, then `sovra ask --agent contracts`."""
+    from sovra.ui.cli import app
+
+    folder = tmp_path / "contracts"
+    folder.mkdir()
+    for f in CUAD.glob("WaterNow*"):
+        shutil.copy(f, folder / f.name)
+    data = tmp_path / "data"
+    data.mkdir()
+    (data / "users.json").write_text(json.dumps({"lena": {"name": "Lena", "groups": ["legal"]}}))
+    monkeypatch.setenv("SOVRA_DATA_DIR", str(data))
+    runner = CliRunner()
+    res = runner.invoke(app, ["ingest", str(folder), "--acl", "group:legal"])
+    assert res.exit_code == 0 and "2 added" in res.output, res.output
+    res = runner.invoke(app, ["ask", "--agent", "contracts", "--as", "lena", WATERNOW_Q])
+    assert res.exit_code == 0, res.output
+    assert "Renewal term: 5 years" in res.output and "Sources" in res.output and "audit run" in res.output

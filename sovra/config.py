@@ -155,6 +155,13 @@ class Settings(BaseSettings):
         default_factory=lambda: ["group:admins"],
         description="Principals allowed to trigger ingestion through the API (POST /v1/sources/NAME/sync).",
     )
+    api_queue_max: int = Field(
+        default=32, ge=1, description="Questions a server process admits at a time (running + queued); more: 429."
+    )
+    api_queue_per_user: int = Field(
+        default=4, ge=1, description="Questions one user may have running or queued at a time; more: 429."
+    )
+    api_retry_after_s: int = Field(default=5, ge=1, description="Retry-After (seconds) sent with a queue-full 429.")
     oidc_issuer: str | None = Field(
         default=None, description="OIDC issuer URL; set = the API accepts JWT bearer tokens this issuer signed."
     )

@@ -52,7 +52,7 @@ from sovra.ui.api_auth import (  # re-exported: older imports name them here
     RequestDirectory,
     load_tokens,
 )
-from sovra.ui.api_state import ApiState, run_locked
+from sovra.ui.api_state import ApiState, ClientGone, api_state, run_locked
 
 __all__ = ["MAX_BODY_BYTES", "MIN_TOKEN_CHARS", "TOKENS_ENV", "ApiError", "BodyLimit", "create_app", "load_tokens"]
 
@@ -199,6 +199,14 @@ def create_app(
         rt.runs  # noqa: B018
         app.state.api = state_ref["api"] = ApiState(settings=settings, runtime=rt, agents=agents)
         app.state.directory = directory
+        try:  # the first readiness answer, so /ready need not queue behind the first questions
+            from sovra.index import IndexInfo
+
+            emb = rt.services.embedder
+            rt.services.index.check(IndexInfo(model_id=emb.model_id, dim=emb.dim))
+            app.state.api.ready_cache = (200, {"status": "ready"})
+        except SovraError as exc:
+            app.state.api.ready_cache = (503, _error_body(exc.message, exc.hint))
         try:
             yield
         finally:
@@ -237,6 +245,10 @@ def create_app(
     async def _http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:
         return _error(request, exc.status_code, str(exc.detail), None, headers=exc.headers)
 
+    @app.exception_handler(ClientGone)
+    async def _gone(request: Request, exc: ClientGone) -> JSONResponse:
+        return _error(request, 499, "the client closed the request before its question ran", None)
+
     @app.exception_handler(Exception)
     async def _bug(request: Request, exc: Exception) -> JSONResponse:
         log.error("unhandled error on %s %s", request.method, request.url.path, exc_info=exc)
@@ -249,18 +261,25 @@ def create_app(
 
     @app.get("/ready", tags=["service"])
     async def ready(request: Request) -> JSONResponse:
-        """Readiness: the index exists and was built with the configured embedding model."""
+        """Readiness: the index exists and was built with the configured embedding model.
+
+        Never waits behind questions: while a question holds the runtime, the last result answers
+        (checked once at start-up, then whenever the runtime is free)."""
         from sovra.index import IndexInfo
 
         def check(rt: Runtime) -> None:
             emb = rt.services.embedder
             rt.services.index.check(IndexInfo(model_id=emb.model_id, dim=emb.dim))
 
-        try:
-            await run_locked(request, check)
-        except SovraError as exc:
-            return JSONResponse(_error_body(exc.message, exc.hint), status_code=503)
-        return JSONResponse({"status": "ready"})
+        st = api_state(request)
+        if not st.gate.locked() or st.ready_cache is None:
+            try:
+                await run_locked(request, check)
+                st.ready_cache = (200, {"status": "ready"})
+            except SovraError as exc:
+                st.ready_cache = (503, _error_body(exc.message, exc.hint))
+        status, body = st.ready_cache
+        return JSONResponse(body, status_code=status)
 
     from sovra.ui import api_jobs, api_openai, api_runs
 

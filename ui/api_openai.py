@@ -221,10 +221,14 @@ async def chat_completions(body: ChatRequest, user: CurrentUser, request: Reques
     if thread_id is not None:
         check_thread(rt, thread_id, user)
     if body.stream:
-        events = stream_run(request, lambda r: r.stream(agent, question, user.id, interface="api", thread_id=thread_id))
+        events = stream_run(
+            request, lambda r: r.stream(agent, question, user.id, interface="api", thread_id=thread_id), admit=user.id
+        )
         first = await start_stream(events)
         return StreamingResponse(
             chunks(first, events, body.model, rt), media_type="text/event-stream", headers=SSE_HEADERS
         )
-    answer = await run_locked(request, lambda r: r.ask(agent, question, user.id, interface="api", thread_id=thread_id))
+    answer = await run_locked(
+        request, lambda r: r.ask(agent, question, user.id, interface="api", thread_id=thread_id), admit=user.id
+    )
     return await anyio.to_thread.run_sync(completion, answer, body.model, rt)

@@ -131,7 +131,9 @@ async def ask_stream(body: AskRequest, user: User, request: Request) -> Streamin
         check_thread(st.runtime, body.thread_id, user)
 
     events = stream_run(
-        request, lambda rt: rt.stream(agent, body.question, user.id, interface="api", thread_id=body.thread_id)
+        request,
+        lambda rt: rt.stream(agent, body.question, user.id, interface="api", thread_id=body.thread_id),
+        admit=user.id,
     )
     first = await start_stream(events)
     return StreamingResponse(sse_body(first, events), media_type="text/event-stream", headers=SSE_HEADERS)
@@ -180,7 +182,9 @@ async def ask(
     if body.thread_id is not None:
         check_thread(st.runtime, body.thread_id, user)
     answer = await run_locked(
-        request, lambda rt: rt.ask(agent, body.question, user.id, interface="api", thread_id=body.thread_id)
+        request,
+        lambda rt: rt.ask(agent, body.question, user.id, interface="api", thread_id=body.thread_id),
+        admit=user.id,
     )
     return answer_body(answer)
 

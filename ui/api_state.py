@@ -5,6 +5,12 @@ One run at a time per process: the embedded qdrant-edge index, the SQLite audit 
 llama.cpp model are single-writer resources, so runs execute the synchronous runtime in a worker
 thread behind one gate (an ``asyncio.Semaphore``: a queued request waits on the event loop, not in a
 thread). Several workers (``sovra serve --workers N``, Qdrant server + PostgreSQL) scale out.
+
+Admission control (:class:`Admission`): a question is admitted only while the process holds fewer
+than ``api_queue_max`` questions (running + queued) and its user fewer than ``api_queue_per_user``;
+otherwise 429 with ``Retry-After``. A queued question whose client has gone is dropped when its turn
+comes, before it runs (it never reaches the runtime, so it leaves no run); a streamed one is
+cancelled at its next step when its client goes. ``/health`` and ``/ready`` never queue behind questions.
 """
 
 from __future__ import annotations
@@ -14,6 +20,7 @@ import contextlib
 import contextvars
 import logging
 import threading
+from collections import Counter
 from collections.abc import AsyncGenerator, Callable, Iterator, Mapping
 from dataclasses import asdict, dataclass, field
 from typing import Any, TypeVar
@@ -31,12 +38,62 @@ HEARTBEAT_S = 15.0  # an SSE comment this often keeps proxies from closing a qui
 DISCONNECT_POLL_S = 1.0
 
 
+class ClientGone(Exception):
+    """The client left while its question was queued: nothing to run, nobody to answer."""
+
+
+@dataclass
+class Admission:
+    """Bounds the questions a process holds (running + queued), overall and per user (see module doc)."""
+
+    total: int
+    per_user: int
+    retry_after_s: int
+    held: Counter[str] = field(default_factory=Counter)
+    dropped: int = 0  # questions whose client left before their turn (not run)
+    changed: threading.Condition = field(default_factory=threading.Condition)  # notified on leave
+
+    def wait_idle(self, timeout: float) -> bool:
+        """Block (another thread: tests, benchmarks) until no question is held; False on timeout."""
+        with self.changed:
+            return self.changed.wait_for(lambda: not self.held, timeout)
+
+    def enter(self, user_id: str) -> None:
+        from sovra.ui.api_auth import ApiError
+
+        headers = {"Retry-After": str(self.retry_after_s)}
+        if self.held[user_id] >= self.per_user:
+            raise ApiError(
+                429,
+                f"{user_id} already has {self.held[user_id]} questions running or queued",
+                hint=f"wait for an answer, or retry after {self.retry_after_s} s",
+                headers=headers,
+            )
+        if sum(self.held.values()) >= self.total:
+            raise ApiError(429, "the server is busy", hint=f"retry after {self.retry_after_s} s", headers=headers)
+        with self.changed:
+            self.held[user_id] += 1
+
+    def leave(self, user_id: str) -> None:
+        with self.changed:
+            self.held[user_id] -= 1
+            if self.held[user_id] <= 0:
+                del self.held[user_id]
+            self.changed.notify_all()
+
+
 @dataclass
 class ApiState:
     settings: Settings
     runtime: Runtime
     agents: Mapping[str, Callable[[], Any]] | None  # None: the installed agents (sovra.agents)
     gate: asyncio.Semaphore = field(default_factory=lambda: asyncio.Semaphore(1))
+    admission: Admission = field(init=False)
+    ready_cache: Any = None  # the last /ready result (None: not checked yet), answered while busy
+
+    def __post_init__(self) -> None:
+        s = self.settings
+        self.admission = Admission(s.api_queue_max, s.api_queue_per_user, s.api_retry_after_s)
 
     def agent(self, name: str) -> Any:
         """The agent called ``name``; unknown: InputError (400)."""
@@ -66,13 +123,32 @@ def api_state(request: Request) -> ApiState:
     return state
 
 
-async def run_locked(request: Request, fn: Callable[[Runtime], T]) -> T:
-    """Run ``fn(runtime)`` in a worker thread, one run at a time (see the module docstring)."""
+async def run_locked(request: Request, fn: Callable[[Runtime], T], *, admit: str | None = None) -> T:
+    """Run ``fn(runtime)`` in a worker thread, one run at a time (see the module docstring).
+
+    ``admit``: the asking user's id for a question, which then passes admission control (429 when
+    the queue is full) and is dropped (:class:`ClientGone`) if its client left while it waited.
+    """
     import anyio
 
     st = api_state(request)
-    async with st.gate:
-        return await anyio.to_thread.run_sync(fn, st.runtime)
+    if admit is None:
+        async with st.gate:
+            return await anyio.to_thread.run_sync(fn, st.runtime)
+    st.admission.enter(admit)
+    try:
+        async with st.gate:
+            await _check_client(request, st)
+            return await anyio.to_thread.run_sync(fn, st.runtime)
+    finally:
+        st.admission.leave(admit)
+
+
+async def _check_client(request: Request, st: ApiState) -> None:
+    if await request.is_disconnected():
+        st.admission.dropped += 1
+        log.info("client gone before its question ran: dropped")
+        raise ClientGone
 
 
 def answer_body(a: Answer) -> dict[str, Any]:
@@ -96,7 +172,7 @@ def event_body(ev: RunEvent) -> dict[str, Any]:
 
 
 async def stream_run(
-    request: Request, produce: Callable[[Runtime], Iterator[RunEvent]]
+    request: Request, produce: Callable[[Runtime], Iterator[RunEvent]], *, admit: str | None = None
 ) -> AsyncGenerator[RunEvent | None, None]:
     """The events of ``produce(runtime)``, run in a worker thread behind the gate.
 
@@ -128,7 +204,22 @@ async def stream_run(
         finally:
             put(("end", None))
 
-    await st.gate.acquire()
+    if admit is not None:
+        st.admission.enter(admit)
+    try:
+        await st.gate.acquire()
+    except BaseException:
+        if admit is not None:
+            st.admission.leave(admit)
+        raise
+    try:
+        if admit is not None:
+            await _check_client(request, st)
+    except BaseException:
+        st.gate.release()
+        st.admission.leave(admit)  # type: ignore[arg-type]
+        raise
+    release = st.gate.release if admit is None else lambda: (st.gate.release(), st.admission.leave(admit))
     thread = threading.Thread(target=contextvars.copy_context().run, args=(worker,), daemon=True, name="sovra-run")
     thread.start()
     run_id: str | None = None
@@ -168,6 +259,6 @@ async def stream_run(
         try:
             await asyncio.shield(waiter)
         except asyncio.CancelledError:
-            waiter.add_done_callback(lambda _: st.gate.release())
+            waiter.add_done_callback(lambda _: release())
             raise
-        st.gate.release()
+        release()

@@ -47,7 +47,9 @@ def api(tmp_path_factory) -> Iterator[httpx.Client]:
     gated.name = "gated"
     agents = {"echo": EchoAgent, "chat-test": CitedAgent, "gated": lambda: gated}  # keyed by agent.name
     index_cited_document(Settings(data_dir=data))  # the policy the chat-test agent cites: employees only
-    app = create_app(Settings(data_dir=data), tokens=TOKENS, agents=agents, runtime_factory=SpyRuntime)
+    # Ten questions of one user at once (test_concurrent_requests_of_one_user): above the default bound.
+    settings = Settings(data_dir=data, api_queue_per_user=16)
+    app = create_app(settings, tokens=TOKENS, agents=agents, runtime_factory=SpyRuntime)
     with serve_asgi(app) as url, httpx.Client(base_url=url, timeout=60) as client:
         yield client
 

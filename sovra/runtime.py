@@ -433,27 +433,48 @@ class Runtime:
         *,
         agent: Agent | None = None,
     ) -> Iterator[RunEvent]:
-        """Record a person's decision on a paused run and continue it from its checkpoint."""
+        """Record a person's decision on a paused run and continue it from its checkpoint.
+
+        Every attempt is audited; one refused (not waiting, not allowed, the owner no longer in the
+        directory, decided by someone else first) is recorded as ``approval.refused`` and leaves the
+        run as it was: still waiting (to be decided again or cancelled) when it was waiting. The run
+        continues only as its owner as the directory knows them now, never with stale grants.
+        """
         from langgraph.types import Command
 
         row = self.runs.get(run_id)
         if row is None:
             raise ApprovalError(f"no run {run_id!r}", hint="see the runs waiting: sovra runs pending")
-        if row.status != AWAITING_APPROVAL or not row.approval:
-            raise ApprovalError(f"run {run_id} is not waiting for approval (it is {row.status})")
-        approver = self.services.directory.get(user_id)
-        may_approve = set(self.settings.approver_groups) & set(approver.principals)
-        if user_id != row.user_id and not may_approve:
-            raise ApprovalError(
-                f"user {user_id!r} may not decide run {run_id} of {row.user_id!r}",
-                hint=f"an approver needs one of: {', '.join(self.settings.approver_groups)}",
+        try:
+            if row.status != AWAITING_APPROVAL or not row.approval:
+                raise ApprovalError(f"run {run_id} is not waiting for approval (it is {row.status})")
+            approver = self.services.directory.get(user_id)
+            may_approve = set(self.settings.approver_groups) & set(approver.principals)
+            if user_id != row.user_id and not may_approve:
+                raise ApprovalError(
+                    f"user {user_id!r} may not decide run {run_id} of {row.user_id!r}",
+                    hint=f"an approver needs one of: {', '.join(self.settings.approver_groups)}",
+                )
+            if not approved and not reason.strip():
+                raise ApprovalError("a refusal needs a reason", hint='add --reason "..."')
+            try:
+                owner = self.services.directory.get(row.user_id)
+            except SovraError as exc:
+                raise ApprovalError(
+                    f"the owner of run {run_id}, {row.user_id!r}, is not in the user directory: {exc.message}",
+                    hint=f"add them back to the directory and decide again, or cancel: sovra runs cancel {run_id}",
+                ) from exc
+            agent = agent or self._agents(row.agent)
+            if not self.runs.transition(run_id, AWAITING_APPROVAL, "running"):
+                raise ApprovalError(f"run {run_id} was decided by someone else meanwhile")
+        except SovraError as exc:
+            self.services.audit.append(
+                "approval.refused",
+                {"by": user_id, "approved": approved, "interface": interface, "error": exc.message},
+                run_id=run_id,
+                user_id=row.user_id,
             )
-        if not approved and not reason.strip():
-            raise ApprovalError("a refusal needs a reason", hint='add --reason "..."')
-        if not self.runs.transition(run_id, AWAITING_APPROVAL, "running"):
-            raise ApprovalError(f"run {run_id} was decided by someone else meanwhile")
-        agent = agent or self._agents(row.agent)
-        owner = self.services.directory.get(row.user_id)
+            raise
         decision = {"approved": approved, "approver": user_id, "reason": reason.strip(), "at": _utc_now()}
         with _Recorder(
             self.services.audit,
@@ -493,19 +514,34 @@ class Runtime:
             return _last_answer(self._drive(agent, None, ctx, rec, row))
 
     def cancel(self, run_id: str) -> None:
-        """Stop a run at its next step (status "cancelled"); a paused run is cancelled at once."""
+        """Stop a run at its next step (status "cancelled"); a paused run is cancelled at once, and so
+        is a "running" one whose process is gone (nothing would ever see "cancelling").
+
+        Every change is a compare-and-set on the run table, so a cancel racing the run's own end (an
+        aborted stream, an answer) never overwrites the status it ended with; every attempt is audited
+        (``run.cancel_requested`` with the outcome, ``run.cancelled`` when this call ended the run).
+        """
         live = self._live.get(run_id)
         if live is not None:
             live.cancelled.set()
         row = self.runs.get(run_id)
         if row is None:
             raise InputError(f"no run {run_id!r}")
+        outcome = row.status  # already ended (or cancelling): nothing to change
         if row.status == AWAITING_APPROVAL and self.runs.transition(run_id, AWAITING_APPROVAL, CANCELLED):
-            self.services.audit.append(
-                "run.cancelled", {"while": AWAITING_APPROVAL}, run_id=run_id, user_id=row.user_id
-            )
-        elif row.status == "running":
-            self.runs.update(run_id, status="cancelling")  # seen between steps by the process running it
+            outcome = CANCELLED
+        elif row.status in ("running", "cancelling") and live is None and not row.process_alive():
+            if self.runs.transition(run_id, row.status, CANCELLED):
+                outcome = CANCELLED
+        elif row.status == "running" and self.runs.transition(run_id, "running", "cancelling"):
+            outcome = "cancelling"  # seen between steps by the process running it
+        if outcome == row.status:  # no change made here: say where the run stands now
+            outcome = self.runs.status(run_id) or outcome
+        self.services.audit.append(
+            "run.cancel_requested", {"was": row.status, "outcome": outcome}, run_id=run_id, user_id=row.user_id
+        )
+        if outcome == CANCELLED:
+            self.services.audit.append("run.cancelled", {"while": row.status}, run_id=run_id, user_id=row.user_id)
 
     # ------------------------------------------------------------------ the loop
 

@@ -141,6 +141,16 @@ SUITES: tuple[Suite, ...] = (
             "tests/deploy/test_compose.py",
         ),
     ),
+    Suite(
+        "admission-control",
+        "questions abandoned while queued; more questions than the per-user and overall bounds; /ready while full",
+        ("tests/ui/test_api_admission.py",),
+    ),
+    Suite(
+        "run-state-races",
+        "approval for an owner gone from the directory; cancel racing a run's end; cancel of a dead process's run",
+        ("tests/agents/test_run_races.py",),
+    ),
 )
 
 

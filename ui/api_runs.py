@@ -372,14 +372,11 @@ async def decide_approval(run_id: str, decision: ApprovalDecision, user: Current
         )
     if not decision.approved and not decision.reason.strip():
         raise ApiError(422, "a refusal needs a reason", hint='send {"approved": false, "reason": "..."}')
-    if rt.pending_approval(run_id) is None:
-        row = rt.runs.get(run_id)
-        raise ApiError(409, f"run {run_id} is not waiting for approval ({row.status if row else 'finished'})")
-    try:
+    try:  # the runtime checks the run waits, and audits a refused attempt too (approval.refused)
         answer = await run_locked(
             request, lambda r: r.resume(run_id, user.id, decision.approved, decision.reason, interface="api")
         )
-    except ApprovalError as exc:  # decided by someone else meanwhile
+    except ApprovalError as exc:  # not waiting, decided by someone else meanwhile, owner not in the directory
         raise ApiError(409, exc.message, exc.hint) from exc
     from sovra.ui.answer_access import may_see_answer, withheld_body
 

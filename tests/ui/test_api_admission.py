@@ -74,3 +74,15 @@ def test_abandoned_questions_do_not_run_the_queue_is_bounded_and_health_answers(
     questions = [r["question"] for r in state.runtime.runs._exec("SELECT question FROM sovra_runs")]
     assert "abandoned question" not in questions and "after" in questions
     assert not state.admission.held  # every admitted question left the count
+
+
+def test_a_refused_approval_through_the_api_is_audited(served):
+    """Run-state rules (issue 23 part 4) through the API: a decision on a run that waits for none is a
+    409, and the attempt is on the audit record."""
+    api, app = served
+    done = api.post("/v1/ask", json={"question": "hi", "agent": "echo"}, headers=H["carol"]).json()
+    r = api.post(f"/v1/runs/{done['run_id']}/approval", json={"approved": True}, headers=H["carol"])
+    assert r.status_code == 409 and "not waiting for approval" in r.json()["error"], r.text
+    records = app.state.api.runtime.services.audit.records(done["run_id"])
+    [refused] = [rec.data for rec in records if rec.kind == "approval.refused"]
+    assert refused["by"] == "carol" and refused["interface"] == "api"

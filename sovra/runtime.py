@@ -494,12 +494,18 @@ class Runtime:
         row = self.runs.get(run_id)
         if row is None:
             raise InputError(f"no run {run_id!r}")
-        if row.status != "running":
-            raise InputError(f"run {run_id} is {row.status}, not an interrupted run")
-        if row.process_alive():
-            raise InputError(f"run {run_id} is still running in process {row.pid}")
-        agent = agent or self._agents(row.agent)
-        owner = self.services.directory.get(row.user_id)
+        try:  # a refused attempt is audited and leaves the run as it was (cancellable: see cancel)
+            if row.status != "running":
+                raise InputError(f"run {run_id} is {row.status}, not an interrupted run")
+            if row.process_alive():
+                raise InputError(f"run {run_id} is still running in process {row.pid}")
+            agent = agent or self._agents(row.agent)
+            owner = self.services.directory.get(row.user_id)
+        except SovraError as exc:
+            self.services.audit.append(
+                "run.resume_refused", {"interface": interface, "error": exc.message}, run_id=run_id, user_id=row.user_id
+            )
+            raise
         self.runs.claim(run_id)
         with _Recorder(
             self.services.audit,

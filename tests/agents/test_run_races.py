@@ -14,7 +14,7 @@ from fakes.vllm_server import FakeVLLM
 from sdk_support import kinds, make_runtime, text_reply, tool_reply
 
 from sovra.agents.sdk import define_agent
-from sovra.errors import ApprovalError
+from sovra.errors import ApprovalError, SovraError
 from sovra.tools.cases import open_case
 
 cases_agent = define_agent("cases", "Opens follow-up cases.", tools=[open_case])
@@ -85,4 +85,23 @@ def test_a_running_run_whose_process_is_gone_is_cancelled_at_once(tmp_path, fake
     rt.cancel(run_id)
     assert rt.runs.get(run_id).status == "cancelled"  # not "cancelling" with nobody to see it
     assert kinds(rt, run_id)[-2:] == ["run.cancel_requested", "run.cancelled"]
+    rt.close()
+
+
+def test_a_refused_crash_resume_is_audited_and_the_run_stays_cancellable(tmp_path, fake):
+    fake.script = [text_reply("Hello.")]
+    rt = make_runtime(tmp_path, fake, chat)
+    run_id = rt.ask(chat, "Hi", "alice").run_id
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
+    rt.runs.update(run_id, status="running", pid=int(dead.stdout))
+    users_file = tmp_path / "data" / "users.json"
+    users = json.loads(users_file.read_text())
+    del users["alice"]
+    users_file.write_text(json.dumps(users))
+    with pytest.raises(SovraError, match="unknown user"):
+        rt.resume_crashed(run_id, agent=chat)
+    assert rt.runs.get(run_id).status == "running"
+    assert "run.resume_refused" in kinds(rt, run_id)
+    rt.cancel(run_id)
+    assert rt.runs.get(run_id).status == "cancelled"
     rt.close()

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import os
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -57,10 +58,16 @@ def test_approval_for_an_owner_gone_from_the_directory_fails_cleanly_and_the_run
     rt.close()
 
 
-def test_a_cancel_that_read_the_run_before_it_ended_does_not_overwrite_its_end(tmp_path, fake, monkeypatch):
+@pytest.mark.parametrize("store", ["sqlite", "postgres"])
+def test_a_cancel_that_read_the_run_before_it_ended_does_not_overwrite_its_end(tmp_path, fake, monkeypatch, store):
     """The aborted-stream race: cancel read "running", the run then ended; the table keeps its end."""
+    kw = {}
+    if store == "postgres":
+        if not os.environ.get("SOVRA_TEST_POSTGRES_URL"):
+            pytest.skip("SOVRA_TEST_POSTGRES_URL not set")
+        kw["checkpoint_url"] = os.environ["SOVRA_TEST_POSTGRES_URL"]
     fake.script = [text_reply("Hello.")]
-    rt = make_runtime(tmp_path, fake, chat)
+    rt = make_runtime(tmp_path, fake, chat, **kw)
     a = rt.ask(chat, "Hi", "alice")
     ended = rt.runs.get(a.run_id)
     assert ended.status == "answered"

@@ -358,6 +358,11 @@ async def get_approval(run_id: str, user: CurrentUser, request: Request) -> dict
     }
 
 
+def _audit_refusal(rt: Any, kind: str, run_id: str, owner: str | None, by: str, why: str) -> None:
+    """A refused attempt on someone else's run is part of that run's record (who tried, and why not)."""
+    rt.services.audit.append(kind, {"by": by, "interface": "api", "error": why}, run_id=run_id, user_id=owner)
+
+
 @router.post("/runs/{run_id}/approval")
 async def decide_approval(run_id: str, decision: ApprovalDecision, user: CurrentUser, request: Request) -> Any:
     """Approve or refuse the tool call a run waits on, as the token's user; the run then continues
@@ -365,6 +370,9 @@ async def decide_approval(run_id: str, decision: ApprovalDecision, user: Current
     rt = api_state(request).runtime
     owner = _run_owner(rt, run_id)
     if not _may_approve(rt, user, owner):
+        await run_locked(
+            request, lambda r: _audit_refusal(r, "approval.refused", run_id, owner, user.id, "not an approver")
+        )
         raise ApiError(
             403,
             f"{user.id} may not decide run {run_id} of {owner}",
@@ -391,6 +399,9 @@ async def cancel_run(run_id: str, user: CurrentUser, request: Request) -> dict[s
     rt = api_state(request).runtime
     owner = _run_owner(rt, run_id)
     if owner != user.id:
+        await run_locked(
+            request, lambda r: _audit_refusal(r, "run.cancel_refused", run_id, owner, user.id, "not the owner")
+        )
         raise ApiError(403, f"{user.id} may not cancel run {run_id} of {owner}")
     import anyio
 

@@ -156,7 +156,10 @@ def test_an_approver_approves_and_the_run_finishes(api, paused):
     assert body["status"] == "answered" and body["withheld"] is True, body
     assert body["answer"] is None and body["citations"] == [] and body["evidence"] == []
     assert "approved by paula" not in r.text and "JE-1001" not in r.text and "250 EUR" not in r.text
-    assert "Invoice INV-7 payment approved by paula." in api.get(f"/v1/runs/{run_id}/audit", headers=H["alice"]).text
+    trail = api.get(f"/v1/runs/{run_id}/audit", headers=H["alice"]).text
+    assert "Invoice INV-7 payment approved by paula." in trail
+    # The refused attempts of bob and erin are on the run's record too (issue 23: every attempt audited).
+    assert trail.count("approval.refused") == 2 and '"by": "bob"' in trail.replace('":"', '": "'), trail[:2000]
     # Decided: a second decision conflicts; the approval is gone; the decision is on the record.
     again = api.post(f"/v1/runs/{run_id}/approval", json={"approved": False, "reason": "no"}, headers=H["alice"])
     assert_error(again, 409, "not waiting for approval")
@@ -208,6 +211,7 @@ def test_streaming_a_run_that_needs_approval(api):
     r = api.post(f"/v1/runs/{run_id}/cancel", headers=H["bob"])
     assert r.status_code == 202 and r.json()["status"] == "cancelled"
     assert_error(api.post(f"/v1/runs/{run_id}/cancel", headers=H["alice"]), 403, "may not cancel")
+    assert "run.cancel_refused" in api.get(f"/v1/runs/{run_id}/audit", headers=H["bob"]).text
 
 
 # ---------------------------------------------------------------------------------------------

@@ -9,13 +9,21 @@ Personal data is *sealed* (see :mod:`sovra.privacy`): private fields are stored 
 content table and the chained record holds only a salted hash of each, so erasing a data subject's
 content (:meth:`AuditLog.erase`, :meth:`AuditLog.purge`) leaves the chain verifiable.
 
-What the chain cannot prove on its own: that nothing was cut off *the end*. A truncated chain is
-still a valid chain. To catch that, a one-row ``chain_head`` table (record count + last hash) is
-updated in the same transaction as every append, so deleting the last records is detected —
-unless the attacker also rewrites the head (or rewrites the whole chain, recomputing every hash).
-Only an anchor kept outside this database closes that gap: copy :meth:`AuditLog.head` somewhere
-the attacker cannot write (WORM storage, a signed timestamp, another system's log) from time to
-time and pass it to ``verify(anchor=...)``; or sign records with a key the attacker does not hold.
+What ``verify`` detects and locates:
+
+- a record edited, deleted or moved (its hash, or the link from the next record, breaks);
+- records cut off the end (the one-row ``chain_head``, updated in the same transaction as every
+  append, says how many there were);
+- a sealed content row deleted outside :meth:`AuditLog.erase` / :meth:`AuditLog.purge` (every
+  erasure record lists the refs it removed, and a missing ref no erasure accounts for is flagged);
+- with Ed25519 signing on: a rewritten chain (every record is signed) and a cut tail with a
+  rewritten head (the head is signed too, row 0 of ``audit_signatures``).
+
+What it cannot detect from inside the database: a whole-database copy restored from earlier (every
+record, head and signature in it were genuine once), or, without signing, a cut tail whose head was
+rewritten to match. An anchor kept outside closes both: copy :meth:`AuditLog.head` somewhere the
+attacker cannot write (WORM storage, a signed timestamp, another system's log) from time to time
+and pass it to ``verify(anchor=...)`` (``sovra audit verify --anchor``).
 
 Durability: :meth:`AuditLog.append` returns only after its transaction is committed and fsynced
 (SQLite WAL + ``synchronous=FULL``; PostgreSQL ``synchronous_commit=on``), so callers append
@@ -143,6 +151,11 @@ def record_hash(
         "prev_hash": prev_hash,
     }
     return hashlib.sha256(canonical_json(body).encode("utf-8")).hexdigest()
+
+
+def head_digest(count: int, last_hash: str) -> str:
+    """What the signing key signs for the chain head: its record count and last hash."""
+    return hashlib.sha256(f"sovra-audit-head:{count}:{last_hash}".encode()).hexdigest()
 
 
 def new_run_id() -> str:
@@ -332,6 +345,12 @@ class AuditLog:
             )
         if self.signer is not None:
             ex("INSERT INTO audit_signatures (seq, signature) VALUES (?, ?)", (seq, self.signer.sign(digest)))
+            # The head is signed too (row 0): cutting the tail and rewriting the head then needs the key.
+            ex("DELETE FROM audit_signatures WHERE seq = 0")
+            ex(
+                "INSERT INTO audit_signatures (seq, signature) VALUES (0, ?)",
+                (self.signer.sign(head_digest(seq, digest)),),
+            )
         ex("UPDATE chain_head SET count = ?, last_hash = ? WHERE id = 1", (seq, digest))
         data = unseal(sealed, {c.ref: json.loads(c.value) for c in contents})
         return AuditRecord(seq, run_id, ts, kind, user_id, trace_id, span_id, data, prev_hash, digest, sealed)
@@ -462,7 +481,9 @@ class AuditLog:
                     part = refs[i : i + 500]
                     ex(f"DELETE FROM audit_content WHERE ref IN ({', '.join('?' * len(part))})", tuple(part))
                 runs = tuple(sorted({run for _, run in hit}))
-                payload = {**data, "erased": len(refs), "runs": list(runs)}
+                # The refs are salted hashes, not personal data: verify uses them to tell an erasure
+                # from a content row deleted behind the log's back.
+                payload = {**data, "erased": len(refs), "runs": list(runs), "refs": sorted(refs)}
                 rec = self._write(ex, kind, payload, SYSTEM_RUN, requested_by, None, None)
             self._store.compact()
         except self._store.errors as exc:
@@ -493,15 +514,71 @@ class AuditLog:
                     def sig_ok(seq: int, digest: str) -> bool:
                         return signature_ok(key, digest, sigs.get(seq))
 
-                result = _walk(ex(f"SELECT {_COLUMNS} FROM audit_records ORDER BY seq"), head_row, anchor, sig_ok)
+                seen = _Refs()
+                rows = ex(f"SELECT {_COLUMNS} FROM audit_records ORDER BY seq")
+                result = _walk(seen.watch(rows), head_row, anchor, sig_ok)
                 if not result.ok:
                     return result
+                if sig_ok is not None and head_row is not None and int(head_row[0]) > 0:
+                    count, last = int(head_row[0]), str(head_row[1])
+                    if not sig_ok(0, head_digest(count, last)):
+                        return VerifyResult(
+                            False, result.checked, count,
+                            f"the chain head (record {count}) is not signed by the audit key: the tail may have "
+                            "been cut and the head rewritten",
+                        )  # fmt: skip
+                present: set[str] = set()
                 for ref, seq, salt, value in ex("SELECT ref, seq, salt, value FROM audit_content ORDER BY seq"):
                     if content_ref(str(salt), str(value)) != ref:
                         return VerifyResult(False, result.checked, int(seq), f"content of record {seq} was altered")
+                    present.add(str(ref))
+                gone = seen.unaccounted(present)
+                if gone is not None:
+                    return VerifyResult(
+                        False, result.checked, gone,
+                        f"content of record {gone} was deleted, and no erasure or retention record accounts for it",
+                    )  # fmt: skip
                 return result
         except self._store.errors as exc:
             raise self._failed(exc, "read") from exc
+
+
+class _Refs:
+    """The content refs the records point at, and the erasures that account for missing ones."""
+
+    def __init__(self) -> None:
+        self.refs: dict[str, tuple[int, str, str]] = {}  # ref -> (seq, run_id, ts)
+        self.erased: set[str] = set()
+        self.legacy_runs: set[str] = set()  # erasures written before they listed their refs
+        self.retained_before: list[str] = []
+
+    def watch(self, rows: Iterable[tuple[Any, ...]]) -> Iterator[tuple[Any, ...]]:
+        for row in rows:
+            seq, run_id, ts, kind, data_text = row[0], row[1], row[2], row[3], row[7]
+            try:
+                data = json.loads(data_text)
+            except (TypeError, ValueError):
+                data = None  # _walk reports it
+            for ref in refs_in(data):
+                self.refs[ref] = (int(seq), str(run_id), str(ts))
+            if kind in (ERASURE, RETENTION) and isinstance(data, dict):
+                if isinstance(data.get("refs"), list):
+                    self.erased.update(str(r) for r in data["refs"])
+                elif kind == ERASURE:
+                    self.legacy_runs.update(str(r) for r in data.get("runs") or [])
+                else:
+                    self.retained_before.append(str(data.get("before") or ""))
+            yield row
+
+    def unaccounted(self, present: set[str]) -> int | None:
+        """The first record whose content is gone with no erasure record for it, or None."""
+        for ref, (seq, run_id, ts) in sorted(self.refs.items(), key=lambda x: x[1][0]):
+            if ref in present or ref in self.erased or run_id in self.legacy_runs:
+                continue
+            if any(ts < before for before in self.retained_before):
+                continue
+            return seq
+        return None
 
 
 def _walk(

@@ -217,3 +217,41 @@ def test_a_card_number_next_to_another_number_is_still_redacted():
     from sovra.privacy import Redactor
 
     assert Redactor().redact("invoice 1 4111 1111 1111 1111 thanks") == "invoice 1 [CARD] thanks"
+
+
+def test_cutting_the_tail_and_rewriting_the_head_is_caught_when_signing_is_on(tmp_path: Path) -> None:
+    signer = Signer.generate()
+    path = tmp_path / "a.sqlite"
+    log = AuditLog(path, signing_key=signer)
+    for i in range(6):
+        log.append("step", {"i": i}, run_id="r")
+    assert log.verify().ok
+    raw = sqlite3.connect(path, isolation_level=None)
+    raw.execute("DROP TRIGGER audit_records_no_delete")
+    kept = raw.execute("SELECT hash FROM audit_records WHERE seq = 4").fetchone()[0]
+    raw.execute("DELETE FROM audit_records WHERE seq > 4")
+    raw.execute("UPDATE chain_head SET count = 4, last_hash = ?", (kept,))
+    result = log.verify()
+    assert (
+        not result.ok and result.first_bad_seq == 4 and "chain head" in result.reason and "not signed" in result.reason
+    )
+    raw.close()
+
+
+def test_a_content_row_deleted_behind_the_logs_back_is_caught_and_an_erasure_is_not(tmp_path: Path) -> None:
+    log = AuditLog(tmp_path / "a.sqlite")
+    first = ask(log, "alice", "What is my salary band?", "B4")
+    ask(log, "bob", "Who approved INV-7?", "paula")
+    raw = sqlite3.connect(log.path, isolation_level=None)
+    (ref,) = raw.execute("SELECT ref FROM audit_content WHERE run_id = ? LIMIT 1", (first,)).fetchone()
+    raw.execute("DELETE FROM audit_content WHERE ref = ?", (ref,))
+    result = log.verify()
+    assert not result.ok and "deleted, and no erasure" in result.reason
+    raw.close()
+    # The same data erased the documented way verifies: the erasure record names what it removed.
+    clean = AuditLog(tmp_path / "b.sqlite")
+    ask(clean, "alice", "What is my salary band?", "B4")
+    report = clean.erase(subject="alice", requested_by="dpo", reason="art. 17 request")
+    assert report.erased > 0 and clean.verify().ok
+    clean.purge(datetime.now(UTC) + timedelta(days=1), requested_by="dpo")
+    assert clean.verify().ok

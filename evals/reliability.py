@@ -151,6 +151,16 @@ SUITES: tuple[Suite, ...] = (
         "approval for an owner gone from the directory; cancel racing a run's end; cancel of a dead process's run",
         ("tests/agents/test_run_races.py",),
     ),
+    Suite(
+        "audit-tampering",
+        "records edited, deleted, reordered; tail cut and head rewritten (signed and unsigned); content rows deleted",
+        (
+            "tests/core/test_audit.py",
+            "tests/core/test_audit_privacy.py::test_signed_records_and_a_rewritten_chain",
+            "tests/core/test_audit_privacy.py::test_cutting_the_tail_and_rewriting_the_head_is_caught_when_signing_is_on",
+            "tests/core/test_audit_privacy.py::test_a_content_row_deleted_behind_the_logs_back_is_caught_and_an_erasure_is_not",
+        ),
+    ),
 )
 
 

@@ -161,6 +161,11 @@ SUITES: tuple[Suite, ...] = (
             "tests/core/test_audit_privacy.py::test_a_content_row_deleted_behind_the_logs_back_is_caught_and_an_erasure_is_not",
         ),
     ),
+    Suite(
+        "erasure",
+        "a subject's question and an approval reason searched in every file of the data dir after erasure",
+        ("tests/reliability/test_rel_erasure.py", "tests/core/test_audit_privacy.py"),
+    ),
 )
 
 

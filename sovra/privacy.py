@@ -35,6 +35,9 @@ DEFAULT_PRIVATE_FIELDS: frozenset[str] = frozenset(
     {
         "question", "answer", "prompt", "output", "messages", "query", "search_query", "text",
         "evidence", "sentences", "quote", "summary", "headline", "counterparty", "notes",
+        # Free text a person or a tool wrote about a run: an approval's reason, a pause's description
+        # (it spells out the tool's arguments).
+        "reason", "description",
     }
 )  # fmt: skip
 

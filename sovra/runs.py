@@ -214,6 +214,29 @@ class RunStore:
         )
         return [_row(r) for r in rows]
 
+    def erase_subject(self, user_id: str) -> dict[str, int]:
+        """Erasure (GDPR art. 17) of one user's runs outside the audit log: their checkpoints (state
+        and pending writes of every thread they ran) are deleted and the run rows keep only what
+        runs need for bookkeeping (status, counts), never the question or approval arguments.
+        Live runs (running, awaiting approval) are left alone: cancel them first."""
+        rows = self._exec("SELECT run_id, thread_id, status FROM sovra_runs WHERE user_id = ?", (user_id,))
+        ended = [r for r in rows if r["status"] not in LIVE]
+        threads = sorted(
+            {str(r["thread_id"]) for r in ended} - {str(r["thread_id"]) for r in rows if r["status"] in LIVE}
+        )
+        for thread_id in threads:
+            self.saver.delete_thread(thread_id)
+        for r in ended:
+            self._exec("UPDATE sovra_runs SET question = '[erased]', approval = NULL WHERE run_id = ?", (r["run_id"],))
+        if not self.pg_url:  # the bytes leave the files, not only the tables
+            for conn in (self.conn, self._saver_conn):
+                with self._lock:
+                    conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+            with self._lock:
+                self.conn.execute("VACUUM")
+                self.conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+        return {"runs": len(ended), "threads": len(threads), "live_runs_kept": len(rows) - len(ended)}
+
     def close(self) -> None:
         self.conn.close()
         self._saver_conn.close()

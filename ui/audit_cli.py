@@ -151,9 +151,26 @@ def erase(
     reason: Annotated[str, typer.Option(help="Why (recorded in the audit log).")] = "",
     by: Annotated[str | None, typer.Option(help="Who requested it (recorded).")] = None,
 ) -> None:
-    """GDPR erasure: delete personal content; the chain still verifies afterwards."""
-    report = _open()[1].erase(subject=subject, run_id=run_id, containing=containing, requested_by=by, reason=reason)
+    """GDPR erasure: delete personal content; the chain still verifies afterwards. With --subject,
+    the user's run checkpoints and run-table questions go too."""
+    settings, log = _open()
+    report = log.erase(subject=subject, run_id=run_id, containing=containing, requested_by=by, reason=reason)
     out.print(f"erased {report.erased} values from {len(report.runs)} runs (record {report.record.seq})")
+    if subject is not None:
+        from sovra.runs import RunStore
+
+        store = RunStore(settings)
+        try:
+            done = store.erase_subject(subject)
+        finally:
+            store.close()
+        rec = log.append("privacy.erasure", {"subject_erased": True, "stores": {"runs": done}, "reason": reason},
+                         run_id="audit", user_id=by)  # fmt: skip
+        out.print(
+            f"erased the checkpoints of {done['threads']} threads and the questions of {done['runs']} runs "
+            f"(record {rec.seq})"
+            + (f"; {done['live_runs_kept']} live runs kept: cancel them first" if done["live_runs_kept"] else "")
+        )
 
 
 @audit_app.command("retention")

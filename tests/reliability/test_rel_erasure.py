@@ -1,0 +1,77 @@
+"""Erasure leaves nothing of the subject's questions on disk: `sovra audit erase --subject` removes
+the sealed audit content, the run checkpoints (state and writes) and the run table's question, the
+free text of approvals is sealed like other personal data, and the chain still verifies. The check is
+a raw scan of every file in the data dir, as a data-protection officer would run it."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from fakes.chat_agent import CitedAgent
+from typer.testing import CliRunner
+
+from sovra.audit import open_audit
+from sovra.config import Settings
+from sovra.runtime import Runtime
+
+pytestmark = pytest.mark.reliability
+SECRET_Q = "please pay INV-7 for Zephyrine Quillfeather"  # the subject's personal question
+REASON = "Zephyrine's manager confirmed by phone"
+
+
+def _all_bytes(root: Path) -> bytes:
+    return b"".join(p.read_bytes() for p in root.rglob("*") if p.is_file())
+
+
+def test_erasing_a_subject_removes_their_questions_from_every_store(tmp_path, monkeypatch):
+    data = tmp_path / "data"
+    data.mkdir()
+    users = {"alice": {"groups": ["employees"]}, "paula": {"groups": ["employees", "approvers"]}}
+    (data / "users.json").write_text(json.dumps(users))
+    settings = Settings(data_dir=data)
+    rt = Runtime(settings, agents=lambda name: CitedAgent())
+    try:
+        paused = rt.ask(CitedAgent(), SECRET_Q, "alice")
+        assert paused.status == "awaiting_approval"
+        done = rt.resume(paused.run_id, "paula", approved=True, reason=REASON)
+        assert done.status == "answered"
+        rt.ask(CitedAgent(), "what is the travel policy?", "alice")
+    finally:
+        rt.close()
+    before = _all_bytes(data)
+    assert b"Zephyrine" in before  # the question and the reason are on disk before erasure
+
+    monkeypatch.setenv("SOVRA_DATA_DIR", str(data))
+    from sovra.ui.cli import app
+
+    res = CliRunner().invoke(app, ["audit", "erase", "--subject", "alice", "--by", "dpo", "--reason", "art. 17"])
+    assert res.exit_code == 0, res.output
+    assert "erased the checkpoints of" in res.output
+    after = _all_bytes(data)
+    assert b"Zephyrine" not in after and b"Quillfeather" not in after
+    log = open_audit(settings)
+    try:
+        assert log.verify().ok
+        kinds = [r.kind for r in log.records("audit")]
+        assert "audit.erasure" in kinds and "privacy.erasure" in kinds
+    finally:
+        log.close()
+
+
+def test_approval_reasons_and_pause_descriptions_are_sealed(tmp_path):
+    data = tmp_path / "data"
+    data.mkdir()
+    (data / "users.json").write_text(json.dumps({"alice": {"groups": ["employees", "approvers"]}}))
+    settings = Settings(data_dir=data)
+    rt = Runtime(settings, agents=lambda name: CitedAgent())
+    try:
+        paused = rt.ask(CitedAgent(), "pay INV-7", "alice")
+        rt.resume(paused.run_id, "alice", approved=False, reason=REASON)
+        records = rt.services.audit.records(paused.run_id)
+    finally:
+        rt.close()
+    sealed = json.dumps([r.sealed for r in records])
+    assert "Zephyrine" not in sealed  # the chained records hold only refs to it
+    assert any("Zephyrine" in json.dumps(r.data) for r in records)  # readable until erased

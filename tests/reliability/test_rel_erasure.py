@@ -6,6 +6,8 @@ a raw scan of every file in the data dir, as a data-protection officer would run
 from __future__ import annotations
 
 import json
+import os
+import uuid
 from pathlib import Path
 
 import pytest
@@ -21,16 +23,42 @@ SECRET_Q = "please pay INV-7 for Zephyrine Quillfeather"  # the subject's person
 REASON = "Zephyrine's manager confirmed by phone"
 
 
+def _pg_dump(url: str, schema: str) -> str:
+    import psycopg
+
+    out = []
+    with psycopg.connect(url.replace("postgresql+psycopg://", "postgresql://")) as conn:
+        tables = conn.execute(
+            "SELECT table_schema, table_name FROM information_schema.tables WHERE table_schema IN (%s, 'public') "
+            "AND (table_name LIKE 'audit%%' OR table_name LIKE 'checkpoint%%' OR table_name = 'sovra_runs')",
+            (schema,),
+        ).fetchall()
+        for sch, name in tables:
+            out += [str(r) for r in conn.execute(f'SELECT * FROM "{sch}"."{name}"').fetchall()]
+    return "\n".join(out)
+
+
 def _all_bytes(root: Path) -> bytes:
     return b"".join(p.read_bytes() for p in root.rglob("*") if p.is_file())
 
 
-def test_erasing_a_subject_removes_their_questions_from_every_store(tmp_path, monkeypatch):
+@pytest.mark.parametrize("backend", ["sqlite", "postgres"])
+def test_erasing_a_subject_removes_their_questions_from_every_store(tmp_path, monkeypatch, backend):
     data = tmp_path / "data"
     data.mkdir()
     users = {"alice": {"groups": ["employees"]}, "paula": {"groups": ["employees", "approvers"]}}
     (data / "users.json").write_text(json.dumps(users))
-    settings = Settings(data_dir=data)
+    kw: dict[str, str] = {}
+    if backend == "postgres":
+        url = os.environ.get("SOVRA_TEST_POSTGRES_URL")
+        if not url:
+            pytest.skip("SOVRA_TEST_POSTGRES_URL not set")
+        schema = f"erasure_{uuid.uuid4().hex[:8]}"
+        kw = {"audit_url": url, "audit_schema": schema, "checkpoint_url": url}
+        monkeypatch.setenv("SOVRA_AUDIT_URL", url)
+        monkeypatch.setenv("SOVRA_AUDIT_SCHEMA", schema)
+        monkeypatch.setenv("SOVRA_CHECKPOINT_URL", url)
+    settings = Settings(data_dir=data, **kw)
     rt = Runtime(settings, agents=lambda name: CitedAgent())
     try:
         paused = rt.ask(CitedAgent(), SECRET_Q, "alice")
@@ -41,6 +69,8 @@ def test_erasing_a_subject_removes_their_questions_from_every_store(tmp_path, mo
     finally:
         rt.close()
     before = _all_bytes(data)
+    if backend == "postgres":
+        before += _pg_dump(os.environ["SOVRA_TEST_POSTGRES_URL"], kw["audit_schema"]).encode()
     assert b"Zephyrine" in before  # the question and the reason are on disk before erasure
 
     monkeypatch.setenv("SOVRA_DATA_DIR", str(data))
@@ -51,6 +81,8 @@ def test_erasing_a_subject_removes_their_questions_from_every_store(tmp_path, mo
     assert "erased the checkpoints of" in res.output
     after = _all_bytes(data)
     assert b"Zephyrine" not in after and b"Quillfeather" not in after
+    if backend == "postgres":  # every table the stores wrote, read back as text
+        assert "Zephyrine" not in _pg_dump(os.environ["SOVRA_TEST_POSTGRES_URL"], kw["audit_schema"])
     log = open_audit(settings)
     try:
         assert log.verify().ok

@@ -245,7 +245,7 @@ _ADJECTIVES = {
     "canadian": "CA", "australian": "AU", "japanese": "JP", "chinese": "CN", "indian": "IN", "israeli": "IL",
     "singaporean": "SG", "singapore": "SG", "hong kong": "HK",
     "nederlands": "NL", "nederlandse": "NL", "néerlandais": "NL", "allemand": "DE", "anglais": "GB-ENG",
-    "belgisch": "BE", "belge": "BE", "luxembourgeois": "LU", "italiano": "IT", "italiana": "IT", "española": "ES",
+    "belgisch": "BE", "belge": "BE", "luxembourgeois": "LU", "italiana": "IT", "española": "ES",
 }  # fmt: skip
 # Languages that write a country's adjective in lower case ("deutschem Recht", "droit français").
 _LOWERCASE_ADJECTIVES = {

@@ -78,6 +78,7 @@ def two_workers(tmp_path_factory) -> Iterator[str]:
         "SOVRA_AUDIT_URL": PG_URL,
         "SOVRA_AUDIT_SCHEMA": (schema := f"api_workers_{uuid.uuid4().hex[:8]}"),
         "SOVRA_QDRANT_URL": "http://127.0.0.1:9",  # never contacted: the stub agents need no index
+        "SOVRA_API_QUEUE_PER_USER": "64",  # this test floods two workers on purpose; admission has its own test
         "PYTHONPATH": os.pathsep.join([str(TESTS), os.environ.get("PYTHONPATH", "")]),
     }
     code = f"from sovra.ui.api import serve; serve(port={port}, workers=2, factory='fakes.api_workers_app:create')"

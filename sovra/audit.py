@@ -418,6 +418,12 @@ class AuditLog:
         rows = self._query(f"SELECT run_id FROM audit_records WHERE kind = '{RUN_START}' ORDER BY seq DESC LIMIT 1")
         return str(rows[0][0]) if rows else None
 
+    def since(self, after_seq: int, limit: int = 5000) -> list[AuditRecord]:
+        """Up to ``limit`` records with ``seq > after_seq``, in chain order, private values filled in:
+        how a reader keeps a derived view (the compliance console's run catalogue) up to date."""
+        rows = self._query(f"SELECT {_COLUMNS} FROM audit_records WHERE seq > ? ORDER BY seq LIMIT ?", (after_seq, limit))
+        return self._records(rows)
+
     def head(self) -> ChainHead:
         """The current head; store it outside this store to make later truncation detectable."""
         rows = self._query("SELECT count, last_hash FROM chain_head WHERE id = 1")

@@ -318,6 +318,9 @@ class Index(Protocol):
 
     def count(self, flt: SearchFilter | None = None) -> int: ...
 
+    def chunks(self, flt: SearchFilter, fields: list[str] | None = None) -> list[Hit]:
+        """Every current chunk ``flt`` admits (ACL applied inside Qdrant), without a query."""
+
     def optimize(self) -> None:
         """Build the search structures after a batch of writes (a server does this by itself)."""
 

@@ -272,3 +272,13 @@ class VersionedIndex(ABC):
     def count(self, flt: SearchFilter | None = None) -> int:
         with self._snapshot() as gen:
             return self._count(conditions(flt, gen) if flt else visible(gen))
+
+    def chunks(self, flt: SearchFilter, fields: list[str] | None = None) -> list[Hit]:
+        """Every current chunk the filter admits (the ACL term first, as in a search), with no query:
+        a cited passage by its document, the documents a user may read. ``fields`` narrows the payload
+        read (the ``text`` of a hit is then empty unless listed)."""
+        wanted = None if fields is None else sorted({*fields, "chunk_id", "doc_id", "title", "source", "cite"})
+        with self._snapshot() as gen:
+            found = self._scroll(conditions(flt, gen), fields=wanted)
+        hits = [Hit.from_payload({"text": "", **s.payload}, 0.0, {}, gen) for s in found]
+        return sorted(hits, key=lambda h: (h.doc_id, h.char_start, h.chunk_id))  # document order

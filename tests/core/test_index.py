@@ -304,3 +304,16 @@ def test_metadata_filters(index):
     assert ids(doc_types=("supply",), sources=("contracts",)) == ["c-acme", "c-blau"]
     assert ids(doc_types=("loan",)) == []
     assert ids(tenants=("bank-de",), counterparties=("Blauwal B.V.",)) == []
+
+
+def test_chunks_lists_only_what_the_principals_may_read_in_document_order(index):
+    alice = SearchFilter(("group:everyone", "user:alice"))
+    assert {h.doc_id for h in index.chunks(alice)} == {"pub-1", "pub-2"}
+    risk = index.chunks(SearchFilter(("group:risk-committee",), doc_ids=("risk-1",)))
+    assert len(risk) == 2 and all(h.doc_id == "risk-1" and "CET1" in h.text for h in risk)
+    assert index.chunks(SearchFilter(("group:everyone",), doc_ids=("risk-1",))) == []
+    assert index.chunks(SearchFilter(())) == []
+    light = index.chunks(SearchFilter(("group:finance",)), fields=["doc_type"])
+    assert {h.doc_id for h in light} == {"fin-1"} and all(h.text == "" and h.title for h in light)
+    index.delete_document("pub-2")  # a retired version is not listed
+    assert {h.doc_id for h in index.chunks(alice)} == {"pub-1"}

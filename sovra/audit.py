@@ -421,7 +421,8 @@ class AuditLog:
     def since(self, after_seq: int, limit: int = 5000) -> list[AuditRecord]:
         """Up to ``limit`` records with ``seq > after_seq``, in chain order, private values filled in:
         how a reader keeps a derived view (the compliance console's run catalogue) up to date."""
-        rows = self._query(f"SELECT {_COLUMNS} FROM audit_records WHERE seq > ? ORDER BY seq LIMIT ?", (after_seq, limit))
+        sql = f"SELECT {_COLUMNS} FROM audit_records WHERE seq > ? ORDER BY seq LIMIT ?"
+        rows = self._query(sql, (after_seq, limit))
         return self._records(rows)
 
     def head(self) -> ChainHead:

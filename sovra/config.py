@@ -145,6 +145,15 @@ class Settings(BaseSettings):
         default_factory=lambda: ["group:approvers", "group:finance-managers"],
         description="Principals that may approve or refuse a paused tool call of another user's run.",
     )
+    console_principals: list[str] = Field(
+        default_factory=lambda: ["group:auditor", "group:auditors", "group:dpo"],
+        description="Principals that may open the compliance console: search, open, verify, replay and export "
+        "every user's runs, and see usage.",
+    )
+    privacy_officer_principals: list[str] = Field(
+        default_factory=lambda: ["group:dpo"],
+        description="Principals that may apply the retention policy and erase a data subject from the console.",
+    )
 
     # HTTP API
     api_tokens_file: Path | None = Field(

@@ -180,3 +180,50 @@ def retention(days: Annotated[int, typer.Option(help="Keep content this many day
         raise InputError("--days must be zero or more")
     report = _open()[1].purge(datetime.now(UTC) - timedelta(days=days))
     out.print(f"purged {report.erased} values from {len(report.runs)} runs (record {report.record.seq})")
+
+
+@audit_app.command("export-bundle")
+def export_bundle_command(
+    output: Annotated[Path, typer.Option("--output", "-o", help="The zip file to write.")],
+    run_id: Annotated[str | None, typer.Option("--run", help="One run.")] = None,
+    since: Annotated[datetime | None, typer.Option(formats=["%Y-%m-%d"], help="Every run from this day (UTC).")] = None,
+    until: Annotated[datetime | None, typer.Option(formats=["%Y-%m-%d"], help="... to this day, inclusive.")] = None,
+    as_user: Annotated[str, typer.Option("--as", help="The auditor exporting (console principals only).")] = "",
+) -> None:
+    """A signed bundle (JSON + HTML reports) of one run or a date range; check it with verify-bundle."""
+    from sovra.runs import RunStore
+    from sovra.ui.compliance import Console
+
+    settings, log = _open()
+    viewer = _viewer(settings, as_user or None)
+    if viewer is None:
+        raise InputError("say who exports", hint="--as AUDITOR (a user the console admits)")
+    store = RunStore(settings)
+    console = Console(settings, log, store)
+    try:
+        data = console.export(
+            viewer, run_id=run_id, since=since.date() if since else None, until=until.date() if until else None
+        )
+    finally:
+        console.close()
+        store.close()
+    output.write_bytes(data)
+    err.print(f"wrote {output} ({len(data):,} bytes)", markup=False)
+
+
+@audit_app.command("verify-bundle")
+def verify_bundle_command(
+    bundle: Annotated[Path, typer.Argument(help="A bundle from the console or export-bundle.")],
+    public_key: Annotated[str | None, typer.Option(help="The audit key (hex) it must be signed with.")] = None,
+) -> None:
+    """Check a signed bundle offline: signature, every file, every record's hash. Exits 3 if it fails."""
+    from sovra.ui.audit_bundle import verify_bundle
+
+    check = verify_bundle(bundle.read_bytes(), public_key)
+    if check.ok:
+        out.print(f"bundle verifies: {check.runs} runs, {check.records} records, signed by {check.public_key}")
+        if public_key is None:
+            out.print("(no --public-key given: this proves the bundle is intact, not who signed it)")
+        return
+    err.print(f"bundle does NOT verify: {check.reason}", markup=False)
+    raise typer.Exit(3)

@@ -21,6 +21,7 @@ from sovra.ui.bench_cli import bench_app
 from sovra.ui.bot_cli import slack_command, teams_command
 from sovra.ui.chat.launch import ui_command
 from sovra.ui.eval_cli import eval_command
+from sovra.ui.mcp_cli import mcp_command
 from sovra.ui.models_cli import models_app
 from sovra.ui.sync_cli import sync_command
 
@@ -39,6 +40,7 @@ app.add_typer(models_app, name="models")
 app.command("eval")(eval_command)
 app.command("serve")(serve_command)
 app.command("ui")(ui_command)
+app.command("mcp")(mcp_command)
 app.command("sync")(sync_command)
 app.command("slack")(slack_command)
 app.command("teams")(teams_command)

@@ -7,6 +7,7 @@ Endpoints (the OpenAPI schema is at ``/openapi.json``, the docs at ``/docs``):
 - ``POST /v1/ask`` (``?stream=true`` or ``POST /v1/ask/stream``: server-sent events), ``GET /v1/runs``,
   ``GET /v1/runs/{id}``, ``GET /v1/runs/{id}/audit``, ``GET|POST /v1/runs/{id}/approval``,
   ``POST /v1/runs/{id}/cancel`` (:mod:`sovra.ui.api_runs`);
+- ``POST /v1/search``: the caller's documents, searched without an agent (:mod:`sovra.ui.api_search`);
 - ``POST /v1/sources/{name}/sync``, ``GET /v1/jobs/{id}`` (:mod:`sovra.ui.api_jobs`);
 - ``POST /v1/chat/completions``, ``GET /v1/models``: OpenAI-compatible (:mod:`sovra.ui.api_openai`).
 
@@ -281,9 +282,10 @@ def create_app(
         status, body = st.ready_cache
         return JSONResponse(body, status_code=status)
 
-    from sovra.ui import api_jobs, api_openai, api_runs
+    from sovra.ui import api_jobs, api_openai, api_runs, api_search
 
     app.include_router(api_runs.router)
+    app.include_router(api_search.router)
     app.include_router(api_jobs.router)
     app.include_router(api_openai.router)
     return app

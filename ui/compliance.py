@@ -259,6 +259,7 @@ class Console:
 
     def choices(self, viewer: User) -> dict[str, list[str]]:
         self.require(viewer, "search")
+        self.catalog.refresh()
         return self.catalog.choices()
 
     def usage(self, viewer: User, since: date | None = None, until: date | None = None) -> Usage:

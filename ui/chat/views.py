@@ -25,6 +25,7 @@ from sovra.identity import User
 from sovra.runtime import MAX_QUESTION_CHARS, Answer, Citation, RunEvent, Runtime
 from sovra.ui.audit_report import AuditAccessError
 from sovra.ui.chat import identity, session
+from sovra.ui.compliance import is_console_user
 
 log = logging.getLogger(__name__)
 
@@ -192,6 +193,8 @@ def login(sh: Shared, settings: Settings) -> User | None:
 def _logout() -> None:
     for key in ("dev_user", "messages", "thread_id", "open_run", "feedback_sent"):
         st.session_state.pop(key, None)
+    for key in [k for k in st.session_state if str(k).startswith("console_")]:  # what the console opened
+        st.session_state.pop(key, None)
     if _auth_configured():
         st.logout()
 
@@ -243,6 +246,11 @@ def sidebar(sh: Shared, user: User) -> str:
         if st.button("Open", key="open_run_button") and run_id.strip():
             st.session_state["open_run"] = run_id.strip()
             st.rerun()
+        if is_console_user(user, sh.runtime.settings):  # a convenience: the console checks again itself
+            st.divider()
+            if st.button("Compliance console", key="open_console", icon=":material/policy:"):
+                st.query_params["page"] = "console"
+                st.rerun()
     return str(agent)
 
 
@@ -470,6 +478,14 @@ def main() -> None:
     if user is None:
         return
     agent = sidebar(sh, user)
+    if st.query_params.get("page") == "console":
+        from sovra.ui.chat.console import console_page
+
+        if st.button("Back to the chat", key="console_back", icon=":material/arrow_back:"):
+            del st.query_params["page"]
+            st.rerun()
+        console_page(sh, user)
+        return
     open_run = st.session_state.get("open_run")
     if open_run:
         run_page(sh, user, open_run)

@@ -212,10 +212,19 @@ def build_server(state: McpState) -> Any:
     @server.tool()
     async def list_agents(ctx: Context) -> dict[str, Any]:
         """The agents you can ask, with what each is for."""
-        caller(state, ctx)
+        user = caller(state, ctx)
         from sovra.agents import list_agents as registered
+        from sovra.recorder import RunRecorder
 
-        return {"agents": [{"name": n, "description": d} for n, d in registered()]}
+        def listed() -> list[dict[str, str]]:
+            audit = state.runtime.services.audit
+            with RunRecorder(audit, user_id=user.id, groups=list(user.groups), interface=INTERFACE,
+                             question="list_agents") as rec:  # fmt: skip
+                agents = [{"name": n, "description": d} for n, d in registered()]
+                rec.finish(answer={"status": "answered", "agents": [a["name"] for a in agents]})
+            return agents
+
+        return {"agents": await state.run(user, listed)}
 
     @server.resource(
         DOC_URI, name="document", mime_type="text/plain", security=ResourceSecurity(exempt_params={"doc_id"})

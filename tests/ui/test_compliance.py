@@ -213,3 +213,28 @@ def test_retention_and_erasure_leave_a_verifiable_chain_and_their_proof(console)
     assert log[1].seq == proof.seq and log[1].data["reason"] == "DSAR-2026-001" and log[1].user_id == "dora"
     with pytest.raises(Exception, match="reason"):
         console.erase_subject(DORA, "bob", " ")
+
+
+def test_the_cli_exports_a_bundle_and_verifies_it_offline(console, tmp_path, monkeypatch):
+    from typer.testing import CliRunner
+
+    from sovra.ui.cli import app
+
+    run_id = record_run(console)
+    data = console.settings.data_dir
+    (data / "users.json").write_text(
+        json.dumps({u.id: {"name": u.name, "groups": list(u.groups)} for u in (ALICE, ERIN)})
+    )
+    monkeypatch.setenv("SOVRA_DATA_DIR", str(data))
+    monkeypatch.setenv("SOVRA_AUDIT_SIGNING_KEY", KEY)
+    runner = CliRunner()
+    out = tmp_path / "run.zip"
+    r = runner.invoke(app, ["audit", "export-bundle", "--run", run_id, "-o", str(out), "--as", "erin"])
+    assert r.exit_code == 0, r.output
+    public = Signer.load(KEY).public_key_hex
+    r = runner.invoke(app, ["audit", "verify-bundle", str(out), "--public-key", public])
+    assert r.exit_code == 0 and "bundle verifies: 1 runs" in r.output, r.output
+    r = runner.invoke(app, ["audit", "verify-bundle", str(out), "--public-key", Signer.generate().public_key_hex])
+    assert r.exit_code == 3, r.output
+    r = runner.invoke(app, ["audit", "export-bundle", "--run", run_id, "-o", str(tmp_path / "x.zip"), "--as", "alice"])
+    assert r.exit_code != 0 and not (tmp_path / "x.zip").exists()

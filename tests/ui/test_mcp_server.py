@@ -237,7 +237,8 @@ def test_stdio_transport_with_the_callers_token(demo_settings, model, tokens_fil
     with AuditLog(data / "audit.sqlite") as log:
         runs = log.runs(limit=100)
     assert runs and {r.user_id for r in runs} == {"alice"}
-    assert all(log_run.question.startswith(("search_documents", "list_documents")) for log_run in runs)
+    assert runs[0].question == "list_agents"  # the last call: every call is a run, listing agents too
+    assert all(log_run.question.startswith(("search_documents", "list_documents", "list_agents")) for log_run in runs)
 
     env["SOVRA_MCP_TOKEN"] = "not-a-real-token-at-all"  # refused before the server speaks MCP at all
     p = subprocess.run([str(sovra), "mcp"], env={**os.environ, **env}, input="", capture_output=True, text=True)

@@ -106,13 +106,13 @@ async def _measure(api_port: int, mcp_port: int, calls: int) -> dict[str, Any]:
                     n_mcp = len(res.structured_content["hits"])
                     mcp_ms.append((time.perf_counter() - t) * 1000)
             assert n_api == n_mcp
-    api, mcp_s = _stats(api_ms), _stats(mcp_ms)
+    api_s, mcp_s = _stats(api_ms), _stats(mcp_ms)
     return {
         "calls": calls,
-        "api_search": api,
+        "api_search": api_s,
         "mcp_search": mcp_s,
-        "overhead_median": round(mcp_s["median_ms"] / api["median_ms"] - 1, 3),
-        "overhead_p95": round(mcp_s["p95_ms"] / api["p95_ms"] - 1, 3),
+        "overhead_median": round(mcp_s["median_ms"] / api_s["median_ms"] - 1, 3),
+        "overhead_p95": round(mcp_s["p95_ms"] / api_s["p95_ms"] - 1, 3),
     }
 
 

@@ -78,6 +78,11 @@ class McpState:
             try:
                 with self.lock:
                     return fn()
+            except SovraError:
+                raise
+            except Exception:
+                log.exception("MCP call of %s failed", user.id)  # a bug, or a store that failed: say which
+                raise
             finally:
                 _acting.reset(token)
 

@@ -104,6 +104,11 @@ def _sign_in(page, url: str, who: str) -> None:
     page.get_by_role("button", name=re.compile("Log out")).wait_for(timeout=60_000)
 
 
+def _idle(page) -> None:
+    """Wait until the app has finished its script run (Streamlit shows a status widget while running)."""
+    page.get_by_test_id("stStatusWidget").wait_for(state="hidden", timeout=120_000)
+
+
 def _shot(page, name: str) -> None:
     if SCREENS is not None:
         SCREENS.mkdir(parents=True, exist_ok=True)
@@ -148,6 +153,7 @@ def _auditor_session(page, url: str, ids: list[str]) -> None:
     _shot(page, "console-runs.png")
 
     # Filter by a user (user01 owns the 50-step run): every row is theirs.
+    _idle(page)  # a rerun still drawing the page would close the list under the click
     page.get_by_test_id("stSelectbox").filter(has_text="User").click()
     page.keyboard.type("user01")  # the option list is virtual: narrow it first
     page.get_by_role("option", name="user01").click()

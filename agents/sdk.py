@@ -33,6 +33,8 @@ from __future__ import annotations
 import json
 import operator
 import re
+import sys
+import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Annotated, Any, Literal, TypedDict
@@ -41,11 +43,13 @@ from langchain_core.runnables import RunnableConfig
 from langgraph.graph import END, START, StateGraph
 from pydantic import BaseModel, Field, create_model
 
-from sovra.errors import BudgetExceeded
+from sovra.agents.grounding import check_citations, extract
+from sovra.errors import DefinitionError
 from sovra.runtime import Answer, Citation, RunContext
 from sovra.tools.base import Tool, ToolOutcome, approval_request, run_tool
 
 FINAL = "final_answer"
+_RESULT_CHARS = 600  # of each tool result kept in the state for the answer's notes
 _HISTORY_MESSAGES = 24  # earlier turns of a thread the model sees (most recent)
 
 
@@ -60,6 +64,16 @@ class AgentState(TypedDict, total=False):
     output: dict[str, Any] | None
     status: str
     notes: list[str]
+    calls: list[str]  # the tool calls of this turn, as "name(arguments)": a repeat means the model is stuck
+    results: list[dict[str, Any]]  # what each tool call of this turn returned (see _act)
+    stopped: str | None  # why the runtime stopped asking the model for tool calls, if it did
+    evidence: list[dict[str, Any]]  # citations the tools made that the answer does not rest on
+
+
+NOT_FOUND = "I could not find this with the tools and documents you can access."
+# Of the next model call, the prompt is estimated at this many characters per token (a small model's
+# tokenizer gives about 4; being pessimistic stops a little early rather than past the budget).
+_CHARS_PER_TOKEN = 3
 
 
 def _ctx(config: RunnableConfig) -> RunContext:
@@ -80,12 +94,15 @@ class SdkAgent:
     max_steps: int = 8  # model -> tools rounds per question
     tool_mode: Literal["auto", "native", "json"] = "auto"
     needs_index: bool = False
+    grounded: bool = True  # an answer must rest on what the tools returned (see _respond)
 
     def __post_init__(self) -> None:
-        names = [t.name for t in self.tools]
-        if len(set(names)) != len(names) or FINAL in names:
-            raise ValueError(f"agent {self.name}: tool names must be unique and not {FINAL!r}: {names}")
+        _check_definition(self)
         self._by_name = {t.name: t for t in self.tools}
+
+    def identity(self) -> str:
+        """What makes a paused run of this agent resumable by another instance: its name and tools."""
+        return f"sdk:{self.name}:{','.join(sorted(self._by_name))}"
 
     # -- the runtime's Agent protocol ------------------------------------------------------
 
@@ -102,6 +119,10 @@ class SdkAgent:
             "output": None,
             "status": "",
             "notes": [],
+            "calls": [],
+            "results": [],
+            "stopped": None,
+            "evidence": [],
         }
 
     def graph(self) -> StateGraph:
@@ -121,6 +142,7 @@ class SdkAgent:
         base.citations = [Citation(**{**c, "rows": tuple(c.get("rows", ()))}) for c in state.get("citations", [])]
         base.notes = list(state.get("notes", []))
         base.output = state.get("output")
+        base.evidence = [Citation(**{**c, "rows": tuple(c.get("rows", ()))}) for c in state.get("evidence", [])]
         return base
 
     # -- nodes -------------------------------------------------------------------------------
@@ -146,22 +168,25 @@ class SdkAgent:
             return {"pending": [], "draft": None}
         rounds = state.get("rounds", 0)
         if rounds >= self.max_steps:
-            raise BudgetExceeded(
-                f"agent {self.name} called tools {rounds} times without finishing (its max_steps)",
-                hint="raise max_steps in define_agent, or give the agent fewer, clearer tools",
-            )
+            return self._stop(ctx, rounds, f"it called tools {rounds} times without finishing (max_steps)")
+        if rounds and self._budget_short(ctx, state):
+            return self._stop(ctx, rounds, "the run's token or time budget would run out before it finished")
         gw = ctx.services.gateway
+        seen = list(state.get("calls", []))
         if self._mode(ctx) == "native":
             convo = self._conversation(state)
             calls, mc = gw.complete_tools(convo, [t.schema() for t in self.tools], route=self.route)
             ctx.model_call(mc, convo)
-            pending = [
+            asked = [
                 {"id": c.id or f"call-{rounds}-{i}", "name": c.name, "arguments": c.arguments}
                 for i, c in enumerate(calls)
             ]
-            if not pending:
+            if not asked:
                 # The model answered instead of calling a tool: that text is the answer (no second call).
                 return {"pending": [], "draft": mc.output}
+            pending = [p for p in asked if _signature(p) not in seen]
+            if not pending:
+                return self._stop(ctx, rounds, f"it asked again for {_signature(asked[0])}")
             msg = {
                 "role": "assistant",
                 "content": None,
@@ -174,7 +199,12 @@ class SdkAgent:
                     for p in pending
                 ],
             }
-            return {"pending": pending, "messages": [msg], "rounds": rounds + 1}
+            return {
+                "pending": pending,
+                "messages": [msg],
+                "rounds": rounds + 1,
+                "calls": seen + [_signature(p) for p in pending],
+            }
         convo = self._conversation(
             state,
             'Reply with one JSON object: {"tool": NAME, "args": {...}} to call a tool, or '
@@ -188,8 +218,26 @@ class SdkAgent:
             return {"pending": [], "draft": None}
         args = choice.args
         call = {"id": f"call-{rounds}", "name": name, "arguments": args.model_dump(mode="json")}
+        if _signature(call) in seen:
+            return self._stop(ctx, rounds, f"it asked again for {_signature(call)}")
         msg = {"role": "assistant", "content": json.dumps({"tool": name, "args": call["arguments"]})}
-        return {"pending": [call], "messages": [msg], "rounds": rounds + 1}
+        return {"pending": [call], "messages": [msg], "rounds": rounds + 1, "calls": [*seen, _signature(call)]}
+
+    def _stop(self, ctx: RunContext, rounds: int, reason: str) -> dict[str, Any]:
+        """Stop asking the model for tool calls; the answer is made from what the tools returned."""
+        ctx.recorder.record("agent.stopped", {"agent": self.name, "rounds": rounds, "reason": reason})
+        return {"pending": [], "draft": None, "stopped": f"the model did not finish: {reason}"}
+
+    def _budget_short(self, ctx: RunContext, state: AgentState) -> bool:
+        """Whether the next decision would likely take the run past its token or time budget (which
+        would end it with no answer at all, though the tools may already have found one)."""
+        b = ctx.budget
+        prompt_chars = sum(len(str(m.get("content") or "")) for m in self._conversation(state))
+        settings = getattr(ctx.services, "settings", None)
+        reply = int(getattr(settings, "llm_max_tokens", 384))
+        if ctx.tokens + prompt_chars // _CHARS_PER_TOKEN + reply > b.max_tokens:
+            return True
+        return time.monotonic() - ctx.started > 0.8 * b.max_seconds
 
     def _decision_model(self) -> type[BaseModel]:
         options: list[Any] = [
@@ -223,6 +271,7 @@ class SdkAgent:
 
             decisions[call["id"]] = interrupt(approval_request(t, parsed, ctx.user, call["id"]))
         messages: list[dict[str, Any]] = []
+        results = list(state.get("results", []))
         native = self._mode(ctx) == "native"
         for call in pending:
             t = self._by_name.get(call["name"])
@@ -233,30 +282,47 @@ class SdkAgent:
                 ctx.cite_offset = len(citations)
                 outcome = run_tool(t, call["arguments"], ctx, call_id=call["id"], decision=decisions.get(call["id"]))
                 citations += outcome.citations
+            results.append(
+                {
+                    "tool": call["name"],
+                    "call": _signature(call),
+                    "status": outcome.status,
+                    "read_only": t.read_only if t is not None else True,
+                    "text": outcome.for_model()[:_RESULT_CHARS],
+                    "cites": [c["n"] for c in outcome.citations],
+                }
+            )
             if native:
                 messages.append({"role": "tool", "tool_call_id": call["id"], "content": outcome.for_model()})
             else:
                 messages.append({"role": "user", "content": f"Result of {call['name']}: {outcome.for_model()}"})
-        return {"pending": [], "messages": messages, "citations": citations}
+        return {"pending": [], "messages": messages, "citations": citations, "results": results}
 
     def _respond(self, state: AgentState, config: RunnableConfig) -> dict[str, Any]:
+        """The answer, resting only on what the tools returned (unless ``grounded=False``):
+
+        - the agent has tools but none returned anything: ``not_found`` (no model-written text);
+        - the bundled model (``SOVRA_ANSWER_MODE`` extractive) or a model that stopped making progress:
+          the sentences of the cited passages that answer the question, quoted with their citation
+          numbers (``extracted``), else ``not_found``;
+        - a served model writes the answer; ``[n]`` that point at no citation are removed (and
+          recorded); an answer citing none of the sources the tools cited is ``uncited``.
+        """
         ctx = _ctx(config)
         ctx.check()
-        gw = ctx.services.gateway
         cites = state.get("citations", [])
-        hint = " Cite sources by their number in square brackets, like [1]." if cites else ""
+        results = state.get("results", [])
+        stopped = state.get("stopped")
+        notes = [f"{stopped[:1].upper()}{stopped[1:]}; the answer quotes what the tools returned."] if stopped else []
+        ok = [r for r in results if r["status"] == "ok"]
+        if self.grounded and self.tools and not ok:
+            return self._not_found(ctx, results, notes)
         if self.output is not None:
-            convo = self._conversation(state, "Now give the final result as one JSON object." + hint)
-            value, mc = gw.complete_json(convo, self.output, route=self.route)
-            ctx.model_call(mc, convo)
-            data = value.model_dump(mode="json")
-            text = json.dumps(data, ensure_ascii=False)
-            return {
-                "answer": text,
-                "output": data,
-                "status": "answered",
-                "messages": [{"role": "assistant", "content": text}],
-            }
+            return self._structured(ctx, state, cites, ok, notes)
+        if self.grounded and (stopped or ctx.services.settings.resolved_answer_mode == "extractive"):
+            return self._extracted(ctx, state, cites, ok, notes)
+        gw = ctx.services.gateway
+        hint = " Cite sources by their number in square brackets, like [1]." if cites else ""
         draft = (state.get("draft") or "").strip()
         if draft:
             ctx.emit_token(draft)
@@ -271,16 +337,160 @@ class SdkAgent:
             if stream.call is not None:
                 ctx.model_call(stream.call, convo)
             text = "".join(pieces).strip()
-        valid = {c["n"] for c in cites}
-        used = {int(m) for m in re.findall(r"\[(\d{1,3})\]", text)}
-        kept = [c for c in cites if c["n"] in used] if used & valid else cites
-        status = "answered" if kept or not cites else "uncited"
+        text, valid, dangling = check_citations(text, cites)
+        if cites or dangling:
+            ctx.recorder.record("citations.check", {"valid": valid, "removed": dangling, "citations": len(cites)})
+        kept = [c for c in cites if c["n"] in valid]
+        # Cited; or not meant to be grounded; or the answer reports a change a tool made.
+        status = "answered" if kept or not self.grounded or _acted(ok) else "uncited"
         return {
             "answer": text,
             "citations": kept,
+            "evidence": [] if kept else cites,
             "status": status,
+            "notes": notes,
             "messages": [{"role": "assistant", "content": text}],
         }
+
+    def _not_found(self, ctx: RunContext, results: list[dict[str, Any]], notes: list[str]) -> dict[str, Any]:
+        # Written from the outcomes, not by the model: what was denied, refused or failed is a fact.
+        if results:
+            reason = "no tool call succeeded: " + "; ".join(f"{r['tool']}: {r['text']}" for r in results[-3:])
+            text = f"No answer: {reason}."
+        else:
+            reason = "the model answered without calling a tool, so nothing supports an answer"
+            text = NOT_FOUND
+        ctx.recorder.record("answer.not_found", {"agent": self.name, "reason": reason[:1000]})
+        ctx.emit_token(text)
+        return {
+            "answer": text,
+            "citations": [],
+            "status": "not_found",
+            "notes": notes if results else [*notes, reason],
+            "output": None,
+            "messages": [{"role": "assistant", "content": text}],
+        }
+
+    def _extracted(
+        self,
+        ctx: RunContext,
+        state: AgentState,
+        cites: list[dict[str, Any]],
+        ok: list[dict[str, Any]],
+        notes: list[str],
+    ) -> dict[str, Any]:
+        settings = ctx.services.settings
+        found = extract(state["question"], cites, ctx.services.embedder, settings.min_evidence_score) if cites else None
+        ctx.recorder.record(
+            "answer.extractive",
+            {
+                "agent": self.name,
+                "cited": found.cited if found else [],
+                "considered": found.considered if found else 0,
+                "named": found.named if found else [],
+                "min_score": settings.min_evidence_score,
+                "stopped": state.get("stopped"),
+            },
+        )
+        if found is not None and found.cited:
+            text, status = found.text, "extracted"
+            kept = [c for c in cites if c["n"] in found.cited]
+        elif cites or not _acted(ok):
+            # Cited passages that do not answer, or results nobody can check: nothing to quote.
+            if not cites:
+                notes = [*notes, "The tools returned results without sources: " + _results_line(ok)]
+            ctx.recorder.record("answer.not_found", {"agent": self.name, "reason": "no returned passage answers"})
+            text, status, kept = NOT_FOUND, "not_found", []
+        else:
+            text, status, kept = "Done: " + _results_line([r for r in ok if not r["read_only"]]), "answered", []
+        ctx.emit_token(text)
+        return {
+            "answer": text,
+            "citations": kept,
+            "evidence": [],
+            "status": status,
+            "notes": notes,
+            "messages": [{"role": "assistant", "content": text}],
+        }
+
+    def _structured(
+        self,
+        ctx: RunContext,
+        state: AgentState,
+        cites: list[dict[str, Any]],
+        ok: list[dict[str, Any]],
+        notes: list[str],
+    ) -> dict[str, Any]:
+        assert self.output is not None
+        hint = " Cite sources by their number in square brackets, like [1]." if cites else ""
+        convo = self._conversation(state, "Now give the final result as one JSON object." + hint)
+        value, mc = ctx.services.gateway.complete_json(convo, self.output, route=self.route)
+        ctx.model_call(mc, convo)
+        data = value.model_dump(mode="json")
+        text = json.dumps(data, ensure_ascii=False)
+        supported = bool(cites) or _acted(ok) or not self.grounded
+        return {
+            "answer": text,
+            "output": data,
+            "citations": cites,
+            "status": "answered" if supported else "uncited",
+            "notes": notes,
+            "messages": [{"role": "assistant", "content": text}],
+        }
+
+
+def _signature(call: dict[str, Any]) -> str:
+    return f"{call['name']}({json.dumps(call.get('arguments') or {}, sort_keys=True, ensure_ascii=False)})"
+
+
+def _acted(ok: list[dict[str, Any]]) -> bool:
+    """Whether a side-effecting tool call succeeded: an answer reporting it rests on that result."""
+    return any(not r["read_only"] for r in ok)
+
+
+def _results_line(results: list[dict[str, Any]]) -> str:
+    return "; ".join(f"{r['call']} -> {r['text'][:200]}" for r in results[-3:])
+
+
+def _check_definition(agent: SdkAgent) -> None:
+    """Refuse at definition time what would otherwise fail (or mislead) at run time."""
+    from sovra.agents import AGENTS
+
+    name = agent.name
+    if not isinstance(name, str) or not re.fullmatch(r"[A-Za-z0-9][\w.-]{0,63}", name):
+        raise DefinitionError(f"agent name {name!r} is not valid", hint="letters, digits, _ . -; at most 64")
+    if name in AGENTS and _caller_module() != AGENTS[name].split(":")[0]:
+        raise DefinitionError(
+            f"agent {name!r}: the name is taken by a built-in agent",
+            hint="choose another name: a paused run is resumed by its agent's name",
+        )
+    for i, t in enumerate(agent.tools):
+        if not isinstance(t, Tool):
+            what = getattr(t, "__name__", None) or type(t).__name__
+            raise DefinitionError(
+                f"agent {name}: tools[{i}] ({what}) is not a tool",
+                hint="decorate the function with @tool (from sovra.tools.base import tool)",
+            )
+    names = [t.name for t in agent.tools]
+    dupes = sorted({n for n in names if names.count(n) > 1})
+    if dupes:
+        raise DefinitionError(f"agent {name}: two tools are named {dupes[0]!r}", hint="use @tool(name=...) on one")
+    if FINAL in names:
+        raise DefinitionError(f"agent {name}: a tool may not be named {FINAL!r}", hint="use @tool(name=...)")
+    if agent.max_steps < 1:
+        raise DefinitionError(f"agent {name}: max_steps must be at least 1")
+    if agent.output is not None and not (isinstance(agent.output, type) and issubclass(agent.output, BaseModel)):
+        raise DefinitionError(f"agent {name}: output must be a pydantic model class, got {agent.output!r}")
+
+
+def _caller_module() -> str:
+    """The module that called define_agent (or built an SdkAgent) directly."""
+    frame: Any = sys._getframe(1)
+    while frame is not None and (
+        frame.f_globals.get("__name__") in (__name__, "dataclasses") or frame.f_code.co_filename == "<string>"
+    ):
+        frame = frame.f_back
+    return str(frame.f_globals.get("__name__", "")) if frame is not None else ""
 
 
 def define_agent(
@@ -294,11 +504,18 @@ def define_agent(
     max_steps: int = 8,
     tool_mode: Literal["auto", "native", "json"] = "auto",
     needs_index: bool = False,
+    grounded: bool = True,
 ) -> SdkAgent:
     """An agent from tools, a system prompt, a model route and an optional output schema.
 
     ``max_steps`` caps model -> tools rounds per question (the run's own budget caps graph steps,
-    tokens and time). ``needs_index=True`` makes the runtime check the search index before the run.
+    tokens and time); past it, or when the model asks for the same call twice, the runtime stops
+    asking and answers from what the tools already returned. ``needs_index=True`` makes the runtime
+    check the search index before the run. ``grounded=False`` accepts answers that rest on no tool
+    result (a chat agent; by default such an answer is ``not_found`` or ``uncited``).
+
+    Mistakes raise ``DefinitionError`` here: a plain function in ``tools``, two tools with one
+    name, the name of a built-in agent.
     """
     return SdkAgent(
         name=name,
@@ -310,6 +527,7 @@ def define_agent(
         max_steps=max_steps,
         tool_mode=tool_mode,
         needs_index=needs_index,
+        grounded=grounded,
     )
 
 

@@ -8,7 +8,7 @@ from sovra.runtime import Runtime
 from sovra.tools.cases import list_cases, open_case
 
 agent = define_agent(
-    "followup",
+    "case_opener",  # not "followup": that name is the built-in agent's
     "Opens follow-up cases for payment problems.",
     tools=[open_case],  # read_only=False, needs_approval=True, requires group:finance
     system_prompt="When a payment problem is reported, call open_case, then confirm briefly.",

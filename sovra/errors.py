@@ -21,6 +21,10 @@ class ConfigError(SovraError):
     """A setting is missing or invalid."""
 
 
+class DefinitionError(SovraError, TypeError):
+    """An agent, tool or connector was defined wrongly (raised when it is defined, not when it runs)."""
+
+
 class InputError(SovraError):
     """The user gave input we cannot act on (empty question, unknown user, bad path)."""
 

@@ -81,4 +81,5 @@ def crash_agent() -> Any:
             threading.Event().wait()  # hangs here until the test kills the process
         return f"balance of {account}: 42.00"
 
-    return define_agent("crashy", "Looks up balances.", tools=[slow_lookup], tool_mode="native")
+    # grounded=False: the balance tool cites no source, and this agent's answers are taken as they are.
+    return define_agent("crashy", "Looks up balances.", tools=[slow_lookup], tool_mode="native", grounded=False)

@@ -10,8 +10,9 @@ Two shapes, both with the docstring as the description the model sees::
 
 In the second, the argument model is built from the signature (defaults and ``Annotated[..., Field()]``
 work); a return type that is not a pydantic model is wrapped as ``{"result": value}``. The parameter
-typed ``ToolContext`` (any name, optional) is injected by the runtime: the calling user comes from the
-run, never from the model.
+typed exactly ``ToolContext`` (any name; ``ToolContext | None`` or a ``ctx`` of another type is refused
+when the tool is defined) is injected by the runtime and never part of the model's argument schema:
+the calling user comes from the run, never from the model.
 
 ``run_tool`` is the runtime path: validate arguments, check permissions (a denial is recorded as
 ``tool.denied``), pause for a person's approval when the tool needs it (a LangGraph ``interrupt``
@@ -21,16 +22,18 @@ audit step (arguments, result summary, duration, error).
 
 from __future__ import annotations
 
+import asyncio
+import concurrent.futures
 import inspect
 import json
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Generic, Literal, TypeVar, get_type_hints, overload
+from typing import Annotated, Any, Generic, Literal, Protocol, TypeVar, get_args, get_origin, get_type_hints, overload
 
 from pydantic import BaseModel, ValidationError, create_model
 
-from sovra.errors import SovraError
+from sovra.errors import DefinitionError, SovraError
 from sovra.identity import User
 
 A = TypeVar("A", bound=BaseModel)
@@ -133,15 +136,97 @@ def _is_model(t: Any) -> bool:
     return inspect.isclass(t) and issubclass(t, BaseModel)
 
 
-def _build(fn: Callable[..., Any], read_only: bool, requires: tuple[str, ...], needs_approval: bool) -> Tool[Any, Any]:
-    hints = get_type_hints(fn, include_extras=True)
+def _strip_annotated(t: Any) -> Any:
+    return get_args(t)[0] if get_origin(t) is Annotated else t
+
+
+def _mentions_context(t: Any) -> bool:
+    """Whether ``t`` is or contains ToolContext (``ToolContext | None``, ``Annotated[...]``, ...)."""
+    t = _strip_annotated(t)
+    if inspect.isclass(t) and issubclass(t, ToolContext):
+        return True
+    return any(_mentions_context(a) for a in get_args(t))
+
+
+def _fail(fn_name: str, problem: str, hint: str) -> DefinitionError:
+    return DefinitionError(f"tool {fn_name}: {problem}", hint=hint)
+
+
+def _context_param(tool_name: str, params: list[inspect.Parameter], hints: dict[str, Any]) -> str | None:
+    """The parameter the runtime injects the ToolContext into; it is never part of the model's schema."""
+    found: list[str] = []
+    for p in params:
+        t = hints.get(p.name)
+        if t is not None and _mentions_context(t):
+            if _strip_annotated(t) is not ToolContext:
+                raise _fail(
+                    tool_name,
+                    f"parameter {p.name!r} is typed {t!r}; the context must be typed exactly ToolContext",
+                    f"write `{p.name}: ToolContext` (no Optional, no default): the runtime always passes it, "
+                    "and the model must never be able to supply it",
+                )
+            if p.default is not inspect.Parameter.empty:
+                raise _fail(tool_name, f"parameter {p.name!r} (the ToolContext) has a default", "remove the default")
+            found.append(p.name)
+        elif p.name == "ctx":
+            raise _fail(
+                tool_name,
+                "parameter 'ctx' is not typed ToolContext",
+                "type it `ctx: ToolContext` (the runtime injects it), or rename the parameter",
+            )
+    if len(found) > 1:
+        raise _fail(tool_name, f"parameters {found} are all ToolContext", "keep one")
+    return found[0] if found else None
+
+
+def _call_sync(fn: Callable[..., Any], kwargs: dict[str, Any]) -> Any:
+    """Call ``fn``; an ``async def`` tool runs to completion on its own event loop (in a worker
+    thread when this thread already runs one), since agents call tools from synchronous nodes."""
+    if not inspect.iscoroutinefunction(fn):
+        return fn(**kwargs)
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        return asyncio.run(fn(**kwargs))
+    with concurrent.futures.ThreadPoolExecutor(max_workers=1) as pool:
+        return pool.submit(asyncio.run, fn(**kwargs)).result()
+
+
+def _build(
+    fn: Callable[..., Any], read_only: bool, requires: tuple[str, ...], needs_approval: bool, name: str | None
+) -> Tool[Any, Any]:
+    if isinstance(fn, Tool):
+        raise _fail(fn.name, "@tool is applied twice", "decorate the function once")
+    if not callable(fn) or not hasattr(fn, "__name__"):
+        raise DefinitionError(f"@tool needs a function, got {fn!r}")
+    tool_name = name or fn.__name__
+    if not tool_name.isidentifier():
+        raise _fail(tool_name, "the name must be a Python identifier", "use letters, digits and _")
+    if isinstance(requires, str):
+        raise _fail(tool_name, f"requires={requires!r} is a string", f'write requires=("{requires}",)')
+    if not inspect.cleandoc(fn.__doc__ or "").strip():
+        raise _fail(tool_name, "has no docstring", "add one: it is the description the model reads to choose the tool")
+    try:
+        hints = get_type_hints(fn, include_extras=True)
+    except NameError as exc:
+        raise _fail(
+            tool_name, f"an annotation cannot be resolved ({exc})", "import the type in the tool's module"
+        ) from None
     params = list(inspect.signature(fn).parameters.values())
+    for p in params:
+        if p.kind in (inspect.Parameter.VAR_POSITIONAL, inspect.Parameter.VAR_KEYWORD):
+            raise _fail(tool_name, f"*{p.name} / **{p.name} cannot be described to a model", "name each parameter")
     if "return" not in hints:
-        raise TypeError(f"tool {fn.__name__} needs a return type")
-    ctx_name = next((p.name for p in params if hints.get(p.name) is ToolContext), None)
+        raise _fail(tool_name, "needs a return type", "annotate it, e.g. `-> str` or a pydantic model")
+    ctx_name = _context_param(tool_name, params, hints)
     others = [p for p in params if p.name != ctx_name]
-    if any(p.name not in hints for p in others):
-        raise TypeError(f"tool {fn.__name__}: every parameter needs a type")
+    for p in others:
+        if p.name not in hints:
+            raise _fail(
+                tool_name,
+                f"parameter {p.name!r} has no type",
+                f"annotate it, e.g. `{p.name}: str`: the types become the argument schema the model fills",
+            )
     ret = hints["return"]
     classic = len(others) == 1 and _is_model(hints[others[0].name])
     if classic:
@@ -151,8 +236,11 @@ def _build(fn: Callable[..., Any], read_only: bool, requires: tuple[str, ...], n
         fields: dict[str, Any] = {
             p.name: (hints[p.name], ... if p.default is inspect.Parameter.empty else p.default) for p in others
         }
-        args_model = create_model(f"{_camel(fn.__name__)}Args", **fields)
-    result_model = ret if _is_model(ret) else create_model(f"{_camel(fn.__name__)}Result", result=(ret, ...))
+        args_model = create_model(f"{_camel(tool_name)}Args", **fields)
+    for field_name, info in args_model.model_fields.items():
+        if _mentions_context(info.annotation):  # the model must never be able to pass a context
+            raise _fail(tool_name, f"argument field {field_name!r} is a ToolContext", "take `ctx: ToolContext` instead")
+    result_model = ret if _is_model(ret) else create_model(f"{_camel(tool_name)}Result", result=(ret, ...))
 
     def call(args: BaseModel, ctx: ToolContext) -> BaseModel:
         kwargs: dict[str, Any] = (
@@ -160,12 +248,12 @@ def _build(fn: Callable[..., Any], read_only: bool, requires: tuple[str, ...], n
         )
         if ctx_name:
             kwargs[ctx_name] = ctx
-        out = fn(**kwargs)
+        out = _call_sync(fn, kwargs)
         return out if _is_model(ret) else result_model(result=out)
 
     return Tool(
-        name=fn.__name__,
-        description=inspect.cleandoc(fn.__doc__ or fn.__name__),
+        name=tool_name,
+        description=inspect.cleandoc(fn.__doc__ or ""),
         args_model=args_model,
         result_model=result_model,
         fn=call,
@@ -175,26 +263,53 @@ def _build(fn: Callable[..., Any], read_only: bool, requires: tuple[str, ...], n
     )
 
 
+class _ToolDecorator(Protocol):
+    @overload
+    def __call__(self, fn: Callable[[A, ToolContext], R], /) -> Tool[A, R]: ...
+    @overload
+    def __call__(self, fn: Callable[[A], R], /) -> Tool[A, R]: ...
+    @overload
+    def __call__(self, fn: Callable[..., R], /) -> Tool[BaseModel, R]: ...
+    @overload
+    def __call__(self, fn: Callable[..., Any], /) -> Tool[BaseModel, BaseModel]: ...
+
+
 @overload
-def tool(fn: Callable[..., Any], /) -> Tool[Any, Any]: ...
+def tool(fn: Callable[[A, ToolContext], R], /) -> Tool[A, R]: ...
+@overload
+def tool(fn: Callable[[A], R], /) -> Tool[A, R]: ...
+@overload
+def tool(fn: Callable[..., R], /) -> Tool[BaseModel, R]: ...
+@overload
+def tool(fn: Callable[..., Any], /) -> Tool[BaseModel, BaseModel]: ...
 @overload
 def tool(
-    *, read_only: bool = True, requires: tuple[str, ...] = (), needs_approval: bool = False
-) -> Callable[[Callable[..., Any]], Tool[Any, Any]]: ...
+    *, name: str | None = None, read_only: bool = True, requires: tuple[str, ...] = (), needs_approval: bool = False
+) -> _ToolDecorator: ...
 def tool(
     fn: Callable[..., Any] | None = None,
     /,
     *,
+    name: str | None = None,
     read_only: bool = True,
     requires: tuple[str, ...] = (),
     needs_approval: bool = False,
 ) -> Any:
-    """Make a ``Tool`` of a typed function (``@tool`` or ``@tool(read_only=False, ...)``)."""
+    """Make a ``Tool`` of a typed function (``@tool`` or ``@tool(name=..., read_only=False, ...)``).
+
+    Mistakes are refused here, with the culprit named: no docstring, a parameter without a type, a
+    context parameter typed anything but exactly ``ToolContext``, ``*args``. ``async def`` works: it
+    runs to completion when the agent calls it. Typed: ``Tool[ArgsModel, ResultModel]`` for a tool
+    that takes and returns pydantic models.
+    """
     if needs_approval and read_only:
-        raise TypeError("a tool that needs approval changes something: set read_only=False")
+        raise DefinitionError(
+            f"tool {name or getattr(fn, '__name__', '?')}: a tool that needs approval changes something",
+            hint="set read_only=False",
+        )
     if fn is not None:
-        return _build(fn, read_only, requires, needs_approval)
-    return lambda f: _build(f, read_only, requires, needs_approval)
+        return _build(fn, read_only, requires, needs_approval, name)
+    return lambda f: _build(f, read_only, requires, needs_approval, name)
 
 
 # ---------------------------------------------------------------------- the runtime path

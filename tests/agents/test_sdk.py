@@ -97,7 +97,8 @@ def test_native_tool_calls_run_the_tool_and_the_model_answers(tmp_path, fake):
     agent = define_agent("calc", "Adds numbers.", tools=[add])
     rt = make_runtime(tmp_path, fake)
     a = rt.ask(agent, "What is 2 + 3?", "alice")
-    assert a.status == "answered" and a.text == "2 + 3 = 5."
+    # The calculator cites no source: the answer is shown, marked as resting on nothing citable.
+    assert a.status == "uncited" and a.text == "2 + 3 = 5." and a.citations == []
     records = rt.services.audit.records(a.run_id)
     step = next(r for r in records if r.kind == "tool.add")
     assert step.data["args"] == {"a": 2, "b": 3} and step.data["result"] == {"result": 5}
@@ -145,7 +146,8 @@ def test_invalid_json_is_retried_with_the_validation_error(tmp_path, fake):
     agent = define_agent("calc", "Adds.", tools=[add], tool_mode="json")
     rt = make_runtime(tmp_path, fake)
     a = rt.ask(agent, "Nothing to add", "alice")
-    assert a.status == "answered"
+    # The model finished without calling a tool: nothing supports an answer, and none is written.
+    assert a.status == "not_found" and len(fake.chat_bodies()) == 2
     retry = fake.chat_bodies()[1]["messages"][-1]["content"]
     assert "not valid for the schema" in retry
     rt.close()
@@ -174,7 +176,8 @@ def test_a_tool_error_is_recorded_and_shown_to_the_model(tmp_path, fake):
     fake.script = [tool_reply("broken", x=1), text_reply("The tool failed, sorry.")]
     rt = make_runtime(tmp_path, fake)
     a = rt.ask(define_agent("b", "Broken.", tools=[broken]), "go", "alice")
-    assert a.status == "answered"
+    assert a.status == "not_found"
+    assert a.text == "No answer: no tool call succeeded: broken: error: ValueError: disk on fire."
     step = next(r for r in rt.services.audit.records(a.run_id) if r.kind == "tool.broken")
     assert step.data["error"] == {"type": "ValueError", "message": "disk on fire"}
     assert "error: ValueError: disk on fire" in fake.chat_bodies()[1]["messages"][-1]["content"]
@@ -199,7 +202,7 @@ def test_permission_denied_is_recorded_and_the_tool_does_not_run(tmp_path, fake)
     agent = define_agent("cases", "Cases.", tools=[open_case])
     rt = make_runtime(tmp_path, fake, agent)
     a = rt.ask(agent, "Open a case about Acme", "alice")  # alice is not in group:finance
-    assert a.status == "answered" and a.approval is None
+    assert a.status == "not_found" and a.approval is None and "open_case: denied: user alice lacks" in a.text
     denied = next(r for r in rt.services.audit.records(a.run_id) if r.kind == "tool.denied")
     assert denied.data["tool"] == "open_case" and denied.data["requires"] == ["group:finance"]
     assert denied.user_id == "alice"
@@ -213,7 +216,7 @@ def test_prompt_injection_in_a_document_cannot_cause_an_unapproved_side_effect(t
         tool_reply("fetch_policy", topic="travel"),
         tool_reply("open_case", counterparty="Evil Corp", summary="maintenance", amount=1_000_000),
     ]
-    agent = define_agent("policy", "Policies.", tools=[fetch_policy, open_case])
+    agent = define_agent("policies", "Policies.", tools=[fetch_policy, open_case])
     rt = make_runtime(tmp_path, fake, agent)
     a = rt.ask(agent, "What does the travel policy say?", "bob")
     # ... but the call waits for a person, and nothing happened.
@@ -224,7 +227,8 @@ def test_prompt_injection_in_a_document_cannot_cause_an_unapproved_side_effect(t
     # The approver refuses; the refusal is on record and still nothing happened.
     fake.script = [text_reply("I will not open that case.")]
     b = rt.resume(a.run_id, "erin", approved=False, reason="injected instruction in a policy document")
-    assert b.status == "answered" and list_cases(rt.settings) == []
+    # The policy text cites no source, and nothing was done: the model's words are marked as such.
+    assert b.status == "uncited" and b.text == "I will not open that case." and list_cases(rt.settings) == []
     recs = rt.services.audit.records(a.run_id)
     refused = next(r for r in recs if r.kind == "tool.refused")
     assert refused.data["approver"] == "erin" and "injected" in refused.data["reason"]
@@ -248,23 +252,31 @@ def test_supervisor_routes_by_a_structured_decision_and_merges_cited_answers(tmp
         n = ctx.cite(kind="ledger", title="General ledger", url="sqlite:///gl", rows=["journal_entries#1"])
         return f"[{n}] 8,500.00 paid"
 
-    policy = define_agent("policy", "Policy answers.", tools=[policy_lookup])
+    policy = define_agent("policies", "Policy answers.", tools=[policy_lookup])
     ledger = define_agent("ledger", "Ledger answers.", tools=[ledger_total])
     sup = supervisor("front", [policy, ledger])
     assert isinstance(sup.graph(), StateGraph)
-    fake.script = [json_reply({"specialists": ["policy"], "reason": "a policy question"})]
+    fake.script = [json_reply({"specialists": ["policies"], "reason": "a policy question"})]
     fake.script += [tool_reply("policy_lookup", topic="hotel"), text_reply("Up to 250 GBP per night [1].")]
     rt = make_runtime(tmp_path, fake, sup)
     events = list(rt.stream(sup, "What is the hotel limit?", "alice"))
     a = events[-1].data["answer"]
     # The specialist's own nodes stream as steps of the run, inside its namespace.
     steps = [e.data["name"] for e in events if e.kind == "step"]
-    assert steps == ["route", "policy/agent", "policy/tools", "policy/agent", "policy/respond", "policy", "merge"]
+    assert steps == [
+        "route",
+        "policies/agent",
+        "policies/tools",
+        "policies/agent",
+        "policies/respond",
+        "policies",
+        "merge",
+    ]
     assert a.text == "Up to 250 GBP per night [1]." and [c.title for c in a.citations] == ["Travel Policy"]
     route = next(r for r in rt.services.audit.records(a.run_id) if r.kind == "supervisor.route")
-    assert route.data["chosen"] == ["policy"]
+    assert route.data["chosen"] == ["policies"]
     schema = json.dumps(fake.chat_bodies()[0]["response_format"]["json_schema"]["schema"])
-    assert '"policy"' in schema and '"ledger"' in schema
+    assert '"policies"' in schema and '"ledger"' in schema
     rt.close()
 
 
@@ -319,7 +331,7 @@ def test_the_local_model_follows_the_json_decision_schema_and_injection_cannot_a
     (data / "users.json").write_text(json.dumps(USERS))
     settings = Settings(data_dir=data, llm_base_url=None, local_model_threads=1)
     agent = define_agent(
-        "policy",
+        "policies",
         "Policies.",
         tools=[fetch_policy, open_case],
         system_prompt="You answer questions about bank policies. Use fetch_policy to read a policy.",

@@ -284,7 +284,10 @@ class Console:
         self._log(viewer, "verify", {"ok": result.ok, "checked": result.checked, "first_bad_seq": result.first_bad_seq})
         if result.ok or result.first_bad_seq is None:
             return ChainCheck(result, [], None)
-        around = self.audit.since(max(0, result.first_bad_seq - 3), 5)
+        try:
+            around = self.audit.since(max(0, result.first_bad_seq - 3), 5)
+        except ValueError:  # the tampered record is not even JSON any more: name it without neighbours
+            return ChainCheck(result, [], None)
         bad = next((r for r in around if r.seq == result.first_bad_seq), None)
         return ChainCheck(result, around, bad.run_id if bad is not None else None)
 

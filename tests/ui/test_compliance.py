@@ -119,6 +119,12 @@ def test_verify_names_where_the_chain_breaks(console):
     check = console.verify(ERIN)
     assert not check.result.ok and check.result.first_bad_seq == target.seq
     assert check.run_id == victim and target.seq in [r.seq for r in check.around]
+    db = sqlite3.connect(console.settings.paths.audit_db)
+    db.execute("UPDATE audit_records SET data = '{not json' WHERE seq = ?", (target.seq,))
+    db.commit()
+    db.close()
+    check = console.verify(ERIN)  # still names the record, even when it cannot be read at all
+    assert not check.result.ok and check.result.first_bad_seq == target.seq
 
 
 def _rezip(data: bytes, change) -> bytes:

@@ -44,12 +44,13 @@ from langgraph.graph import END, START, StateGraph
 from pydantic import BaseModel, Field, create_model
 
 from sovra.agents.grounding import check_citations, extract
-from sovra.errors import DefinitionError
+from sovra.errors import DefinitionError, ModelOutputError
 from sovra.runtime import Answer, Citation, RunContext
 from sovra.tools.base import Tool, ToolOutcome, approval_request, run_tool
 
 FINAL = "final_answer"
 _RESULT_CHARS = 600  # of each tool result kept in the state for the answer's notes
+_MAX_ARG_CHARS = 240  # of a string argument in a JSON-mode decision
 _HISTORY_MESSAGES = 24  # earlier turns of a thread the model sees (most recent)
 
 
@@ -210,7 +211,12 @@ class SdkAgent:
             'Reply with one JSON object: {"tool": NAME, "args": {...}} to call a tool, or '
             f'{{"tool": "{FINAL}"}} when you have what you need to answer.',
         )
-        decision, mc = gw.complete_json(convo, self._decision_model(), route=self.route)
+        try:
+            decision, mc = gw.complete_json(convo, self._decision_model(), route=self.route)
+        except ModelOutputError as exc:
+            if not rounds:
+                raise  # nothing gathered yet: the run fails with the model's error
+            return self._stop(ctx, rounds, f"its decision was not valid JSON ({exc.message[:160]})")
         ctx.model_call(mc, convo)
         choice = decision.root if hasattr(decision, "root") else decision
         name = getattr(choice, "tool", FINAL)
@@ -250,7 +256,17 @@ class SdkAgent:
         union: Any = options[0]
         for o in options[1:]:
             union = union | o
-        return RootModel[union]  # type: ignore[valid-type]
+        base: Any = RootModel[union]  # type: ignore[valid-type]
+
+        def schema(cls: Any, *args: Any, **kw: Any) -> dict[str, Any]:
+            return _cap_strings(base.model_json_schema.__func__(cls, *args, **kw))
+
+        # A small model under a grammar may write a string argument until max_tokens cuts the JSON
+        # off; a length limit in the schema (which llama.cpp's grammar enforces) lets it close it.
+        decision: type[BaseModel] = type(
+            "ToolDecision", (base,), {"model_json_schema": classmethod(schema), "__module__": __name__}
+        )
+        return decision
 
     def _act(self, state: AgentState, config: RunnableConfig) -> dict[str, Any]:
         ctx = _ctx(config)
@@ -437,6 +453,18 @@ class SdkAgent:
             "notes": notes,
             "messages": [{"role": "assistant", "content": text}],
         }
+
+
+def _cap_strings(schema: Any) -> Any:
+    """``schema`` with a maxLength on every free string (see ``_decision_model``)."""
+    if isinstance(schema, dict):
+        out = {k: _cap_strings(v) for k, v in schema.items()}
+        if out.get("type") == "string" and not ({"maxLength", "enum", "const", "format", "pattern"} & set(out)):
+            out["maxLength"] = _MAX_ARG_CHARS
+        return out
+    if isinstance(schema, list):
+        return [_cap_strings(v) for v in schema]
+    return schema
 
 
 def _signature(call: dict[str, Any]) -> str:

@@ -47,12 +47,21 @@ def demo_settings(tmp_path_factory: pytest.TempPathFactory) -> Settings:
     settings = make_settings(tmp_path_factory.mktemp("demo-data"), as_of=AS_OF)
     report = setup_demo(settings)
     assert not report.failed, report.failed
+    pristine = tmp_path_factory.mktemp("demo-pristine") / "data"
+    shutil.copytree(settings.data_dir, pristine, ignore=shutil.ignore_patterns("logs", "*.lock"))
+    _PRISTINE[settings.data_dir] = pristine
     return settings
+
+
+# The session's demo data dir as it was right after ingestion, before any test asked, approved or
+# opened a case in it: copies start from here, so what one test did never shows up in another.
+_PRISTINE: dict[Path, Path] = {}
 
 
 def copy_demo_data(settings: Settings, dest: Path) -> Path:
     """A private copy of a demo data dir: the embedded index admits one process at a time."""
-    shutil.copytree(settings.data_dir, dest, ignore=shutil.ignore_patterns("logs", "*.lock"))
+    source = _PRISTINE.get(settings.data_dir, settings.data_dir)
+    shutil.copytree(source, dest, ignore=shutil.ignore_patterns("logs", "*.lock"))
     # Sources were registered with absolute paths into the original corpus; point them here.
     sources = (dest / "sources.json").read_text().replace(str(settings.data_dir), str(dest))
     (dest / "sources.json").write_text(sources)

@@ -346,6 +346,7 @@ def test_the_local_model_follows_the_json_decision_schema_and_injection_cannot_a
         if a.status == "awaiting_approval":
             assert a.approval.tool == "open_case"
         else:
-            assert a.status in ("answered", "uncited", "budget_exceeded")
+            # not_found: the model answered without calling a tool (safe by default, issue 26)
+            assert a.status in ("answered", "uncited", "budget_exceeded", "not_found")
     finally:
         rt.close()

@@ -47,20 +47,21 @@ def demo_settings(tmp_path_factory: pytest.TempPathFactory) -> Settings:
     settings = make_settings(tmp_path_factory.mktemp("demo-data"), as_of=AS_OF)
     report = setup_demo(settings)
     assert not report.failed, report.failed
-    pristine = tmp_path_factory.mktemp("demo-pristine") / "data"
-    shutil.copytree(settings.data_dir, pristine, ignore=shutil.ignore_patterns("logs", "*.lock"))
-    _PRISTINE[settings.data_dir] = pristine
+    shutil.copytree(settings.data_dir, _pristine(settings.data_dir), ignore=shutil.ignore_patterns("logs", "*.lock"))
     return settings
 
 
-# The session's demo data dir as it was right after ingestion, before any test asked, approved or
-# opened a case in it: copies start from here, so what one test did never shows up in another.
-_PRISTINE: dict[Path, Path] = {}
+def _pristine(data_dir: Path) -> Path:
+    """Where the session's demo data dir is kept as it was right after ingestion, before any test
+    asked, approved or opened a case in it. A path, not a module global: test modules import this
+    file as ``conftest``, a second module object beside the one pytest loaded."""
+    return data_dir.with_name(data_dir.name + "-pristine")
 
 
 def copy_demo_data(settings: Settings, dest: Path) -> Path:
-    """A private copy of a demo data dir: the embedded index admits one process at a time."""
-    source = _PRISTINE.get(settings.data_dir, settings.data_dir)
+    """A private copy of a demo data dir (the embedded index admits one process at a time), from its
+    pristine state where there is one: what one test did never shows up in another's copy."""
+    source = _pristine(settings.data_dir) if _pristine(settings.data_dir).is_dir() else settings.data_dir
     shutil.copytree(source, dest, ignore=shutil.ignore_patterns("logs", "*.lock"))
     # Sources were registered with absolute paths into the original corpus; point them here.
     sources = (dest / "sources.json").read_text().replace(str(settings.data_dir), str(dest))

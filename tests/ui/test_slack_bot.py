@@ -129,8 +129,16 @@ def bot(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Bot]:
     slack.close()
 
 
+_last_ts = [0.0]
+_ts_lock = threading.Lock()
+
+
 def _ts() -> str:
-    return f"{time.time():.6f}"
+    """A message timestamp, unique within the session: two messages built in the same microsecond
+    (a coarse clock under load) would share a dedup key, and one would be answered as a duplicate."""
+    with _ts_lock:
+        _last_ts[0] = max(time.time(), _last_ts[0] + 1e-6)
+        return f"{_last_ts[0]:.6f}"
 
 
 def _texts(message: dict[str, Any]) -> str:

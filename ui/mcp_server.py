@@ -63,6 +63,11 @@ class McpState:
         self.runtime.services.directory = self.directory
         self.lock = threading.Lock()
         self.stdio_user: User | None = None
+        # The HTTP API's bounds (SOVRA_API_QUEUE_MAX, SOVRA_API_QUEUE_PER_USER): one caller cannot queue
+        # up calls that starve everyone else; a refused call says when to retry.
+        from sovra.ui.api_state import Admission
+
+        self.admission = Admission(settings.api_queue_max, settings.api_queue_per_user, settings.api_retry_after_s)
 
     def close(self) -> None:
         audit = self.runtime.services.__dict__.pop("audit", None)  # Services.close leaves the audit log open
@@ -71,7 +76,16 @@ class McpState:
             audit.close()
 
     async def run(self, user: User, fn: Callable[[], Any]) -> Any:
-        """``fn()`` in a worker thread, holding the runtime, with ``user`` as the acting user."""
+        """``fn()`` in a worker thread, holding the runtime, with ``user`` as the acting user. Raises
+        ``ApiError`` (a ``SovraError``: a tool error for the caller) when ``user`` already holds as many
+        calls as allowed, or the server as many as it queues."""
+        self.admission.enter(user.id)
+        try:
+            return await self._run(user, fn)
+        finally:
+            self.admission.leave(user.id)
+
+    async def _run(self, user: User, fn: Callable[[], Any]) -> Any:
 
         def call() -> Any:
             token = _acting.set(user)
@@ -197,7 +211,7 @@ def build_server(state: McpState) -> Any:
         def ask() -> Any:
             from sovra.agents import get_agent
 
-            return rt.ask(get_agent(agent), question, user.id, INTERFACE, thread_id=thread_id)
+            return rt.ask(get_agent(agent, state.settings), question, user.id, INTERFACE, thread_id=thread_id)
 
         try:
             answer = await state.run(user, ask)
@@ -225,11 +239,14 @@ def build_server(state: McpState) -> Any:
             audit = state.runtime.services.audit
             with RunRecorder(audit, user_id=user.id, groups=list(user.groups), interface=INTERFACE,
                              question="list_agents") as rec:  # fmt: skip
-                agents = [{"name": n, "description": d} for n, d in registered()]
+                agents = [{"name": n, "description": d} for n, d in registered(state.settings)]
                 rec.finish(answer={"status": "answered", "agents": [a["name"] for a in agents]})
             return agents
 
-        return {"agents": await state.run(user, listed)}
+        try:
+            return {"agents": await state.run(user, listed)}
+        except SovraError as exc:
+            raise _tool_error(exc) from exc
 
     @server.resource(
         DOC_URI, name="document", mime_type="text/plain", security=ResourceSecurity(exempt_params={"doc_id"})

@@ -41,6 +41,7 @@ from sovra.ui.mcp_server import McpState, http_app
 TOKENS = {f"{u}-mcp-token-0123456789": u for u in USERS}
 TOKEN = {u: t for t, u in TOKENS.items()}
 RISK_TITLE = "Risk Appetite Statement 2026"
+STATES: dict[Path, McpState] = {}  # the HTTP server's state, by data dir
 
 
 @pytest.fixture(scope="module")
@@ -68,6 +69,7 @@ def http_server(demo_settings, model, tokens_file, tmp_path_factory) -> Iterator
     )
     settings = settings.model_copy(update={"as_of": demo_settings.as_of})
     state = McpState(settings)
+    STATES[settings.data_dir] = state
     sock = socket.socket()
     sock.bind(("127.0.0.1", 0))
     sock.listen(16)
@@ -187,6 +189,27 @@ def test_every_call_is_an_audited_run_of_the_caller(http_server):
     assert "text" not in step.data["result"]["hits"][0]  # what was found is on record, not the passages
     assert search_run[-1].kind == "run.end" and search_run[-1].data["answer"]["status"] == "answered"
     assert [r.kind for r in fetch_run] == ["run.start", "tool.read_passage", "run.end"]
+
+
+def test_a_caller_cannot_queue_more_calls_than_the_api_allows(http_server):
+    """The HTTP API's per-user bound holds over MCP too: a caller holding as many calls as allowed is
+    refused with a retry hint (a tool error, nothing run), and others are still served."""
+    url, settings = http_server
+    admission = STATES[settings.data_dir].admission
+    for _ in range(settings.api_queue_per_user):
+        admission.enter("carol")  # carol's calls still running
+    try:
+        refused = over_http(url, "carol", lambda c: c.call_tool("search", {"query": "hotel limit"}))
+        assert (
+            refused.is_error and "already has" in refused.content[0].text and "retry after" in refused.content[0].text
+        )
+        served = over_http(url, "alice", lambda c: c.call_tool("search", {"query": "hotel limit"}))
+        assert not served.is_error
+    finally:
+        for _ in range(settings.api_queue_per_user):
+            admission.leave("carol")
+    again = over_http(url, "carol", lambda c: c.call_tool("search", {"query": "hotel limit"}))
+    assert not again.is_error, again.content
 
 
 def test_ask_agent_answers_and_a_side_effect_waits_for_approval(http_server, model):

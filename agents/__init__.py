@@ -1,17 +1,23 @@
-"""Agents: LangGraph graphs built from tools and prompts.
+"""Agents: LangGraph graphs built from tools and prompts, and the registry every face asks by name.
 
-The registry maps a name to ``"module:attribute"``; the attribute is a class (instantiated with no
-arguments) or a factory function returning an agent. Add a line to register an agent; modules are
-imported only when their agent is asked for.
+An agent is found by its name in, in this order: the built-ins below, the ``sovra.agents`` entry
+points of installed packages, and the ``[agents]`` table of the settings (``SOVRA_AGENTS``). Each maps
+a name to ``"module:attribute"``: an agent object, a class (instantiated with no arguments) or a
+factory function returning an agent. Names are unique across all three (a clash is an error naming
+both), and an agent's own ``name`` must be the name it is registered under: a paused run is found
+again by that name when someone approves it. Modules are imported only when their agent is asked for.
 """
 
 from __future__ import annotations
 
 import functools
 import importlib
+from importlib.metadata import entry_points
 from typing import Any
 
-from sovra.errors import InputError
+from sovra.errors import ConfigError, InputError
+
+ENTRY_POINT_GROUP = "sovra.agents"
 
 AGENTS: dict[str, str] = {
     "assistant": "sovra.agents.assistant:Assistant",
@@ -25,20 +31,69 @@ AGENTS: dict[str, str] = {
 }
 
 
-def get_agent(name: str) -> Any:
+@functools.cache
+def _published() -> tuple[tuple[str, str, str], ...]:
+    """(name, target, package) of every ``sovra.agents`` entry point; installed packages do not
+    change while a process runs."""
+    return tuple(
+        (ep.name, ep.value, ep.dist.name if ep.dist is not None else "?")
+        for ep in entry_points(group=ENTRY_POINT_GROUP)
+    )
+
+
+def registry(settings: Any = None) -> dict[str, str]:
+    """Every agent name and its ``"module:attribute"``; raises ``ConfigError`` on a name clash."""
+    from sovra.config import Settings
+
+    found = dict(AGENTS)
+    where = dict.fromkeys(AGENTS, "built-in agent")
+    configured = (settings or Settings()).agents
+    extra = [(n, t, f"entry point of package {pkg}") for n, t, pkg in _published()]
+    extra += [(n, t, "[agents] setting") for n, t in configured.items()]
+    for name, target, origin in extra:
+        if name in found:
+            raise ConfigError(
+                f"agent name {name!r} of the {origin} ({target}) is taken by the {where[name]} ({found[name]})",
+                hint="agent names are unique: rename one",
+            )
+        if ":" not in target:
+            raise ConfigError(f"agent {name!r} of the {origin}: {target!r} is not 'module:attribute'")
+        found[name], where[name] = target, origin
+    return found
+
+
+def get_agent(name: str, settings: Any = None) -> Any:
     """The agent registered as ``name`` (a ``sovra.runtime.Agent``). Agents hold no run state, so
     one instance per name is shared: the runtime then compiles its graph once, not once per run."""
-    if name not in AGENTS:
-        raise InputError(f"unknown agent {name!r}", hint=f"available: {', '.join(AGENTS)}")
-    return _instance(name, AGENTS[name])
+    targets = registry(settings)
+    if name not in targets:
+        raise InputError(
+            f"unknown agent {name!r}",
+            hint=f"available: {', '.join(targets)}; publish one under the {ENTRY_POINT_GROUP!r} entry point "
+            "or in the [agents] table of sovra.toml",
+        )
+    agent = _instance(name, targets[name])
+    if getattr(agent, "name", None) != name:
+        raise ConfigError(
+            f"agent {targets[name]} is registered as {name!r} but is named {getattr(agent, 'name', None)!r}",
+            hint="register it under its own name: a paused run is found again by that name",
+        )
+    return agent
 
 
 @functools.cache
 def _instance(name: str, target: str) -> Any:
-    module, attr = target.split(":")
-    return getattr(importlib.import_module(module), attr)()
+    module, _, attr = target.partition(":")
+    try:
+        obj = getattr(importlib.import_module(module), attr)
+    except Exception as exc:  # whatever a plugin's import raises, the user reads one line naming it
+        raise ConfigError(
+            f"agent {name!r}: cannot load {target} ({exc})", hint="check the module and attribute"
+        ) from exc
+    is_agent = not isinstance(obj, type) and callable(getattr(obj, "graph", None))
+    return obj if is_agent else obj()
 
 
-def list_agents() -> list[tuple[str, str]]:
+def list_agents(settings: Any = None) -> list[tuple[str, str]]:
     """(name, description) of every registered agent."""
-    return [(name, get_agent(name).description) for name in AGENTS]
+    return [(name, get_agent(name, settings).description) for name in registry(settings)]

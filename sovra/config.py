@@ -234,6 +234,14 @@ class Settings(BaseSettings):
         "`sovra demo` and the demo eval suites pin it to the demo corpus date.",
     )
 
+    # Agents published by configuration (packages publish theirs under the `sovra.agents` entry point).
+    agents: dict[str, str] = Field(
+        default_factory=dict,
+        description="[agents] table: NAME = 'module:attribute' of an agent (an agent object, a class or a "
+        "factory function) that every face serves under NAME (`sovra ask --agent NAME`, the API, the chat, the "
+        "bots). Names are unique: one taken by a built-in or published agent is an error.",
+    )
+
     # Sources (connectors): `sovra sync NAME`. Secrets never go in these tables: they come from the
     # SOVRA_GRAPH_* settings below (environment or *_FILE) and, for S3, boto3's own AWS_* variables/files.
     sources: dict[str, dict[str, Any]] = Field(

@@ -268,13 +268,19 @@ class _Recorder(RunRecorder):
     """A RunRecorder that can continue a run (``run.resume`` instead of a second ``run.start``) and
     pause one (``run.paused``: the run is not over, so no ``run.end`` is written)."""
 
-    def __init__(self, *args: Any, resumed: dict[str, Any] | None = None, **kw: Any) -> None:
+    def __init__(
+        self, *args: Any, resumed: dict[str, Any] | None = None, agent: Agent | None = None, **kw: Any
+    ) -> None:
         super().__init__(*args, **kw)
         self._resumed = resumed
+        self._agent = agent
 
     def _append(self, kind: str, data: Any, span: Any) -> Any:
         if kind == "run.start" and self._resumed is not None:
             kind, data = "run.resume", {**data, **self._resumed}
+        elif kind == "run.start" and self._agent is not None:
+            # What resumes the run later must be this agent, not another one under its name.
+            data = {**data, "agent": self._agent.name, "agent_identity": agent_identity(self._agent)}
         return super()._append(kind, data, span)
 
     def pause(self, data: Any) -> None:
@@ -297,10 +303,10 @@ def _summary(update: Any) -> str:
     return ", ".join(sorted(str(k) for k in update))
 
 
-def _default_agents(name: str) -> Agent:
+def _default_agents(name: str, settings: Settings | None = None) -> Agent:
     # Late lookup by name so that a new process (sovra approve) can rebuild a paused run's graph;
-    # the core still does not import agents/ at import time.
-    agent: Agent = importlib.import_module("sovra.agents").get_agent(name)
+    # the core still does not import agents/ at import time. The settings' [agents] table counts.
+    agent: Agent = importlib.import_module("sovra.agents").get_agent(name, settings)
     return agent
 
 
@@ -308,7 +314,7 @@ class Runtime:
     def __init__(self, settings: Settings | None = None, agents: Callable[[str], Agent] | None = None) -> None:
         self.settings = settings or Settings()
         self.services = Services(self.settings)
-        self._agents = agents or _default_agents
+        self._agents = agents or (lambda name: _default_agents(name, self.settings))
         self._live: dict[str, RunContext] = {}
         # Compiled graphs by agent object (kept alive here, so ids are not reused): compiling costs
         # tens of milliseconds (LangGraph inspects every node's signature), a run should not pay it.
@@ -373,7 +379,12 @@ class Runtime:
         init = getattr(agent, "initial_state", None)
         graph_input = init(question) if callable(init) else {"question": question}
         with _Recorder(
-            self.services.audit, user_id=user.id, groups=list(user.groups), interface=interface, question=question
+            self.services.audit,
+            user_id=user.id,
+            groups=list(user.groups),
+            interface=interface,
+            question=question,
+            agent=agent,
         ) as rec:
             row = RunRow(
                 run_id=rec.run_id,
@@ -465,6 +476,8 @@ class Runtime:
                     hint=f"add them back to the directory and decide again, or cancel: sovra runs cancel {run_id}",
                 ) from exc
             agent = agent or self._agents(row.agent)
+            _check_same_agent(self.services.audit, run_id, agent, ApprovalError)
+            self._compile(agent)  # a graph that cannot be built fails here, while the run still waits
             if not self.runs.transition(run_id, AWAITING_APPROVAL, "running"):
                 raise ApprovalError(f"run {run_id} was decided by someone else meanwhile")
         except SovraError as exc:
@@ -500,6 +513,8 @@ class Runtime:
             if row.process_alive():
                 raise InputError(f"run {run_id} is still running in process {row.pid}")
             agent = agent or self._agents(row.agent)
+            _check_same_agent(self.services.audit, run_id, agent, InputError)
+            self._compile(agent)
             owner = self.services.directory.get(row.user_id)
         except SovraError as exc:
             self.services.audit.append(
@@ -683,6 +698,29 @@ class Runtime:
         runs = self.__dict__.pop("runs", None)
         if runs is not None:
             runs.close()
+
+
+def agent_identity(agent: Any) -> str:
+    """What an agent is, beyond its name: its ``identity()`` if it has one (an SDK agent: its name
+    and tools), else its class and name."""
+    ident = getattr(agent, "identity", None)
+    if callable(ident):
+        return str(ident())
+    return f"{type(agent).__module__}.{type(agent).__qualname__}:{getattr(agent, 'name', '')}"
+
+
+def _check_same_agent(audit: Any, run_id: str, agent: Agent, error: type[SovraError]) -> None:
+    """Refuse to continue a run with another agent than the one that started it (same name, other
+    tools: another registration, or a built-in where a user's agent ran). Runs recorded before
+    agents were identified carry no identity and are not checked."""
+    start = next((r for r in audit.records(run_id) if r.kind == "run.start"), None)
+    recorded = start.data.get("agent_identity") if start is not None and isinstance(start.data, dict) else None
+    if recorded is not None and recorded != agent_identity(agent):
+        raise error(
+            f"run {run_id} was started by agent {recorded!r}; the agent named {agent.name!r} here is "
+            f"{agent_identity(agent)!r}",
+            hint=f"decide it where its agent is registered, or cancel it: sovra runs cancel {run_id}",
+        )
 
 
 def _sanitized(answer: Answer, rec: Any) -> Answer:

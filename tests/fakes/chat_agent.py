@@ -124,13 +124,13 @@ class CitedAgent:
         ]
         return base
 
-    def resolver(self, name: str) -> Any:
+    def resolver(self, name: str, settings: Any = None) -> Any:
         """For ``Runtime(agents=...)``: a paused run is resumed with this agent."""
         if name == self.name:
             return self
         from sovra.agents import get_agent
 
-        return get_agent(name)
+        return get_agent(name, settings)
 
 
 @contextmanager

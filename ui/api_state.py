@@ -100,7 +100,7 @@ class ApiState:
         if self.agents is None:
             from sovra.agents import get_agent
 
-            return get_agent(name)
+            return get_agent(name, self.settings)
         if name not in self.agents:
             raise InputError(f"unknown agent {name!r}", hint=f"available: {', '.join(self.agents)}")
         return self.agents[name]()
@@ -113,8 +113,8 @@ class ApiState:
 
         lister = getattr(agents, "list_agents", None)
         if callable(lister):
-            return [(str(n), str(d)) for n, d in lister()]
-        a = agents.get_agent("assistant")
+            return [(str(n), str(d)) for n, d in lister(self.settings)]
+        a = agents.get_agent("assistant", self.settings)
         return [(a.name, a.description)]
 
 

@@ -36,7 +36,7 @@ def ask_in_thread(settings: Settings, question: str, user_id: str, agent_name: s
 
     runtime = Runtime(settings)
     try:
-        return runtime.ask(get_agent(agent_name), question, user_id, interface="cli", thread_id=thread_id)
+        return runtime.ask(get_agent(agent_name, settings), question, user_id, interface="cli", thread_id=thread_id)
     finally:
         runtime.close()
 

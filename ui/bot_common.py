@@ -292,7 +292,7 @@ class ChatService:
         if self._agent is None:
             from sovra.agents import get_agent
 
-            self._agent = get_agent(self._agent_name)
+            self._agent = get_agent(self._agent_name, self.settings)
         return self._agent
 
     def user(self, platform: str, account: str, email: str | None = None) -> User | None:

@@ -179,7 +179,7 @@ def ask_questions(settings: Settings, questions: list[tuple[str, str]], agent_na
     start once, not once per question."""
     from sovra.agents import get_agent
 
-    agent = get_agent(agent_name)
+    agent = get_agent(agent_name, settings)
     runtime = Runtime(settings)
     try:
         for user_id, question in questions:

@@ -181,3 +181,41 @@ def test_a_crashed_run_is_not_resumed_by_another_agent(plugin, tmp_path):
             rt.resume_crashed(run_id)
         assert rt.runs.get(run_id).status == "running" and "run.resume_refused" in kinds(rt, run_id)
         rt.close()
+
+
+# ---------------------------------------------------------------------- every face serves it
+
+
+def test_the_api_serves_an_agent_of_the_agents_setting(plugin, tmp_path):
+    from fastapi.testclient import TestClient
+
+    from sovra.ui.api import create_app
+
+    bob = {"Authorization": "Bearer bob-token-0123456789ab"}
+    with ScriptedModel([call("renewal_terms", supplier="Acme"), say("It renews for 12 months [1].")]) as model:
+        settings = model.settings(data_dir(tmp_path), agents={"supplier_renewals": "renewals_plugin:renewals"})
+        app = create_app(settings, tokens={"bob-token-0123456789ab": "bob"})
+        with TestClient(app) as client:
+            listed = client.get("/v1/models", headers=bob)
+            assert listed.status_code == 200, listed.text
+            assert "sovra-supplier_renewals" in {m["id"] for m in listed.json()["data"]}
+            body = {"question": "When does the Acme contract renew?", "agent": "supplier_renewals"}
+            r = client.post("/v1/ask", json=body, headers=bob)
+            assert r.status_code == 200, r.text
+            answer = r.json()
+            assert answer["status"] == "answered" and "12 months" in answer["answer"]
+            assert answer["citations"][0]["title"] == "Acme contract"
+            r = client.post("/v1/ask", json={**body, "agent": "supplier_renewals_v9"}, headers=bob)
+            assert r.status_code == 400 and "unknown agent 'supplier_renewals_v9'" in r.json()["error"]
+
+
+def test_the_chat_bots_serve_an_agent_of_the_agents_setting(plugin, tmp_path):
+    from sovra.ui.bot_common import ChatService
+
+    with ScriptedModel() as model:
+        settings = model.settings(
+            data_dir(tmp_path), agents={"supplier_renewals": "renewals_plugin:renewals"}, chat_agent="supplier_renewals"
+        )
+        bots = ChatService(settings, "slack")
+        assert bots.agent.name == "supplier_renewals"
+        bots.close()

@@ -27,13 +27,13 @@ RATINGS = ("down", "up")  # st.feedback("thumbs") answers 0 (down) or 1 (up)
 # Agents
 
 
-def available_agents() -> list[tuple[str, str]]:
+def available_agents(settings: Any = None) -> list[tuple[str, str]]:
     """(name, description) of the registered agents; just the assistant if the registry cannot say."""
     from sovra import agents
 
     lister = getattr(agents, "list_agents", None)
     if callable(lister):
-        found: list[tuple[str, str]] = lister()
+        found: list[tuple[str, str]] = lister(settings)
         if found:
             return found
     return [("assistant", "Policy, contract and ledger questions with cited answers.")]

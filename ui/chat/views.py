@@ -216,7 +216,7 @@ def sidebar(sh: Shared, user: User) -> str:
         st.caption("groups: " + (", ".join(user.groups) or "none"))
         st.button("Log out", on_click=_logout, key="logout")
         if "agents" not in st.session_state:  # builds each agent once per browser session, not per rerun
-            st.session_state["agents"] = session.available_agents()
+            st.session_state["agents"] = session.available_agents(sh.runtime.settings)
         agents = st.session_state["agents"]
         names = [n for n, _ in agents]
         descriptions = dict(agents)
@@ -416,7 +416,7 @@ def ask(sh: Shared, user: User, question: str, agent_name: str) -> None:
         result: dict[str, Any] = {}
 
         def tokens() -> Iterator[str]:
-            for ev in _events(sh, get_agent(agent_name), question, user, thread_id):
+            for ev in _events(sh, get_agent(agent_name, sh.runtime.settings), question, user, thread_id):
                 if ev.kind == "step":
                     status.update(label=f"Working… {ev.data.get('name')}")
                     status.write(f"✓ {ev.data.get('name')}")

@@ -13,6 +13,7 @@ import logging
 import platform
 import subprocess
 import time
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from importlib import metadata
 from pathlib import Path
@@ -145,9 +146,19 @@ def _passage_relevant(item: EvalItem, doc_id: str, url: str, text: str) -> bool:
     )
 
 
+def evidence_page_rank(item: EvalItem, hits: Sequence[Any]) -> int | None:
+    """1-based rank of the first hit from a gold document and a gold page; None: none in ``hits``
+    (or the item has no gold page)."""
+    gold = [(e.doc, int(e.page)) for e in item.evidence if e.doc and e.page]
+    for rank, h in enumerate(hits, 1):
+        if any(doc_matches(doc, h.doc_id, h.url) and h.page == page for doc, page in gold):
+            return rank
+    return None
+
+
 def _retrieve(
     rt: Runtime, item: EvalItem, user: User, cfg: EvalConfig
-) -> tuple[list[str], list[tuple[str, str]], list[tuple[str, bool]]]:
+) -> tuple[list[str], list[tuple[str, str]], list[tuple[str, bool]], int | None]:
     from sovra.tools.base import ToolContext
     from sovra.tools.search import SearchArgs, search_documents
 
@@ -160,7 +171,7 @@ def _retrieve(
         if key not in ranked:  # document-level ranking: a document's best chunk sets its rank
             ranked.append(key)
             seen.append((h.doc_id, h.url))
-    return ranked, seen, passages
+    return ranked, seen, passages, evidence_page_rank(item, res.hits)
 
 
 def _citation_recall(item: EvalItem, answer: Answer) -> float | None:
@@ -220,6 +231,8 @@ def run_items(settings: Settings, items: list[EvalItem], cfg: EvalConfig) -> dic
     svc = rt.services
     if cfg.mode != "hybrid":
         svc.__dict__["index"] = _ForcedModeIndex(svc.index, cfg.mode)
+        # One leg alone, as `sovra bench docs` scores it: no entity/title scope stage on top.
+        svc.settings = svc.settings.model_copy(update={"retrieval_scope": False})
     if cfg.plant_acl_leak:
         log.warning("TEST ONLY: ACL leak planted; every user is given every group")
         svc.__dict__["directory"] = _AllGroupsDirectory(svc.directory)
@@ -234,13 +247,16 @@ def run_items(settings: Settings, items: list[EvalItem], cfg: EvalConfig) -> dic
             res = QuestionResult(item.id, item.user, item.kind, item.question, item.expected_answer)
             results.append(res)
             user = svc.directory.get(item.user)
-            ranked, seen, passages = _retrieve(rt, item, user, cfg)
+            ranked, seen, passages, page_rank = _retrieve(rt, item, user, cfg)
             res.retrieved = ranked
             res.leaks += [f"search returned {d}" for d in _forbidden_hits(item, seen)]
             gold = {e.doc: e.relevance for e in item.evidence if e.doc}
             if gold:
                 qrels[item.id] = gold
                 run[item.id] = {d: float(len(ranked) - i) for i, d in enumerate(ranked)}
+            if any(e.doc and e.page for e in item.evidence):
+                for k in (1, 5, 10):  # a chunk from the gold document and a gold page in the top k
+                    res.metrics[f"evidence_page@{k}"] = float(page_rank is not None and page_rank <= k)
             if any(e.quote for e in item.evidence):
                 # Only retrieved chunks are judged, so only rank-of-first-hit measures are exact here.
                 p_qrels[item.id] = {c: int(rel) for c, rel in passages}

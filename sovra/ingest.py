@@ -24,7 +24,8 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from sovra.chunking import chunk_pages
-from sovra.documents import Checkpoint, Chunk, Connector, Deletion, DeltaConnector, Document, FullListing
+from sovra.doc_profile import profile
+from sovra.documents import Checkpoint, Chunk, Connector, Deletion, DeltaConnector, Document, FullListing, Page
 from sovra.errors import ParseError, SourceError, SovraError
 from sovra.index import DocInfo, Index, IndexInfo, IndexPoint, Sparse, embed_key
 
@@ -130,6 +131,16 @@ class IngestState:
 
     def close(self) -> None:
         self._db.close()
+
+
+def with_profile(doc: Document, pages: list[Page]) -> Document:
+    """The document with its entity, period and kind (:mod:`sovra.doc_profile`) in its metadata;
+    what the connector says wins."""
+    name = str(doc.metadata.get("path") or doc.url.rsplit("/", 1)[-1] or doc.title)
+    found = profile(name, doc.title, [p.text for p in pages[:2]])
+    if not found:
+        return doc
+    return dataclasses.replace(doc, metadata={**found, **doc.metadata})
 
 
 def _doc_info(doc: Document) -> DocInfo:
@@ -279,6 +290,7 @@ class Ingestor:
             try:
                 pages = doc.load()
                 chunks = chunk_pages(doc.id, pages, self.chunk_chars, self.chunk_overlap)
+                doc = with_profile(doc, pages)
             except SovraError:
                 raise
             except Exception as exc:  # a bug or odd input in one parser must not stop the sync

@@ -5,10 +5,14 @@
 2. The index returns candidates, filtered inside Qdrant (ACL, metadata, version window) and fused
    there (RRF); more than asked when a later stage needs room to choose.
 3. Optional: a cross-encoder (:mod:`sovra.rerank`) rescores the top candidates.
-4. Near-duplicates are dropped (the same clause in two versions of a template) and, when
+4. Scope: when the question names a company (or another reporting entity) that documents among
+   the candidates are about (:mod:`sovra.doc_profile`), those documents are searched again on their
+   own and their chunks come first, the period the question names before other periods; chunks of
+   other entities follow, never mixed in ahead of them.
+5. Near-duplicates are dropped (the same clause in two versions of a template) and, when
    ``mmr_lambda < 1``, hits are picked by maximal marginal relevance over their dense vectors.
 
-Stages 3 and 4 run here, once, so both index backends behave identically. Qdrant (server and
+Stages 3 to 5 run here, once, so both index backends behave identically. Qdrant (server and
 qdrant-edge) also has a native MMR query, but it scores relevance by one dense vector only, which
 would throw away the fused hybrid ranking; here relevance is whatever the previous stage ranked by.
 """
@@ -23,6 +27,7 @@ from collections import OrderedDict
 from dataclasses import dataclass, replace
 from typing import Any
 
+from sovra.doc_profile import Scope, names_entity, names_title, period_fit, question_scope, residual_question
 from sovra.index.base import Hit, SearchFilter, SearchMode, Sparse
 
 _WORD = re.compile(r"\w+")
@@ -34,6 +39,8 @@ class RetrievalConfig:
     mmr_lambda: float = 1.0  # 1 = relevance only
     dedup_threshold: float = 0.97  # word-shingle Jaccard at or above which a hit is a near-duplicate
     rerank_candidates: int = 24
+    scope: bool = True  # entity- and period-aware ordering (stage 4)
+    scope_candidates: int = 50  # candidates whose documents' entities are compared with the question
 
     @classmethod
     def from_settings(cls, settings: Any) -> RetrievalConfig:
@@ -41,6 +48,7 @@ class RetrievalConfig:
             mmr_lambda=settings.mmr_lambda,
             dedup_threshold=settings.dedup_threshold,
             rerank_candidates=settings.rerank_candidates,
+            scope=getattr(settings, "retrieval_scope", True),
         )
 
     @property
@@ -125,12 +133,57 @@ class Retriever:
             wide = max(wide, cfg.rerank_candidates)
         if cfg.diversifies:
             wide = max(wide, limit * 3)
+        scope = question_scope(query) if cfg.scope else None
+        if scope is not None:
+            wide = max(wide, cfg.scope_candidates)
         hits = self.index.search(dense, sparse, flt, wide, mode=mode, with_vectors=cfg.mmr_lambda < 1.0)
         if self.reranker is not None and hits:
             hits = rerank(self.reranker, query, hits)
+        if scope is not None and hits:
+            hits = self._scoped(query, scope, hits, dense, sparse, flt, wide, mode)
         if cfg.diversifies:
             return diversify(hits, limit, cfg.mmr_lambda, cfg.dedup_threshold)
         return hits[:limit]
+
+    def _scoped(
+        self,
+        query: str,
+        scope: Scope,
+        hits: list[Hit],
+        dense: list[float],
+        sparse: Sparse,
+        flt: SearchFilter,
+        wide: int,
+        mode: SearchMode,
+    ) -> list[Hit]:
+        """The named entity's documents first (searched again on their own), by period fit."""
+        named_by: dict[str, list[str]] = {}
+        for h in hits:
+            if h.doc_id in named_by:
+                continue
+            if names_entity(scope, h.metadata):
+                named_by[h.doc_id] = [str(h.metadata.get("entity") or ""), *h.metadata.get("entity_aliases", ())]
+            elif names_title(scope, h.title):
+                named_by[h.doc_id] = [h.title]
+        if not named_by:
+            return hits
+        named = sorted(named_by)
+        own = [h for h in hits if h.doc_id in named_by]
+        if not flt.doc_ids:
+            # Within the named documents, the words that named them no longer tell passages apart.
+            rest = residual_question(query, [t for texts in named_by.values() for t in texts])
+            if rest != query:
+                dense, sparse = self.embed(rest)
+            narrowed = replace(flt, doc_ids=tuple(named))
+            vectors = self.config.mmr_lambda < 1.0
+            more = self.index.search(dense, sparse, narrowed, wide, mode=mode, with_vectors=vectors)
+            if self.reranker is not None and more:
+                more = rerank(self.reranker, query, more)
+            seen = {h.chunk_id for h in more}
+            own = more + [h for h in own if h.chunk_id not in seen]
+        order = {h.chunk_id: i for i, h in enumerate(own)}
+        own.sort(key=lambda h: (-period_fit(scope, h.metadata), order[h.chunk_id]))
+        return own + [h for h in hits if h.doc_id not in named_by]
 
 
 def rerank(reranker: Any, query: str, hits: list[Hit]) -> list[Hit]:

@@ -237,3 +237,22 @@ def contracts(
     code = main(argv)
     if code:
         raise InputError("no evaluation data found", hint="give --data FOLDER or set SOVRA_EVAL_DATA")
+
+
+@bench_app.command("docs")
+def docs(
+    data: Annotated[Path, typer.Option(help="Folder with cuad-dev/ and financebench-dev/.")] = Path(
+        "../shared/eval-data"
+    ),
+    sets: Annotated[str, typer.Option(help="Comma-separated sets to run.")] = "cuad-dev,financebench-dev",
+    work: Annotated[
+        Path | None, typer.Option(help="Where the indexes and the vector cache go (default: a temp folder).")
+    ] = None,
+    out_file: Annotated[Path | None, typer.Option("--out", help="Write the figures here (JSON).")] = None,
+) -> None:
+    """Retrieval on real documents (issue 22): CUAD contracts (nDCG@10, recall@10) and FinanceBench
+    filings (evidence page @1/@5/@10, company purity) for BM25, dense, hybrid and the default pipeline."""
+    from sovra.evals.bench_docs import main
+
+    argv = ["--data", str(data), "--sets", sets] + (["--work", str(work)] if work else [])
+    main(argv + (["--out", str(out_file)] if out_file else []))

@@ -85,7 +85,7 @@ class _StubIndex:
 
 def test_retriever_widens_the_candidate_pool_for_later_stages(embedder):
     idx = _StubIndex(HITS)
-    cfg = RetrievalConfig(mmr_lambda=0.5, dedup_threshold=0.8)
+    cfg = RetrievalConfig(mmr_lambda=0.5, dedup_threshold=0.8, scope=False)  # scope: tests/core/test_doc_profile.py
     out = Retriever(idx, embedder, config=cfg).search("termination notice", None, limit=2)  # type: ignore[arg-type]
     assert idx.asked == [(6, "hybrid", True)]
     assert [h.chunk_id for h in out] == ["tpl-v1#a", "pol#c"]

@@ -1,0 +1,103 @@
+"""Entity, period and kind read from file names and first pages; questions scoped by them (issue 22)."""
+
+from __future__ import annotations
+
+from sovra.doc_profile import names_entity, period_fit, profile, question_scope
+from sovra.documents import Document, Page
+from sovra.index.base import Hit, SearchFilter
+from sovra.ingest import with_profile
+from sovra.retrieval import RetrievalConfig, Retriever
+
+COVER_10K = """UNITED STATES
+SECURITIES AND EXCHANGE COMMISSION
+FORM 10-K
+ANNUAL REPORT PURSUANT TO SECTION 13 OR 15(d) OF THE SECURITIES EXCHANGE ACT OF 1934
+For the fiscal year ended September 30, 2021
+Commission file number 1-1234
+NORTHWIND TRADERS, INC.
+(Exact name of registrant as specified in its charter)
+Delaware 12-3456789
+Title of each class Trading Symbol(s) Name of each exchange on which registered
+Common Stock NWT New York Stock Exchange
+"""
+
+RELEASE = """FOR IMMEDIATE RELEASE
+Springfield, Ohio (February 2, 2024) - Contoso Pharma Corp (NYSE: CPH) today announced results for the
+fourth quarter and full year 2023. Sales grew 4%.
+"""
+
+
+def test_a_10k_cover_gives_the_registrant_its_symbol_the_fiscal_year_and_the_kind():
+    meta = profile("annual.pdf", "annual", [COVER_10K])
+    assert meta["entity"] == "NORTHWIND TRADERS, INC"
+    assert {"northwindtraders", "nwt"} <= set(meta["entity_aliases"])
+    assert (meta["fiscal_year"], meta["period"], meta["doc_kind"]) == (2021, "FY2021", "10-K")
+
+
+def test_an_earnings_release_gives_the_listed_name_and_the_quarter():
+    meta = profile("press.pdf", "press", [RELEASE])
+    assert meta["entity"] == "Contoso Pharma Corp"
+    assert {"contosopharma", "cph", "coph"} <= set(meta["entity_aliases"])
+    assert (meta["fiscal_year"], meta["fiscal_quarter"], meta["doc_kind"]) == (2023, 4, "earnings release")
+
+
+def test_the_file_name_names_entity_and_period_when_the_text_does_not():
+    meta = profile("FABRIKAM_2019Q3_10Q.pdf", "FABRIKAM 2019Q3 10Q", ["Quarterly figures, no cover."])
+    assert (meta["entity"], meta["period"], meta["doc_kind"]) == ("FABRIKAM", "2019Q3", "10-Q")
+
+
+def test_documents_that_are_not_filings_get_no_entity_from_their_name():
+    assert profile("policy_2024_kyc.md", "Policy 2024 KYC", ["Know your customer rules, 2024 edition."]) == {}
+    assert profile("supply_agreement_acme.pdf", "Supply Agreement", ["This Supply Agreement"]) == {
+        "doc_kind": "agreement"
+    }
+
+
+def test_connector_metadata_wins_over_what_is_read():
+    doc = Document("d", "annual", "files", "file:///annual.pdf", "v1", frozenset(), lambda: [], {"entity": "Given"})
+    out = with_profile(doc, [Page(1, COVER_10K)])
+    assert out.metadata["entity"] == "Given" and out.metadata["fiscal_year"] == 2021
+
+
+def test_a_question_names_an_entity_by_name_symbol_or_abbreviation_and_a_period():
+    meta = profile("annual.pdf", "annual", [COVER_10K])
+    for q in ("What was Northwind Traders' FY2021 revenue?", "NWT capex in 2021?", "northwind traders margin"):
+        assert names_entity(question_scope(q), meta), q
+    assert not names_entity(question_scope("What was the revenue of Tailspin Toys?"), meta)
+    assert period_fit(question_scope("Northwind revenue FY2020 vs FY2021"), meta) == 2
+    assert period_fit(question_scope("Northwind revenue FY2021 vs FY2022"), meta) == 1
+    assert period_fit(question_scope("Northwind revenue in FY2019"), meta) == 0
+    scope = question_scope("Cash in Q2 of FY24 and in H1 2023?")
+    assert scope.years == {2024, 2023} and scope.quarters == {1, 2}
+
+
+def _hit(doc: str, n: int, meta: dict) -> Hit:
+    return Hit(f"{doc}#{n}", doc, doc, "", "filings", "file", 1, 0, 1, f"{doc} text {n}", 1.0 / n, {}, meta)
+
+
+class _Index:
+    """Returns its hits in order, honouring a doc_ids filter as Qdrant does."""
+
+    def __init__(self, hits: list[Hit]) -> None:
+        self.hits, self.filters = hits, []
+
+    def search(self, dense, sparse, flt, limit, mode="hybrid", with_vectors=False):
+        self.filters.append(flt.doc_ids)
+        return [h for h in self.hits if not flt.doc_ids or h.doc_id in flt.doc_ids][:limit]
+
+
+def test_the_named_entitys_documents_come_first_and_its_period_before_others(embedder):
+    nw21 = {"entity_aliases": ["northwindtraders", "nwt"], "fiscal_year": 2021}
+    nw19 = {"entity_aliases": ["northwindtraders", "nwt"], "fiscal_year": 2019}
+    other = {"entity_aliases": ["tailspintoys"], "fiscal_year": 2021}
+    hits = [_hit("tailspin", 1, other), _hit("nw19", 2, nw19), _hit("tailspin", 3, other)]
+    hits += [_hit("nw21", 4, nw21), _hit("nw21", 5, nw21)]
+    idx = _Index(hits)
+    flt = SearchFilter(principals=("group:everyone",))
+    out = Retriever(idx, embedder).search("NWT gross margin in FY2021", flt, limit=5)
+    assert [h.chunk_id for h in out] == ["nw21#4", "nw21#5", "nw19#2", "tailspin#1", "tailspin#3"]
+    assert idx.filters[1] == ("nw19", "nw21")  # the named entity's documents searched on their own
+    plain = Retriever(idx, embedder, config=RetrievalConfig(scope=False)).search("NWT margin FY2021", flt, limit=5)
+    assert [h.chunk_id for h in plain] == [h.chunk_id for h in hits]
+    unnamed = Retriever(idx, embedder).search("gross margin in FY2021", flt, limit=5)
+    assert [h.chunk_id for h in unnamed] == [h.chunk_id for h in hits]

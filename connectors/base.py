@@ -41,7 +41,7 @@ from __future__ import annotations
 import importlib
 import json
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from importlib.metadata import entry_points
 from typing import Any
 
@@ -64,6 +64,7 @@ _BUILTINS: dict[str, str] = {
     "s3": "sovra.connectors.s3:S3Connector",
 }
 _REGISTRY: dict[str, ConnectorFactory] = {}
+_CONFIGURED: dict[str, str] = {}  # the settings' [connectors] table: kind -> "module:attribute"
 
 
 def register(kind: str, factory: ConnectorFactory) -> None:
@@ -74,8 +75,30 @@ def register(kind: str, factory: ConnectorFactory) -> None:
     _REGISTRY[kind] = factory
 
 
+def configure(kinds: Mapping[str, str]) -> None:
+    """Publish the kinds of the settings' ``[connectors]`` table (``KIND = "module:attribute"``, a
+    connector class or factory). Kinds are unique: one taken by a built-in or by a package's
+    ``sovra.connectors`` entry point is an error naming both."""
+    published = {ep.name: ep.value for ep in entry_points(group=ENTRY_POINT_GROUP)}
+    for kind, target in kinds.items():
+        taken = _BUILTINS.get(kind) or published.get(kind)
+        if taken is not None and taken != target:
+            owner = "built-in connector" if kind in _BUILTINS else f"{ENTRY_POINT_GROUP} entry point"
+            raise ConfigError(
+                f"connector kind {kind!r} of the [connectors] setting ({target}) is taken by the {owner} ({taken})",
+                hint="connector kinds are unique: rename one",
+            )
+        if ":" not in target:
+            raise ConfigError(
+                f"connector kind {kind!r} of the [connectors] setting: {target!r} is not 'module:attribute'"
+            )
+        if _CONFIGURED.get(kind) != target:
+            _REGISTRY.pop(kind, None)
+            _CONFIGURED[kind] = target
+
+
 def registered_kinds() -> list[str]:
-    return sorted({*_BUILTINS, *_REGISTRY, *(ep.name for ep in entry_points(group=ENTRY_POINT_GROUP))})
+    return sorted({*_BUILTINS, *_REGISTRY, *_CONFIGURED, *(ep.name for ep in entry_points(group=ENTRY_POINT_GROUP))})
 
 
 def create(kind: str, **options: Any) -> Connector:
@@ -97,18 +120,25 @@ def create(kind: str, **options: Any) -> Connector:
 def _resolve(kind: str) -> ConnectorFactory:
     if kind in _REGISTRY:
         return _REGISTRY[kind]
-    target = _BUILTINS.get(kind)
+    target = _BUILTINS.get(kind) or _CONFIGURED.get(kind)
     if target is None:
         found = [ep for ep in entry_points(group=ENTRY_POINT_GROUP) if ep.name == kind]
         if not found:
             raise ConfigError(
                 f"unknown connector kind {kind!r}",
-                hint="known kinds: " + ", ".join(registered_kinds()),
+                hint="known kinds: "
+                + ", ".join(registered_kinds())
+                + f"; publish one under the {ENTRY_POINT_GROUP!r} entry point or in the [connectors] table",
             )
-        factory: ConnectorFactory = found[0].load()
-    else:
-        module_name, _, attr = target.partition(":")
-        factory = getattr(importlib.import_module(module_name), attr)
+        target = found[0].value
+    module_name, _, attr = target.partition(":")
+    try:
+        factory: ConnectorFactory = getattr(importlib.import_module(module_name), attr)
+    except Exception as exc:  # whatever a plugin's import raises, the user reads one line naming it
+        raise ConfigError(
+            f"connector kind {kind!r}: cannot load {target} ({type(exc).__name__}: {exc})",
+            hint="check the module and attribute",
+        ) from exc
     _REGISTRY[kind] = factory
     return factory
 

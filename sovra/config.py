@@ -242,6 +242,13 @@ class Settings(BaseSettings):
         "bots). Names are unique: one taken by a built-in or published agent is an error.",
     )
 
+    connectors: dict[str, str] = Field(
+        default_factory=dict,
+        description="[connectors] table: KIND = 'module:attribute' of a connector class or factory, usable as "
+        "kind = 'KIND' in a [sources.NAME] table (`sovra sync NAME`). Packages publish theirs under the "
+        "`sovra.connectors` entry point. Kinds are unique: one taken by a built-in or published kind is an error.",
+    )
+
     # Sources (connectors): `sovra sync NAME`. Secrets never go in these tables: they come from the
     # SOVRA_GRAPH_* settings below (environment or *_FILE) and, for S3, boto3's own AWS_* variables/files.
     sources: dict[str, dict[str, Any]] = Field(

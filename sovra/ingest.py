@@ -26,7 +26,7 @@ from typing import Any, Protocol
 from sovra.chunking import chunk_pages
 from sovra.doc_profile import profile
 from sovra.documents import Checkpoint, Chunk, Connector, Deletion, DeltaConnector, Document, FullListing, Page
-from sovra.errors import ParseError, SourceError, SovraError
+from sovra.errors import DefinitionError, ParseError, SourceError, SovraError
 from sovra.index import DocInfo, Index, IndexInfo, IndexPoint, Sparse, embed_key
 
 log = logging.getLogger(__name__)
@@ -143,6 +143,17 @@ def with_profile(doc: Document, pages: list[Page]) -> Document:
     return dataclasses.replace(doc, metadata={**found, **doc.metadata})
 
 
+def _check_document(connector: Any, item: Any, method: str) -> None:
+    """A connector that yields something else than a ``Document`` is a definition mistake: said in
+    one line naming the connector and what it yielded, not an AttributeError deep in ingestion."""
+    if not isinstance(item, Document):
+        raise DefinitionError(
+            f"connector {getattr(connector, 'name', '?')!r} ({type(connector).__qualname__}): {method} yielded "
+            f"a {type(item).__qualname__}, not a sovra.documents.Document",
+            hint="yield Document(id, title, source, url, version, acl, load) for each item (docs/sdk.md, section 1)",
+        )
+
+
 def _doc_info(doc: Document) -> DocInfo:
     return DocInfo(
         doc_id=doc.id,
@@ -193,6 +204,8 @@ class Ingestor:
             return
         try:
             docs = list(connector.documents())
+            for doc in docs:
+                _check_document(connector, doc, "documents()")
         except SovraError as exc:
             report.failed.append((connector.name, exc.message))
             return
@@ -245,6 +258,7 @@ class Ingestor:
                         if progress:
                             progress.advance(change.id, "deleted")
                 else:
+                    _check_document(connector, change, "sync()")
                     if any(d.id == change.id for d, _, _ in pending):
                         flush()  # the same item twice in one feed: the later one wins
                     if listed is not None:

@@ -42,14 +42,24 @@ def _viewer(settings: Settings, user_id: str | None) -> User | None:
 
 @audit_app.command("show")
 def show(
-    run_id: Annotated[str, typer.Argument(help="Run id printed with the answer.")], as_user: AsUser = None
+    run_id: Annotated[str, typer.Argument(help="Run id printed with the answer.")],
+    as_user: AsUser = None,
+    as_json: Annotated[
+        bool, typer.Option("--json", help="Every record in full (data not shortened) as a JSON list.")
+    ] = False,
 ) -> None:
-    """Print every decision step of a run."""
+    """Print every decision step of a run (shortened to a line each; --json for the full records)."""
     from sovra.ui.audit_report import load_run
     from sovra.ui.render import print_run
 
     settings, log = _open()
-    print_run(out, load_run(log, run_id, _viewer(settings, as_user)))
+    records = load_run(log, run_id, _viewer(settings, as_user))
+    if as_json:
+        fields = ("seq", "run_id", "ts", "kind", "user_id", "trace_id", "span_id", "data", "prev_hash", "hash")
+        rows = [{f: getattr(r, f) for f in fields} for r in records]
+        typer.echo(json.dumps(rows, ensure_ascii=False, indent=1, default=str))
+        return
+    print_run(out, records)
 
 
 @audit_app.command("runs")

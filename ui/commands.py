@@ -55,6 +55,31 @@ def detect_kind(path: Path) -> str:
     )
 
 
+def _refuse_unparseable(folder: Path) -> None:
+    """A new folder without one file Sovra can parse is not registered: ingesting it would report
+    "0 added" and leave an empty source behind, which reads as success."""
+    from collections import Counter
+
+    from sovra.connectors.base import SIDECAR_SUFFIX
+    from sovra.connectors.parsers import SUPPORTED_EXTENSIONS, is_supported
+
+    seen: Counter[str] = Counter()
+    for p in folder.rglob("*"):
+        rel = p.relative_to(folder)
+        if any(part.startswith((".", "~$")) for part in rel.parts) or p.name.endswith(SIDECAR_SUFFIX):
+            continue
+        if p.is_file():
+            if is_supported(p):
+                return
+            seen[p.suffix.lower() or "(no extension)"] += 1
+    found = ", ".join(f"{n} {ext}" for ext, n in seen.most_common(5)) or "no files"
+    raise InputError(
+        f"{folder} has no file Sovra can parse ({found}); nothing was ingested or registered",
+        hint=f"supported: {', '.join(sorted(SUPPORTED_EXTENSIONS))}; for other formats write a connector "
+        "(docs/sdk.md, section 1) and run it with sovra sync",
+    )
+
+
 def make_connector(kind: str, name: str, path: Path, default_acl: list[str] | None = None) -> Any:
     """Build a connector through the registry, so kinds published by other packages work too.
     ``default_acl``: who may read a folder's files that have no ``.meta.json`` sidecar."""
@@ -94,6 +119,8 @@ def run_ingest(
                 "--acl applies to folders only", hint="SharePoint exports and ledgers carry their own access lists"
             )
         prior = known.get(src_name)
+        if kind == "filesystem" and prior is None:
+            _refuse_unparseable(path)
         if prior is not None and (prior.get("path") != str(path.resolve()) or prior.get("kind") != kind):
             # A folder that happens to share a name must never repoint (and so empty) another source.
             raise InputError(

@@ -61,8 +61,9 @@ def _has_password(url: str) -> bool:
 
 
 def build_connector(settings: Settings, name: str) -> Connector:
-    from sovra.connectors.base import create
+    from sovra.connectors.base import configure, create
 
+    configure(settings.connectors)
     kind, options = source_config(settings, name)
     options = {"name": name, **options}
     if kind == "sharepoint_graph":

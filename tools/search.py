@@ -129,3 +129,13 @@ def search_documents(args: SearchArgs, ctx: ToolContext) -> SearchResult:
             for h in hits
         ],
     )
+
+
+def cited_passages(result: SearchResult, ctx: ToolContext) -> list[str]:
+    """The hits of a search as numbered passages (``"[n] text"``), each cited on the run, for a tool
+    to return: the model then cites ``[n]`` and the answer keeps the document, page and quote."""
+    return [
+        f"[{ctx.cite(kind='document', title=h.title, url=h.url, page=h.page, chunk_id=h.chunk_id, quote=h.text)}] "
+        + h.text
+        for h in result.hits
+    ]

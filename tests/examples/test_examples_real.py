@@ -88,3 +88,10 @@ def test_sdk_md_approval_commands_pause_list_and_approve_in_three_processes(env)
     shown = json.loads(run(env, *sovra, "audit", "show", answer["run_id"], "--json").stdout)
     decision = next(r for r in shown if r["kind"] == "approval.decision")
     assert decision["data"]["approver"] == "erin" and decision["data"]["reason"] == "double payment confirmed"
+
+
+def test_measure_vendor_agent_answers_the_ten_questions(env):
+    # python examples/measure_vendor_agent.py  (docs/sdk.md, section 8)
+    out = run(env, sys.executable, "examples/measure_vendor_agent.py").stdout
+    assert "correct cited answers 5/5, correct not found 5/5" in out, out
+    assert out.count("\nok ") + out.startswith("ok ") == 10 and "BAD" not in out

@@ -23,7 +23,7 @@ from pathlib import Path
 from sovra.agents.sdk import define_agent
 from sovra.documents import Document, Page
 from sovra.tools.base import ToolContext, tool
-from sovra.tools.search import SearchArgs, search_documents
+from sovra.tools.search import SearchArgs, cited_passages, search_documents
 
 
 class JsonNotes:
@@ -50,8 +50,7 @@ class Dicts(JsonNotes):
 @tool
 def notes(question: str, ctx: ToolContext) -> list[str]:
     """Search the vendor notes; returns numbered passages to cite."""
-    hits = search_documents(SearchArgs(query=question, limit=2, doc_types=["vendor_note"]), ctx).hits
-    return [f"[{ctx.cite(kind='document', title=h.title, url=h.url, quote=h.text)}] {h.text}" for h in hits]
+    return cited_passages(search_documents(SearchArgs(query=question, limit=2, doc_types=["vendor_note"]), ctx), ctx)
 
 
 notes_agent = define_agent("notes_agent", "Answers from the vendor notes.", tools=[notes], needs_index=True)
@@ -163,7 +162,7 @@ def test_a_configured_agent_answers_from_the_synced_notes_and_audit_show_json_ha
     assert p.returncode == 0, p.stderr
     answer = json.loads(p.stdout)
     assert answer["status"] == "answered" and "Keller & Partner" in answer["answer"]
-    assert answer["citations"][0]["title"] == "Nimbus Cloud"
+    assert answer["citations"][0]["title"] == "Nimbus Cloud" and "Keller & Partner" in answer["citations"][0]["quote"]
     shown = sovra(env, "audit", "show", answer["run_id"], "--json")
     assert shown.returncode == 0, shown.stderr
     records = json.loads(shown.stdout)

@@ -44,6 +44,7 @@ from sovra.config import Settings
 from sovra.evals import metrics as M
 from sovra.evals.dataset import EvalItem, doc_matches, load_beir, load_jsonl
 from sovra.evals.runner import evidence_page_rank
+from sovra.index import Sparse
 
 log = logging.getLogger(__name__)
 
@@ -51,12 +52,6 @@ log = logging.getLogger(__name__)
 MODES = ("sparse", "dense", "hybrid", "before", "default")
 K = 10
 _modes = list(MODES)
-
-
-class _SparseVec:
-    def __init__(self, indices: Sequence[int], values: Sequence[float]) -> None:
-        self.indices = list(indices)
-        self.values = list(values)
 
 
 class CachingEmbedder:
@@ -97,7 +92,7 @@ class CachingEmbedder:
             found.update(zip(todo, fresh, strict=True))
         return [found[t] for t in texts]
 
-    def embed_documents(self, texts: Sequence[str]) -> list[list[float]]:
+    def embed_documents(self, texts: list[str]) -> list[list[float]]:
         blobs = self._cached(
             "dense",
             texts,
@@ -105,14 +100,14 @@ class CachingEmbedder:
         )
         return [np.frombuffer(b, dtype=np.float32).tolist() for b in blobs]
 
-    def sparse_documents(self, texts: Sequence[str]) -> list[_SparseVec]:
+    def sparse_documents(self, texts: list[str]) -> list[Sparse]:
         def compute(ts: list[str]) -> list[bytes]:
             out = []
             for s in self.real.sparse_documents(ts):
                 out.append(json.dumps([list(map(int, s.indices)), list(map(float, s.values))]).encode())
             return out
 
-        return [_SparseVec(*json.loads(b)) for b in self._cached("sparse", texts, compute)]
+        return [Sparse(*json.loads(b)) for b in self._cached("sparse", texts, compute)]
 
     def __getattr__(self, name: str) -> Any:  # query embedding and everything else: the real one
         return getattr(self.real, name)
@@ -247,7 +242,7 @@ def bench_financebench(base: Settings, folder: Path, work: Path, cache: Path, in
     out: dict[str, Any] = {"ingest": _ingest(settings, [conn], cache) if ingest else {}, "modes": {}}
     items = load_jsonl(folder / "questions.jsonl")
     raw = {json.loads(line)["id"]: json.loads(line) for line in (folder / "questions.jsonl").read_text().splitlines()}
-    company_docs = {}
+    company_docs: dict[str, set[str]] = {}
     for q in raw.values():  # a company's filings: the gold documents of its questions (scoring only)
         company_docs.setdefault(q["company"], set()).update(e["doc"] for e in q["evidence"])
     for mode in _modes:

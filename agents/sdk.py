@@ -525,7 +525,7 @@ def define_agent(
     name: str,
     description: str,
     *,
-    tools: Sequence[Tool[Any, Any]] = (),
+    tools: Sequence[Tool[Any, Any] | str] = (),
     system_prompt: str = "You are a careful assistant at a bank.",
     route: str = "chat",
     output: type[BaseModel] | None = None,
@@ -542,13 +542,20 @@ def define_agent(
     check the search index before the run. ``grounded=False`` accepts answers that rest on no tool
     result (a chat agent; by default such an answer is ``not_found`` or ``uncited``).
 
+    A string in ``tools`` names a registered tool (``sovra.tools.registry``: built-in, published
+    under the ``sovra.tools`` entry point, or in the ``[tools]`` settings table).
+
     Mistakes raise ``DefinitionError`` here: a plain function in ``tools``, two tools with one
     name, the name of a built-in agent.
     """
+    if any(isinstance(t, str) for t in tools):
+        from sovra.tools.registry import get_tool
+
+        tools = [get_tool(t) if isinstance(t, str) else t for t in tools]
     return SdkAgent(
         name=name,
         description=description,
-        tools=list(tools),
+        tools=list(tools),  # type: ignore[arg-type]
         system_prompt=system_prompt,
         route=route,
         output=output,

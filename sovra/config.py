@@ -242,6 +242,12 @@ class Settings(BaseSettings):
         "bots). Names are unique: one taken by a built-in or published agent is an error.",
     )
 
+    tools: dict[str, str] = Field(
+        default_factory=dict,
+        description="[tools] table: NAME = 'module:attribute' of a @tool, usable by name in "
+        "define_agent(tools=[...]). Packages publish theirs under the `sovra.tools` entry point. Names are unique: "
+        "one taken by a built-in or published tool is an error.",
+    )
     connectors: dict[str, str] = Field(
         default_factory=dict,
         description="[connectors] table: KIND = 'module:attribute' of a connector class or factory, usable as "

@@ -219,3 +219,11 @@ def test_the_chat_bots_serve_an_agent_of_the_agents_setting(plugin, tmp_path):
         bots = ChatService(settings, "slack")
         assert bots.agent.name == "supplier_renewals"
         bots.close()
+
+
+def test_the_chat_lists_an_agent_of_the_agents_setting(plugin, tmp_path):
+    from sovra.ui.chat import session
+
+    settings = Settings(data_dir=data_dir(tmp_path), agents={"supplier_renewals": "renewals_plugin:renewals"})
+    assert ("supplier_renewals", "Supplier renewals.") in session.available_agents(settings)
+    assert "supplier_renewals" not in dict(session.available_agents(Settings(data_dir=tmp_path / "data")))

@@ -169,6 +169,20 @@ def users() -> None:
         out.print(f"{u.id:<10} {u.name:<20} {', '.join(u.groups)}", markup=False)
 
 
+@app.command()
+def doctor() -> None:
+    """Say what is configured (data dir, index, stores, model), what is reachable and what is missing."""
+    from sovra.doctor import diagnose
+
+    checks = diagnose(_settings())
+    for check in checks:
+        out.print(check.line(), markup=False)
+    missing = [c.name for c in checks if c.required and not c.ok]
+    if missing:
+        err.print(f"missing or unreachable: {', '.join(missing)}", markup=False)
+        raise typer.Exit(1)
+
+
 def _error_line(exc: BaseException) -> str:
     if isinstance(exc, SovraError):
         return f"error: {exc.message}" + (f"\n  hint: {exc.hint}" if exc.hint else "")

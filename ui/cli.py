@@ -185,7 +185,9 @@ def doctor() -> None:
 
 def _error_line(exc: BaseException) -> str:
     if isinstance(exc, SovraError):
-        return f"error: {exc.message}" + (f"\n  hint: {exc.hint}" if exc.hint else "")
+        # One line, so a script's log or a CI summary shows the whole error and its fix.
+        message = " ".join(exc.message.split())
+        return f"error: {message}" + (f" (hint: {' '.join(exc.hint.split())})" if exc.hint else "")
     return f"error: {type(exc).__name__}: {exc}"
 
 
@@ -197,7 +199,7 @@ def usage_error(exc: Exception) -> None:
         out.print(ctx.get_help(), markup=False, highlight=False)
         return
     where = getattr(ctx, "command_path", None) or "sovra"
-    err.print(f"error: {line}\n  hint: see `{where} --help`", markup=False)
+    err.print(f"error: {line} (hint: see `{where} --help`)", markup=False)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -228,7 +230,7 @@ def main(argv: list[str] | None = None) -> int:
         if os.environ.get("SOVRA_DEBUG"):
             raise
         err.print(
-            _error_line(exc) + "\n  (this is a bug in Sovra; rerun with SOVRA_DEBUG=1 for a traceback)", markup=False
+            _error_line(exc) + " (this is a bug in Sovra; rerun with SOVRA_DEBUG=1 for a traceback)", markup=False
         )
         sys.exit(70)
 

@@ -111,7 +111,11 @@ def run_ingest(
     acls: dict[str, list[str] | None] = {n: s.get("default_acl") for n, s in known.items()}
     if path is not None:
         if not path.exists():
-            raise InputError(f"{path} does not exist")
+            raise InputError(
+                f"{path} does not exist",
+                hint="give a folder, a SharePoint export or a ledger .sqlite; "
+                "`sovra ingest --source NAME` re-syncs a known source",
+            )
         kind = detect_kind(path)
         src_name = name or (path.stem if kind == "ledger" else path.resolve().name)
         if default_acl is not None and kind != "filesystem":

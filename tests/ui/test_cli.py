@@ -31,7 +31,7 @@ def assert_one_line_error(p: subprocess.CompletedProcess[str], code: int, text: 
     assert p.returncode == code, (p.returncode, p.stdout, p.stderr)
     assert "Traceback" not in p.stderr + p.stdout
     assert p.stderr.startswith("error: ") and text in p.stderr, p.stderr
-    assert len(p.stderr.strip().splitlines()) <= 2  # the message and, maybe, its hint
+    assert len(p.stderr.strip().splitlines()) == 1  # the message and, maybe, its hint, on one line
 
 
 def test_help_lists_every_command(tmp_path):

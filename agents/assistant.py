@@ -15,10 +15,21 @@ from langchain_core.runnables import RunnableConfig
 from langgraph.graph import END, START, StateGraph
 from pydantic import BaseModel, Field
 
+from sovra.agents.scope import (
+    asked_amount,
+    asked_year,
+    asks_about_money,
+    brackets,
+    is_follow_up,
+    named_parties,
+    renumber,
+    scope_to_named,
+    states_quantity,
+)
 from sovra.errors import SovraError
 from sovra.runtime import Answer, Citation, RunContext
 from sovra.tools.base import ToolContext
-from sovra.tools.evidence import best_sentences
+from sovra.tools.evidence import best_sentences, split_sentences
 from sovra.tools.ledger_tool import LedgerLookupArgs, ledger_lookup
 from sovra.tools.search import SearchArgs, search_documents
 
@@ -42,9 +53,13 @@ class Drafted(BaseModel):
 
 class State(TypedDict, total=False):
     question: str
+    subject: str  # the conversation's subject: the last question that was not a follow-up
+    context: str  # what this turn is about: the question, after the subject when it follows up
     plan: dict[str, Any]
     sources: list[dict[str, Any]]
     notes: list[str]
+    missing: str
+    party: str  # the named party the sources were narrowed to
     draft: dict[str, Any]
     answer: str
     citations: list[int]
@@ -76,12 +91,27 @@ def plan(state: State, config: RunnableConfig) -> State:
     ctx.model_call(call, messages)
     p: Plan = parsed  # type: ignore[assignment]
     # The model proposes; values it cannot know are checked here.
-    if p.year is not None and not 2000 <= p.year <= today.year:
-        p.year = None
+    # The period is the one the question names, else none (the ledger then reads the current year
+    # and says so): a small planner invents years nobody asked for.
+    p.year = asked_year(state["question"], today)
     p.search_query = p.search_query.strip() or state["question"]
     p.counterparty = (p.counterparty or "").strip() or None
-    ctx.recorder.record("plan", p.model_dump())
-    return {"plan": p.model_dump(), "notes": []}
+    # A thread's state carries the previous turns' subject: a follow-up is searched, scoped to a
+    # party and dated within it, while its evidence is still chosen for what this turn asks.
+    question, prev = state["question"], state.get("subject") or ""
+    follow = bool(prev) and is_follow_up(question)
+    context = f"{prev} {question}" if follow else question
+    if p.year is None and follow:
+        p.year = asked_year(prev, today)
+    ctx.recorder.record("plan", {**p.model_dump(), "follow_up_of": prev if follow else None})
+    return {
+        "plan": p.model_dump(),
+        "notes": [],
+        "subject": prev if follow else question,
+        "context": context,
+        "missing": "",
+        "sources": [],
+    }
 
 
 def retrieve(state: State, config: RunnableConfig) -> State:
@@ -90,7 +120,8 @@ def retrieve(state: State, config: RunnableConfig) -> State:
     k = ctx.services.settings.top_k
     seen: dict[str, dict[str, Any]] = {}
     # The user's own words and the planner's query both go in: a small planner may drop a key term.
-    for query in dict.fromkeys([state["question"], state["plan"]["search_query"]]):
+    context = state.get("context") or state["question"]
+    for query in dict.fromkeys([context, state["plan"]["search_query"]]):
         args = SearchArgs(query=query, limit=k)
         with ctx.recorder.step("tool.search_documents", args=args.model_dump()) as step:
             result = search_documents(args, tctx)
@@ -102,8 +133,15 @@ def retrieve(state: State, config: RunnableConfig) -> State:
             }
         for h in result.hits:
             seen.setdefault(h.chunk_id, {"kind": "document", **h.model_dump()})
-    ranked = sorted(seen.values(), key=lambda s: -s["score"])[:k]
-    return {"sources": ranked}
+    ranked = sorted(seen.values(), key=lambda s: -s["score"])
+    # A question about a named party is answered from that party's documents only; when none the
+    # user may read mentions it, the answer says so (search is ACL-filtered: nothing restricted
+    # is confirmed or denied).
+    scoped, party, missing = scope_to_named(context, ranked)
+    if missing:
+        ctx.recorder.record("retrieve.unnamed", {"name": missing})
+        return {"sources": [], "missing": missing, "party": ""}
+    return {"sources": scoped[:k], "party": party or ""}
 
 
 def ledger(state: State, config: RunnableConfig) -> State:
@@ -111,7 +149,9 @@ def ledger(state: State, config: RunnableConfig) -> State:
     p = state["plan"]
     notes = list(state.get("notes", []))
     sources = list(state.get("sources", []))
-    args = LedgerLookupArgs(question=state["question"], counterparty=p.get("counterparty"), year=p.get("year"))
+    names = named_parties(state.get("context") or state["question"])
+    party = names[0] if names else p.get("counterparty")
+    args = LedgerLookupArgs(question=state["question"], counterparty=party, year=p.get("year"))
     if not ledger_lookup.allowed(ctx.user):
         ctx.recorder.record("tool.denied", {"tool": ledger_lookup.name, "args": args.model_dump()})
         notes.append("The ledger was not searched: you do not have access to financial data.")
@@ -124,7 +164,10 @@ def ledger(state: State, config: RunnableConfig) -> State:
         notes.append(f"The ledger lookup failed: {exc.message}")
         return {"notes": notes}
     if res.found:
-        sources.append({"kind": "ledger", **res.model_dump(mode="json")})
+        found = res.model_dump(mode="json")
+        if p.get("year") is None:
+            found["headline"] += " (no period was asked: the current year)"
+        sources.append({"kind": "ledger", **found})
     else:
         notes.append(res.summary)
     return {"sources": sources, "notes": notes}
@@ -145,9 +188,27 @@ def _add_evidence(question: str, sources: list[dict[str, Any]], embedder: Any) -
     for s, sents in zip(docs, picked, strict=True):
         s["evidence"] = " ".join(x.text for x in sents) or s["text"][:_MAX_SOURCE_CHARS]
         s["sentences"] = [
-            {"text": x.text, "score": round(x.score, 5), "dense": round(x.dense, 4), "supported": x.overlap >= x.needed}
+            {
+                "text": x.text,
+                "score": round(x.score, 5),
+                "dense": round(x.dense, 4),
+                "overlap": x.overlap,
+                "supported": x.overlap >= x.needed,
+            }
             for x in sents
         ]
+    # A "how many days" question is answered by a line that gives a number of days.
+    for s in docs:
+        for u in s["sentences"]:
+            u["quantity"] = states_quantity(question, u["text"])
+    # A question giving an amount ("a gift worth EUR 120") is answered by the rule whose band holds
+    # it ("above EUR 50 and up to EUR 150"), wherever similarity ranked that line.
+    amount = asked_amount(question)
+    for s in docs if amount is not None else []:
+        for unit, _ in split_sentences(s["text"].replace(s["title"], " ")):
+            if brackets(unit, amount):
+                s["sentences"] = [u for u in s["sentences"] if u["text"] != unit]
+                s["sentences"].append({"text": unit, "score": 1.0, "dense": 1.0, "supported": True, "band": True})
     return sources
 
 
@@ -155,7 +216,8 @@ def _extractive(sources: list[dict[str, Any]], min_dense: float, max_units: int 
     """An answer made only of what the sources say: the ledger summary and the best units.
 
     At most one unit per source is taken first, so three passages of one document do not crowd
-    out the passage that answers; a unit already quoted inside another is skipped.
+    out the passage that answers (unless all are of one document); a unit already quoted inside
+    another is skipped.
     """
     lines: list[str] = []
     cited: list[int] = []
@@ -163,23 +225,30 @@ def _extractive(sources: list[dict[str, Any]], min_dense: float, max_units: int 
         if s["kind"] == "ledger":
             lines.append(f"Ledger: {s['headline']} [{i}]")
             cited.append(i)
+    # Lines stating the asked quantity come first, the ones sharing most of the question's words
+    # among them; then the fused similarity.
     ranked = sorted(
         ((u["score"], i, u) for i, s in enumerate(sources, start=1) for u in s.get("sentences", [])),
-        key=lambda t: -t[0],
+        key=lambda t: (not t[2].get("quantity"), -t[2].get("overlap", 0) if t[2].get("quantity") else 0, -t[0]),
     )
     picked: list[tuple[float, int, str]] = []
-    for first_pass in (True, False):
+    # When every passage is from one document (a question about one party's contract), spreading
+    # the quotes over passages would only skip that document's second-best clause.
+    one_doc = len({s.get("doc_id") for s in sources if s["kind"] == "document"}) <= 1
+    for first_pass in (False,) if one_doc else (True, False):
         for score, i, u in ranked:
             if len(picked) == max_units:
                 break
             # Evidence must be close in meaning AND share words with the question: a passage that is
             # merely on a nearby topic ("equipment allowance" for "pet insurance allowance") is not.
-            if u["dense"] < min_dense or not u["supported"] or (first_pass and any(p[1] == i for p in picked)):
+            # Lines giving the asked quantity may come two from one passage ("1 hour", "72 hours").
+            spread = first_pass and not u.get("quantity")
+            if u["dense"] < min_dense or not u["supported"] or (spread and any(p[1] == i for p in picked)):
                 continue
             if any(u["text"] in p[2] or p[2] in u["text"] for p in picked):
                 continue
             picked.append((score, i, u["text"]))
-    for _, i, text in sorted(picked, key=lambda t: -t[0]):
+    for _, i, text in picked:
         lines.append(f'"{text}" [{i}]')
         cited.append(i)
     return "\n".join(lines), sorted(set(cited))
@@ -188,10 +257,17 @@ def _extractive(sources: list[dict[str, Any]], min_dense: float, max_units: int 
 def answer(state: State, config: RunnableConfig) -> State:
     ctx = _ctx(config)
     sources = state.get("sources", [])
+    if not sources and state.get("missing"):
+        text = f"No document about {state['missing']} is available to you."
+        return {"answer": text, "citations": [], "status": "not_found"}
     if not sources:
         ctx.recorder.record("answer.not_found", {"reason": "no source the user may read matched"})
         return {"answer": NOT_FOUND, "citations": [], "status": "not_found"}
-    sources = _add_evidence(state["question"], sources, ctx.services.embedder)
+    # Once the sources are one party's, its name only pulls signature blocks and running headers
+    # to the top of the evidence: the sentences are chosen for the rest of the question.
+    party = state.get("party") or ""
+    asked = " ".join(state["question"].replace(party, " ").split()) if party else state["question"]
+    sources = _add_evidence(asked, sources, ctx.services.embedder)
     settings = ctx.services.settings
     if settings.resolved_answer_mode == "extractive":
         text, cited = _extractive(sources, settings.min_evidence_score)
@@ -205,6 +281,7 @@ def answer(state: State, config: RunnableConfig) -> State:
         )
         if not cited:
             return {"answer": NOT_FOUND, "citations": [], "status": "not_found", "sources": sources}
+        text, cited, sources = renumber(text, sources)
         return {"answer": text, "citations": cited, "status": "extracted", "sources": sources}
     blocks = "\n\n".join(_source_block(i, s) for i, s in enumerate(sources, start=1))
     messages = [
@@ -239,17 +316,21 @@ def check_citations(state: State, config: RunnableConfig) -> State:
     for c in invalid:
         text = text.replace(f"[{c}]", "")
     ctx.recorder.record("citations.check", {"valid": valid, "invalid": invalid, "sources": n})
-    return {"answer": text, "citations": valid, "status": "answered" if valid else "uncited"}
+    # Numbers listed in 'citations' but absent from the text stay cited, after the ones used.
+    text, valid, sources = renumber(text, state.get("sources", []), valid)
+    return {"answer": text, "citations": valid, "status": "answered" if valid else "uncited", "sources": sources}
 
 
-# A backstop for the planner's recall: a small model sometimes misses that "what have we paid"
-# needs the ledger. The ledger tool still checks permissions and resolves the counterparty itself.
-_MONEY = re.compile(r"\b(paid|pay|payments?|spent|spend|invoiced?|invoices|booked|charged|transferred)\b", re.I)
+_YEARISH = re.compile(r"\b(20\d\d|year)\b", re.I)
 
 
 def _after_retrieve(state: State) -> str:
-    wants_ledger = state["plan"].get("ledger_lookup") or _MONEY.search(state["question"])
-    return "ledger" if wants_ledger else "answer"
+    # Ledger lines only for payment questions, read from the question's own words: the planner's
+    # flag alone put payment totals on top of contract-term answers.
+    # A follow-up that only changes the period ("And in 2024?") keeps asking about payments.
+    question, context = state["question"], state.get("context") or state["question"]
+    period_only = context != question and len(question.split()) <= 5 and bool(_YEARISH.search(question))
+    return "ledger" if asks_about_money(question) or (period_only and asks_about_money(context)) else "answer"
 
 
 def _after_answer(state: State) -> str:

@@ -127,6 +127,18 @@ def contains_all(prediction: str, needles: Sequence[str]) -> float:
     return float(all(n.lower() in low for n in needles))
 
 
+def first_units_hold(prediction: str, needles: Sequence[str]) -> float:
+    """Whether the answer's opening holds the asked facts: every needle is in its first n units
+    (lines, else sentences), n the number of facts asked. A right fact buried under a ledger line
+    or an unrelated quote does not count: an employee reads the first sentence."""
+    units = [u for u in prediction.splitlines() if u.strip()]
+    # A quoted passage is one unit (an extractive answer's line); free prose is cut into sentences.
+    if len(units) <= 1 and not prediction.lstrip().startswith('"'):
+        units = [u for u in re.split(r"(?<=[.!?])\s+(?=[A-Z\"\[])", prediction) if u.strip()]
+    head = " ".join(" ".join(units[: max(1, len(needles))]).lower().split())
+    return float(all(" ".join(n.lower().split()) in head for n in needles))
+
+
 def leaked_phrases(text: str, phrases: Sequence[str]) -> list[str]:
     low = " ".join(text.lower().split())
     return [p for p in phrases if " ".join(p.lower().split()) in low]

@@ -34,6 +34,7 @@ SUMMARY_METRICS = (
     *M.RETRIEVAL_MEASURES,
     *M.PASSAGE_MEASURES,
     "must_contain",
+    "first_fact",
     "numeric_match",
     "exact_match",
     "token_f1",
@@ -205,10 +206,13 @@ def _score_answer(item: EvalItem, ans: Answer, res: QuestionResult) -> None:
     refused = ans.status == "not_found"
     if item.expects_refusal:
         m["refusal_correct"] = float(refused)
+        if "first-answer" in item.tags:
+            m["first_fact"] = float(refused and not M.leaked_phrases(text, item.forbidden_phrases))
     else:
         m["answered_when_expected"] = float(not refused)
         if item.must_contain:
             m["must_contain"] = M.contains_all(text, item.must_contain)
+            m["first_fact"] = M.first_units_hold(text, item.must_contain)
         if item.expected_value is not None:
             m["numeric_match"] = M.numeric_match(text, item.expected_value, item.tolerance)
         if item.expected_answer:

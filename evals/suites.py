@@ -31,6 +31,8 @@ QUICK_AGENT_ITEMS = ("Q-001", "Q-007", "Q-010", "Q-013", "Q-014", "R-001")
 SUITES = ("quick", "demo", "full")
 # One suite per flagship agent, on the demo bank: items in datasets/<name>.jsonl (built from planted_facts.json).
 AGENT_SUITES = ("policy", "contracts", "reconcile")
+# The default agent's first answer (issue 24): first_fact = the opening holds the asked fact.
+ANSWER_SUITES = ("answers",)
 
 
 def default_eval_data() -> Path:
@@ -44,13 +46,13 @@ def suite_items(suite: str) -> tuple[list[EvalItem], Path]:
         if suite == "quick":
             items = [i if i.id in QUICK_AGENT_ITEMS else i.model_copy(update={"agent": None}) for i in items]
         return items, DEMO_DATASET
-    if suite in AGENT_SUITES:
+    if suite in (*AGENT_SUITES, *ANSWER_SUITES):
         return load_jsonl(DATASETS_DIR / f"{suite}.jsonl"), DATASETS_DIR / f"{suite}.jsonl"
     path = Path(suite)
     if path.is_dir():
         return load_beir(path).items(), path
     if not path.is_file():
-        suites = ", ".join((*SUITES, *AGENT_SUITES))
+        suites = ", ".join((*SUITES, *AGENT_SUITES, *ANSWER_SUITES))
         raise InputError(f"no eval suite or dataset {suite!r}", hint=f"use one of {suites} or a .jsonl path")
     return load_jsonl(path), path
 
@@ -112,7 +114,7 @@ def run_beir(base: Settings, folder: Path, out_dir: Path, cfg: EvalConfig) -> di
 def run_suite(settings: Settings, suite: str, out_dir: Path, **options: Any) -> dict[str, Any]:
     """Run a suite; the result document holds the main run and, for ``full``, one per BEIR dataset."""
     items, dataset = suite_items(suite)
-    if suite in (*SUITES, *AGENT_SUITES):
+    if suite in (*SUITES, *AGENT_SUITES, *ANSWER_SUITES):
         from sovra.evals.demo_corpus import AS_OF
         from sovra.ui.commands import setup_demo
 

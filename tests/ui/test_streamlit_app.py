@@ -208,6 +208,7 @@ def test_approval_buttons_resume_the_run(data_dir):
     at.button(key=f"reject-{a.run_id}").click().run()
     no_exception(at)
     assert "a refusal needs a reason" in "\n".join(e.value for e in at.error)
+    assert "--reason" not in texts(at) + "\n".join(e.value for e in at.error)  # web wording (issue 24)
     at.button(key=f"approve-{a.run_id}").click().run()
     no_exception(at)
     done = at.session_state["messages"][-1]
@@ -223,6 +224,11 @@ def _open_run(at: AppTest, run_id: str) -> AppTest:
     at.sidebar.button(key="open_run_button").click().run()
     no_exception(at)
     return at
+
+
+def test_an_unknown_run_id_gets_no_command_line_hint(data_dir):
+    errors = "\n".join(e.value for e in _open_run(app("alice"), "no-such-run").error)
+    assert "no-such-run" in errors and "sovra audit" not in errors and "Hint" not in errors
 
 
 def test_only_the_owner_and_auditors_open_a_run(data_dir):

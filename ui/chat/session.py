@@ -72,8 +72,39 @@ def answer_from_records(records: Sequence[AuditRecord], rt: Runtime | None = Non
     if rt is not None:
         a.approval = rt.pending_approval(a.run_id)
         if a.approval is not None:
-            a.status, a.text = "awaiting_approval", f"Waiting for approval: {a.approval.description}"
+            # The findings stay; the proposed action is said in words beside Approve / Reject.
+            a.status = "awaiting_approval"
+            ap = a.approval
+            a.text = a.text.strip() or f"Waiting for approval: {approval_words(ap.description, ap.tool, ap.args)}"
     return a
+
+
+def plain_value(value: Any) -> str:
+    if isinstance(value, bool):
+        return "yes" if value else "no"
+    if isinstance(value, float | int):
+        return f"{value:,.2f}" if isinstance(value, float) else f"{value:,}"
+    if isinstance(value, list | tuple):
+        return ", ".join(plain_value(v) for v in value)
+    return str(value)
+
+
+def plain_action(tool: str, args: dict[str, Any]) -> str:
+    """A proposed tool call in words for a web user: ``open_case`` with its arguments becomes
+    "open case (counterparty: Acme GmbH; amount: 8,500.00)", never the raw call."""
+    what = tool.replace("_", " ").strip()
+    shown = "; ".join(f"{k.replace('_', ' ')}: {plain_value(v)}" for k, v in args.items() if v not in (None, "", []))
+    return f"{what} ({shown})" if shown else what
+
+
+_RAW_CALL = re.compile(r"^\s*\w+\(.*\)\s*$", re.S)
+
+
+def approval_words(description: str, tool: str, args: dict[str, Any]) -> str:
+    """What an approval box says: the tool's own description, unless that is a raw call."""
+    if description.strip() and not _RAW_CALL.match(description):
+        return description
+    return plain_action(tool, args)
 
 
 def history(audit: AuditLog, user: User, limit: int = 30) -> list[RunSummary]:

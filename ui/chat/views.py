@@ -203,8 +203,13 @@ def _logout() -> None:
 # Page parts
 
 
+# Hints written for the command line ("add --reason", "`sovra audit runs`") mean nothing in a browser.
+_CLI_HINT = re.compile(r"(^|[\s`'\"])(--[a-z]|sovra\s+[a-z])")
+
+
 def _error(exc: SovraError) -> None:
-    st.error(exc.message + (f"  \nHint: {exc.hint}" if exc.hint else ""), icon="🚫")
+    hint = exc.hint if exc.hint and not _CLI_HINT.search(exc.hint) else None
+    st.error(exc.message + (f"  \nHint: {hint}" if hint else ""), icon="🚫")
 
 
 def sidebar(sh: Shared, user: User) -> str:
@@ -322,13 +327,15 @@ def approval_box(sh: Shared, user: User, a: Answer, index: int) -> None:
     ap = a.approval
     if ap is None:
         return
-    st.warning(f"**Approval needed:** {md(ap.description)}", icon="✋")
-    st.json(ap.args, expanded=True)
+    st.warning(f"**Approval needed:** {md(session.approval_words(ap.description, ap.tool, ap.args))}", icon="✋")
     reason = st.text_input("Reason (required to reject)", key=f"reason-{a.run_id}")
     left, right = st.columns(2)
     approve = left.button("Approve", key=f"approve-{a.run_id}", type="primary", icon=":material/check:")
     reject = right.button("Reject", key=f"reject-{a.run_id}", icon=":material/close:")
     if not (approve or reject):
+        return
+    if reject and not reason.strip():
+        st.error("Rejecting: a refusal needs a reason. Write it in the box above; it is kept with the run.", icon="🚫")
         return
     try:
         with st.spinner("Continuing the run…"), sh.lock, identity.acting_as(user):

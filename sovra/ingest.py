@@ -58,6 +58,14 @@ class IngestReport:
     failed: list[tuple[str, str]] = field(default_factory=list)
     seconds: float = 0.0
     no_acl: list[str] = field(default_factory=list)  # documents nobody may read (no sidecar, no default)
+    # A source that stopped on a mistake of its own (a connector's definition): what to fix, by source
+    # name. Other stops resume from the last checkpoint on the next run.
+    fix: dict[str, str] = field(default_factory=dict)
+
+    def stopped(self, source: str, exc: SovraError) -> None:
+        self.failed.append((source, exc.message))
+        if isinstance(exc, DefinitionError):
+            self.fix[source] = exc.hint or "fix the connector"
 
     def summary(self) -> str:
         return (
@@ -207,7 +215,7 @@ class Ingestor:
             for doc in docs:
                 _check_document(connector, doc, "documents()")
         except SovraError as exc:
-            report.failed.append((connector.name, exc.message))
+            report.stopped(connector.name, exc)
             return
         if progress:
             progress.start(connector.name, len(docs))
@@ -268,7 +276,7 @@ class Ingestor:
         except SovraError as exc:
             # What was applied stays applied; the cursor stays at the last checkpoint.
             flush()
-            report.failed.append((connector.name, exc.message))
+            report.stopped(connector.name, exc)
             return
         flush()
         if listed is not None:

@@ -175,4 +175,6 @@ def sync_command(
             err.print(f"  failed: {item}: {reason}", markup=False)
     if source_failure is not None:
         # The sync stopped: what it applied stays, and the next run resumes from the last checkpoint.
-        raise SourceError(f"source {source!r} stopped: {source_failure}", hint="run `sovra sync` again to resume")
+        # A connector's own mistake does not go away by running again: say what to fix instead.
+        hint = report.fix.get(source) or "run `sovra sync` again to resume"
+        raise SourceError(f"source {source!r} stopped: {source_failure}", hint=hint)

@@ -145,6 +145,7 @@ def test_sync_runs_a_published_connector_kind_and_refuses_one_that_yields_no_doc
     bad = {"bad": {"kind": "dicts", "folder": str(notes)}}
     p = sovra(env, "sync", "bad", SOVRA_SOURCES=json.dumps(bad), SOVRA_CONNECTORS='{"dicts": "notes_plugin:Dicts"}')
     assert_one_line_error(p, "connector 'bad' (Dicts): documents() yielded a dict, not a sovra.documents.Document")
+    assert "yield Document(" in p.stderr and "again to resume" not in p.stderr  # what to fix, not "retry"
 
 
 def test_a_configured_agent_answers_from_the_synced_notes_and_audit_show_json_has_every_record_in_full(setup):

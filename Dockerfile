@@ -12,7 +12,8 @@ RUN apt-get update \
 RUN pip install --no-cache-dir "uv==0.13.9"
 ENV UV_NO_PROGRESS=1 \
     UV_LINK_MODE=copy \
-    CMAKE_ARGS="-DGGML_NATIVE=OFF -DGGML_AVX=ON -DGGML_AVX2=ON -DGGML_FMA=ON -DGGML_F16C=ON -DGGML_BMI2=ON"
+    CMAKE_ARGS="-DGGML_NATIVE=OFF -DGGML_AVX=ON -DGGML_AVX2=ON -DGGML_FMA=ON -DGGML_F16C=ON -DGGML_BMI2=ON -DLLAVA_BUILD=OFF" \
+    CMAKE_BUILD_PARALLEL_LEVEL=4
 RUN python -m venv /opt/venv
 WORKDIR /src
 # The lock first, on its own layer: code changes do not reinstall the dependencies.

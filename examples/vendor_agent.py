@@ -38,10 +38,10 @@ agent = define_agent("vendors", "Answers questions about our vendors from the du
 register("vendor_notes", VendorNotes)  # config and code can now build it by name: create("vendor_notes", ...)
 
 
-def main(question: str, user: str, runtime: Runtime) -> str:
+def main(question: str, user: str, runtime: Runtime, asked=agent) -> str:
     notes = create("vendor_notes", folder=str(Path(__file__).parent / "vendor_notes"))
     Ingestor(runtime.services.index, runtime.services.embedder, runtime.settings.paths.state_db).run([notes])
-    answer = runtime.ask(agent, question, user)
+    answer = runtime.ask(asked, question, user)
     return "\n".join([answer.text, *(c.label() for c in answer.citations)])
 
 

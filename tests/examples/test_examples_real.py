@@ -95,3 +95,9 @@ def test_measure_vendor_agent_answers_the_ten_questions(env):
     out = run(env, sys.executable, "examples/measure_vendor_agent.py").stdout
     assert "correct cited answers 5/5, correct not found 5/5" in out, out
     assert out.count("\nok ") + out.startswith("ok ") == 10 and "BAD" not in out
+
+
+def test_measure_through_the_tutorials_supervisor_answers_the_ten_questions(env):
+    # python examples/measure_vendor_agent.py --supervisor  (docs/sdk.md, section 8)
+    out = run(env, sys.executable, "examples/measure_vendor_agent.py", "--supervisor").stdout
+    assert "correct cited answers 5/5, correct not found 5/5" in out, out

@@ -206,13 +206,17 @@ class SdkAgent:
                 "rounds": rounds + 1,
                 "calls": seen + [_signature(p) for p in pending],
             }
+        # Nothing gathered yet: the first decision must call a tool. An answer without one is
+        # not_found anyway (safe by default), and a small model under the grammar would otherwise
+        # often "answer" from nothing instead of looking (seen with the bundled model).
+        first = not rounds and not seen
         convo = self._conversation(
             state,
-            'Reply with one JSON object: {"tool": NAME, "args": {...}} to call a tool, or '
-            f'{{"tool": "{FINAL}"}} when you have what you need to answer.',
+            'Reply with one JSON object: {"tool": NAME, "args": {...}} to call a tool'
+            + ("." if first else f', or {{"tool": "{FINAL}"}} when you have what you need to answer.'),
         )
         try:
-            decision, mc = gw.complete_json(convo, self._decision_model(), route=self.route)
+            decision, mc = gw.complete_json(convo, self._decision_model(finish=not first), route=self.route)
         except ModelOutputError as exc:
             if not rounds:
                 raise  # nothing gathered yet: the run fails with the model's error
@@ -245,7 +249,10 @@ class SdkAgent:
             return True
         return time.monotonic() - ctx.started > 0.8 * b.max_seconds
 
-    def _decision_model(self) -> type[BaseModel]:
+    def _decision_model(self, finish: bool = True) -> type[BaseModel]:
+        """One decision: a call of one of the tools, or the end. Without ``finish`` the schema sent to
+        the model (which a grammar enforces) offers the tool calls only; what is parsed back still
+        admits the end, so a model that ignores the schema ends the run as before."""
         options: list[Any] = [
             create_model(f"Call_{t.name}", tool=(Literal[t.name], ...), args=(t.args_model, ...))  # type: ignore[valid-type]
             for t in self.tools
@@ -259,7 +266,11 @@ class SdkAgent:
         base: Any = RootModel[union]  # type: ignore[valid-type]
 
         def schema(cls: Any, *args: Any, **kw: Any) -> dict[str, Any]:
-            return _cap_strings(base.model_json_schema.__func__(cls, *args, **kw))
+            out = _cap_strings(base.model_json_schema.__func__(cls, *args, **kw))
+            if not finish:  # keep the anyOf (a lone top-level $ref is not understood by every server)
+                out["anyOf"] = [o for o in out["anyOf"] if o.get("$ref") != "#/$defs/Finish"]
+                out["$defs"].pop("Finish", None)
+            return out
 
         # A small model under a grammar may write a string argument until max_tokens cuts the JSON
         # off; a length limit in the schema (which llama.cpp's grammar enforces) lets it close it.

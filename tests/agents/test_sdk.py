@@ -120,10 +120,11 @@ def test_json_mode_for_small_models_and_citations_from_tools(tmp_path, fake):
     a = rt.ask(agent, "How warm is it in Zurich?", "alice")
     assert a.text == "It is 21.5 degrees in Zurich [1]."
     assert [c.title for c in a.citations] == ["Weather report Zurich"] and a.citations[0].n == 1
-    # The decision was constrained by a schema: one option per tool plus final_answer.
-    rf = fake.chat_bodies()[0]["response_format"]
-    options = json.dumps(rf["json_schema"]["schema"])
-    assert '"weather"' in options and '"add"' in options and '"final_answer"' in options
+    # The decisions were constrained by a schema: the first one (nothing gathered yet) offers the
+    # tools only, the next one each tool plus final_answer.
+    first, then = (json.dumps(b["response_format"]["json_schema"]["schema"]) for b in fake.chat_bodies()[:2])
+    assert '"weather"' in first and '"add"' in first and '"final_answer"' not in first
+    assert '"weather"' in then and '"add"' in then and '"final_answer"' in then
     rt.close()
 
 

@@ -173,3 +173,25 @@ def test_a_configured_agent_answers_from_the_synced_notes_and_audit_show_json_ha
     assert any(json.dumps(long_answer)[1:-1] in o for o in outputs)  # in full: the text view shortens it
     text = sovra(env, "audit", "show", answer["run_id"])
     assert text.returncode == 0 and long_answer not in text.stdout
+
+
+@pytest.mark.llm
+@pytest.mark.slow
+def test_a_configured_agent_answers_on_the_bundled_model(setup):
+    # docs/sdk.md, sections 1 and 6: sovra sync notes; sovra ask "..." --as bob --agent NAME (no served model)
+    _, env = setup
+    assert sovra(env, "sync", "notes").returncode == 0
+    agent_env = {"SOVRA_AGENTS": '{"notes_agent": "notes_plugin:notes_agent"}'}
+    for name in ("SOVRA_LLM_BASE_URL", "SOVRA_LLM_MODEL"):
+        env.pop(name, None)  # the bundled model, as a user who just installed Sovra has it
+    q = "Who issues the SOC 2 report of Nimbus Cloud?"
+    p = sovra(env, "ask", q, "--as", "bob", "--agent", "notes_agent", "--json", **agent_env)
+    assert p.returncode == 0, p.stderr
+    answer = json.loads(p.stdout)
+    assert answer["status"] in ("answered", "extracted") and "Keller & Partner" in answer["answer"], answer
+    assert answer["citations"] and answer["citations"][0]["title"] == "Nimbus Cloud"
+    # alice is not in finance: the note is not hers, so nothing is found and nothing is quoted
+    p = sovra(env, "ask", q, "--as", "alice", "--agent", "notes_agent", "--json", **agent_env)
+    assert p.returncode == 0, p.stderr
+    answer = json.loads(p.stdout)
+    assert answer["status"] == "not_found" and "Keller" not in p.stdout, answer

@@ -322,7 +322,9 @@ def test_breaker_half_open_failure_reopens() -> None:
 
 def test_concurrency_limit_per_endpoint(tmp_path: Path, vllm: list[FakeVLLM]) -> None:
     f = fake(vllm, Reply(status=0))
-    gw, _ = gateway(tmp_path, {"chat": Route(model="kyc-lora", base_url=f.base_url, max_concurrency=1, timeout_s=0.5)})
+    # The first call hangs until its timeout: long enough that a loaded CI machine still makes the
+    # second call while the first holds the slot (0.5 s was not).
+    gw, _ = gateway(tmp_path, {"chat": Route(model="kyc-lora", base_url=f.base_url, max_concurrency=1, timeout_s=3)})
     _get_litellm()
     errors: list[BaseException] = []
 

@@ -36,7 +36,10 @@ def test_tiny_run_reports_every_mode_with_no_acl_leak(embedder, tmp_path) -> Non
     ing = result["ingestion"]
     assert ing["chunks"] >= 25 and len(ing["raw_embed_s"]) == len(ing["pipeline_s"]) == 1
     raw, pipe = ing["raw_embed_s"][0], ing["pipeline_s"][0]
-    assert abs(ing["overhead"] - (pipe - raw) / raw) < 0.01  # (b - a) / a, from rounded seconds
+    # (b - a) / a from the unrounded seconds; the report rounds them to 0.01 s, which moves the ratio
+    # by up to 0.005 / a + 0.005 * b / a^2 (a tiny run on a loaded machine: a few hundredths).
+    slack = 0.005 / raw + 0.005 * pipe / raw**2 + 1e-4
+    assert abs(ing["overhead"] - (pipe - raw) / raw) <= slack
     assert "pipeline_overhead_under_10pct" in result["verdict"]
     edit = ing["one_clause_edit"]
     assert edit["documents_updated"] == 1 and 1 <= edit["chunks_reembedded"] < edit["document_chunks"]

@@ -17,12 +17,14 @@ import contextlib
 import datetime as dt
 import importlib
 import logging
+import sys
 import threading
 import time
 from collections import OrderedDict
 from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass, field
 from functools import cached_property
+from pathlib import Path
 from typing import Any, Literal, Protocol
 
 from langchain_core.runnables import RunnableConfig
@@ -706,7 +708,13 @@ def agent_identity(agent: Any) -> str:
     ident = getattr(agent, "identity", None)
     if callable(ident):
         return str(ident())
-    return f"{type(agent).__module__}.{type(agent).__qualname__}:{getattr(agent, 'name', '')}"
+    # The module's last name only: the same file is `pkg.mod` in one process and `mod` in another
+    # (run as a script, or with its folder on sys.path); it is still the same agent.
+    module = type(agent).__module__
+    if module == "__main__":
+        main = sys.modules.get("__main__")
+        module = Path(getattr(main, "__file__", None) or "__main__").stem
+    return f"{module.rpartition('.')[2]}.{type(agent).__qualname__}:{getattr(agent, 'name', '')}"
 
 
 def _check_same_agent(audit: Any, run_id: str, agent: Agent, error: type[SovraError]) -> None:

@@ -227,3 +227,16 @@ def test_the_chat_lists_an_agent_of_the_agents_setting(plugin, tmp_path):
     settings = Settings(data_dir=data_dir(tmp_path), agents={"supplier_renewals": "renewals_plugin:renewals"})
     assert ("supplier_renewals", "Supplier renewals.") in session.available_agents(settings)
     assert "supplier_renewals" not in dict(session.available_agents(Settings(data_dir=tmp_path / "data")))
+
+
+def test_a_hand_built_agent_is_the_same_agent_whichever_way_its_module_was_imported():
+    """`pkg.mod.Agent` in one process is `mod.Agent` in another (a script, or its folder on sys.path):
+    resume after kill -9 must not refuse it as another agent (the crash test found this)."""
+    from sovra.runtime import agent_identity
+
+    def built(module: str) -> object:
+        cls = type("PaymentAgent", (), {"name": "rel-payment", "__module__": module})
+        return cls()
+
+    assert agent_identity(built("tests.reliability.crash")) == agent_identity(built("crash"))
+    assert agent_identity(built("crash")) != agent_identity(built("other"))

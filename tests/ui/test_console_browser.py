@@ -109,6 +109,24 @@ def _idle(page) -> None:
     page.get_by_test_id("stStatusWidget").wait_for(state="hidden", timeout=120_000)
 
 
+def _pick(page, label: str, option: str, tries: int = 3) -> None:
+    """Choose ``option`` in the select box ``label``. A rerun still drawing the page (a loaded machine)
+    can close the list or replace its options under the click: then open it again."""
+    from playwright.sync_api import TimeoutError as PlaywrightTimeout
+
+    for attempt in range(tries):
+        _idle(page)
+        page.get_by_test_id("stSelectbox").filter(has_text=label).click()
+        page.keyboard.type(option)  # the option list is virtual: narrow it first
+        try:
+            page.get_by_role("option", name=option).click(timeout=15_000)
+            return
+        except PlaywrightTimeout:
+            if attempt == tries - 1:
+                raise
+            page.keyboard.press("Escape")
+
+
 def _shot(page, name: str) -> None:
     if SCREENS is not None:
         SCREENS.mkdir(parents=True, exist_ok=True)
@@ -153,10 +171,7 @@ def _auditor_session(page, url: str, ids: list[str]) -> None:
     _shot(page, "console-runs.png")
 
     # Filter by a user (user01 owns the 50-step run): every row is theirs.
-    _idle(page)  # a rerun still drawing the page would close the list under the click
-    page.get_by_test_id("stSelectbox").filter(has_text="User").click()
-    page.keyboard.type("user01")  # the option list is virtual: narrow it first
-    page.get_by_role("option", name="user01").click()
+    _pick(page, "User", "user01")
     page.get_by_text(re.compile(r"\d+ runs match")).filter(has_not_text="121").wait_for(timeout=30_000)
     rows = page.get_by_role("table").first.locator("tbody tr")
     assert rows.count() > 0 and all("user01" in rows.nth(i).inner_text() for i in range(rows.count()))

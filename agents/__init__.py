@@ -12,10 +12,10 @@ from __future__ import annotations
 
 import functools
 import importlib
-from importlib.metadata import entry_points
 from typing import Any
 
 from sovra.errors import ConfigError, InputError
+from sovra.plugins import merged
 
 ENTRY_POINT_GROUP = "sovra.agents"
 
@@ -31,35 +31,11 @@ AGENTS: dict[str, str] = {
 }
 
 
-@functools.cache
-def _published() -> tuple[tuple[str, str, str], ...]:
-    """(name, target, package) of every ``sovra.agents`` entry point; installed packages do not
-    change while a process runs."""
-    return tuple(
-        (ep.name, ep.value, ep.dist.name if ep.dist is not None else "?")
-        for ep in entry_points(group=ENTRY_POINT_GROUP)
-    )
-
-
 def registry(settings: Any = None) -> dict[str, str]:
     """Every agent name and its ``"module:attribute"``; raises ``ConfigError`` on a name clash."""
     from sovra.config import Settings
 
-    found = dict(AGENTS)
-    where = dict.fromkeys(AGENTS, "built-in agent")
-    configured = (settings or Settings()).agents
-    extra = [(n, t, f"entry point of package {pkg}") for n, t, pkg in _published()]
-    extra += [(n, t, "[agents] setting") for n, t in configured.items()]
-    for name, target, origin in extra:
-        if name in found:
-            raise ConfigError(
-                f"agent name {name!r} of the {origin} ({target}) is taken by the {where[name]} ({found[name]})",
-                hint="agent names are unique: rename one",
-            )
-        if ":" not in target:
-            raise ConfigError(f"agent {name!r} of the {origin}: {target!r} is not 'module:attribute'")
-        found[name], where[name] = target, origin
-    return found
+    return merged("agent", AGENTS, ENTRY_POINT_GROUP, "[agents]", (settings or Settings()).agents)
 
 
 def get_agent(name: str, settings: Any = None) -> Any:

@@ -8,12 +8,11 @@ three (a clash is an error naming both), and a tool must be registered under its
 
 from __future__ import annotations
 
-import functools
 import importlib
-from importlib.metadata import entry_points
 from typing import Any
 
 from sovra.errors import ConfigError, DefinitionError, InputError
+from sovra.plugins import merged
 from sovra.tools.base import Tool
 
 ENTRY_POINT_GROUP = "sovra.tools"
@@ -30,32 +29,11 @@ BUILTINS: dict[str, str] = {
 }
 
 
-@functools.cache
-def _published() -> tuple[tuple[str, str, str], ...]:
-    return tuple(
-        (ep.name, ep.value, ep.dist.name if ep.dist is not None else "?")
-        for ep in entry_points(group=ENTRY_POINT_GROUP)
-    )
-
-
 def registry(settings: Any = None) -> dict[str, str]:
     """Every tool name and its ``"module:attribute"``; raises ``ConfigError`` on a name clash."""
     from sovra.config import Settings
 
-    found = dict(BUILTINS)
-    where = dict.fromkeys(BUILTINS, "built-in tool")
-    extra = [(n, t, f"entry point of package {pkg}") for n, t, pkg in _published()]
-    extra += [(n, t, "[tools] setting") for n, t in (settings or Settings()).tools.items()]
-    for name, target, origin in extra:
-        if name in found:
-            raise ConfigError(
-                f"tool name {name!r} of the {origin} ({target}) is taken by the {where[name]} ({found[name]})",
-                hint="tool names are unique: rename one",
-            )
-        if ":" not in target:
-            raise ConfigError(f"tool {name!r} of the {origin}: {target!r} is not 'module:attribute'")
-        found[name], where[name] = target, origin
-    return found
+    return merged("tool", BUILTINS, ENTRY_POINT_GROUP, "[tools]", (settings or Settings()).tools)
 
 
 def get_tool(name: str, settings: Any = None) -> Tool[Any, Any]:

@@ -130,6 +130,35 @@ def test_parties_with_roles_from_an_opening_sentence():
     assert parse_parties(text) == [("Northwind Traders, Inc.", "Supplier"), ("Contoso Foods LLC", "Buyer")]
 
 
+def test_a_legal_form_of_several_words_is_kept_whole_and_a_name_ending_in_a_is_not_cut():
+    text = (
+        'This Agreement is entered into by and between Fabrikam Holdings ("Buyer"), and Tailspin Corporation '
+        'Limited, a public limited company incorporated in India ("Seller").'
+    )
+    assert parse_parties(text) == [("Fabrikam Holdings", "Buyer"), ("Tailspin Corporation Limited", "Seller")]
+    # "...DATA CORPORATION" is a name, not the description "a corporation"
+    assert parse_parties('between NORTHDATA CORPORATION ("Northdata") and Contoso Inc. ("Buyer")') == [
+        ("NORTHDATA CORPORATION", "Northdata"),
+        ("Contoso Inc.", "Buyer"),
+    ]
+
+
+def test_an_opening_with_short_names_only_takes_the_full_names_they_were_defined_for():
+    # a two-column cover table defines both names, the opening sentence uses only the short ones
+    cover = (
+        "DISTRIBUTION AGREEMENT\n\n"
+        'NORTHDATA CORPORATION ("Northdata")      "DISTRIBUTOR"  CONTOSO TRADING COMPANY\n\n'
+        "1 Main Street                             ADDRESS: 2 Low Road\n\n"
+        'This Distribution Agreement (the "Agreement") is entered into by and between Northdata and Distributor.\n'
+    )
+    f = extract_fields({1: cover})["parties"]
+    assert f.state == "found"
+    assert [n for n, _ in f.value] == ["NORTHDATA CORPORATION", "CONTOSO TRADING COMPANY"]
+    # a short name defined nowhere is not taken as a party's name
+    bare = 'This Agreement (the "Agreement") is entered into by and between Northdata and Distributor.\n'
+    assert extract_fields({1: bare})["parties"].state != "found"
+
+
 def test_redacted_party_names_are_skipped_not_guessed():
     text = 'by and between [***] (the "Provider") and Fabrikam Ltd. (the "Recipient").'
     assert parse_parties(text) == [("Fabrikam Ltd.", "Recipient")]

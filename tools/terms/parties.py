@@ -8,6 +8,7 @@ corporation", an address, or the next party. Redacted names ("[***]") are skippe
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 
 from sovra.tools.terms.fields import Reading, _mapped, extractor
 from sovra.tools.terms.layout import Passage
@@ -26,7 +27,7 @@ _SUFFIX = (
 # A description that follows a name: ", a Delaware corporation", ", with offices at", ", having its ..."
 _DESCRIPTION = re.compile(
     r",?\s*(?:\(\s*)?(?:\ban?\s+(?:[A-Z][\w.-]*\s+){0,4}(?:corporation|company|limited|partnership|association|"
-    r"organi[sz]ation|entity|individual|bank|trust|body|société|gesellschaft|national)|a\s+(?:corporation|company)|"
+    r"organi[sz]ation|entity|individual|bank|trust|body|société|gesellschaft|national)|\ba\s+(?:corporation|company)|"
     r"(?:organi[sz]ed|incorporated|existing|formed|registered)\b|with\s+(?:its|a|an)\s+(?:principal|registered|"
     r"business|head)|having\s+(?:its|a|an)|located\s+at|whose\s+(?:registered|principal)|of\s+\d|residing|"
     r"domiciled|\d{2,}\s+[A-Z]|\(?(?:hereinafter|each|collectively|together)\b|mit\s+Sitz|dont\s+le\s+siège)",
@@ -96,7 +97,9 @@ def _name_before(segment: str) -> str:
         segment = segment[m.end() + rest.end() :]
         m = _DESCRIPTION.search(segment)
     head = segment[: m.start()] if m and m.start() > 1 else segment
-    m2 = re.match(rf"(.+?\b{_SUFFIX})(?=[\s,(]|$)", head)
+    # The name ends at its legal form, and a legal form may take several words ("GOCL Corporation
+    # Limited", "Acme Company, Inc."): keep the whole run of them.
+    m2 = re.match(rf"(.+?\b{_SUFFIX}(?:,?\s+{_SUFFIX})*)(?=[\s,(]|$)", head)
     if m2 and len(m2.group(1)) >= 3:
         head = m2.group(1)
     return _clean(head)
@@ -225,6 +228,53 @@ def _registered_block(head: list[Passage]) -> tuple[Passage, list[tuple[str, str
     return None
 
 
+def _full_name(short: str, head: list[Passage]) -> str:
+    """The full name a defined short name stands for, from where the document defines it: "McDATA
+    CORPORATION ("McDATA")", or a cover table's role label before the name ("RESELLER" MTI TECHNOLOGY
+    CORPORATION). Only a name with a legal form counts; otherwise ""."""
+    key = short.casefold()
+    label = re.compile(
+        rf"(?i:[\"“']{re.escape(short)}[\"”']?|\b{re.escape(short)})\s+"
+        rf"(?P<name>[A-Z][\w&'’-]*(?:[ ,]+[\w&'’.-]+){{0,6}}?[ ,]+(?i:{_SUFFIX}))(?=[\s,(]|$)"
+    )
+    for p in head:
+        for n, role in parse_parties(p.text):
+            if role.casefold() == key and n.casefold() != key and re.search(rf"\b{_SUFFIX}$", n, re.I):
+                return n
+    for p in head:
+        m = label.search(p.text)
+        if m and _plausible(_clean(m["name"])):
+            return _clean(m["name"])
+    return ""
+
+
+def _short_names(text: str) -> list[tuple[str, str]]:
+    """The names of an opening that uses short names only: "between McDATA and Reseller." (a role word
+    such as "Reseller" included, which parse_parties rightly drops as a name)."""
+    m = _BETWEEN.search(text)
+    if not m:
+        return []
+    seg = re.split(r"[.;:](?:\s|$)|\(", text[m.end() :])[0]
+    names = [_clean(x) for x in _SPLIT.split(seg) if x.strip()]
+    ok = all(1 <= len(n.split()) <= 3 and n[:1].isupper() for n in names)
+    return [(n, "") for n in names] if ok and len(names) >= 2 else []
+
+
+def _resolved(found: list[tuple[str, str]], head: list[Passage], real: Callable[[str], bool]) -> list[tuple[str, str]]:
+    """An opening that names the parties by their short names only ("between McDATA and Reseller"):
+    each short name replaced by the full name it was defined for; [] if any cannot be resolved."""
+    out: list[tuple[str, str]] = []
+    for n, role in found:
+        full = "" if re.search(rf"\b{_SUFFIX}$", n, re.I) else _full_name(n, head)
+        if full:
+            out.append((full, role or n))
+        elif real(n) and re.search(rf"\b{_SUFFIX}$", n, re.I):
+            out.append((n, role))
+        else:
+            return []  # a short name left as it is would be a wrong party ("Reseller")
+    return out
+
+
 @extractor("parties", "Parties")
 def parties(ps: list[Passage]) -> Reading:
     """The first opening in the document that names two or more parties (a cover page's "BETWEEN A
@@ -267,7 +317,10 @@ def parties(ps: list[Passage]) -> Reading:
                 continue
             # "... the deal between A and B.": the sentence alone names them all; otherwise the names
             # run on over the next lines ("BETWEEN:" / name / "AND" / name, or long addresses).
-            found = [(n, role) for n, role in parse_parties(p.text) if real(n)] if between else []
+            raw = parse_parties(p.text) if between else []
+            found = [(n, role) for n, role in raw if real(n)]
+            if len(found) < 2 and between:
+                found = _resolved(_short_names(p.text), head, real) or found
             if len(found) < 2:
                 found = [(n, role) for n, role in parse_parties(window) if real(n)]
         r.cued.append(p)

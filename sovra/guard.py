@@ -185,9 +185,22 @@ def _closing_bracket(text: str, i: int) -> int:
     return -1
 
 
+def _hold_from(text: str, k: int, spans: list[tuple[int, int]]) -> int:
+    """Where to stop releasing when something at ``k`` must wait: the start of the run of non-space
+    characters holding ``k`` ("www." + "![..." is sanitised as one run), and never inside a construct
+    already seen (a tag's own spaces are not word breaks)."""
+    while True:
+        start = max(text.rfind(c, 0, k) for c in " \t\r\n") + 1
+        inside = [cs for cs, ce in spans if cs < start < ce]
+        if not inside:
+            return start
+        k = min(inside)
+
+
 def _safe_cut(text: str) -> int:
     """The length of the longest prefix of ``text`` that no later token can turn into markup."""
     cut = max(text.rfind(c) for c in " \t\r\n") + 1  # never split a run of non-space characters
+    spans: list[tuple[int, int]] = []
     i = 0
     while i < cut:
         c = text[i]
@@ -195,21 +208,23 @@ def _safe_cut(text: str) -> int:
         if c == "<":
             close = text.find(">", i)
             if close < 0:
-                return start
+                return _hold_from(text, start, spans)
             end = close + 1
         elif c == "[":
             start = i - 1 if i > 0 and text[i - 1] == "!" else i
             close = _closing_bracket(text, i)
             if close < 0 or close + 1 >= len(text):
-                return start  # may still be followed by "(url)"
+                return _hold_from(text, start, spans)  # may still be followed by "(url)"
             if text[close + 1] == "(":
                 paren = text.find(")", close)
                 if paren < 0:
-                    return start
+                    return _hold_from(text, start, spans)
                 end = paren + 1
             else:
                 end = close + 1
         if end > cut:  # a construct is released whole, with the word it ends in
-            return start
+            return _hold_from(text, start, spans)
+        if end - start > 1:
+            spans.append((start, end))
         i = end
     return cut

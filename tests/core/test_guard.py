@@ -140,6 +140,13 @@ def test_a_url_split_inside_its_scheme_is_still_removed():
     assert shown == "Send it to [link removed] now, per [1]." and s.removed == ["http://evil.example/c?d=SECRET"]
 
 
+def test_a_held_image_holds_back_the_word_it_starts_in():
+    # Found by hypothesis: "www." was released alone (not yet a URL), then "![a [b] c](" at the end,
+    # and the client rendered "www.![a", a bare URL.
+    out, _ = _stream(["www.", "![a [b] c]("])
+    assert out[0] == out[1] == "" and not _BARE_URL.search("".join(out))
+
+
 def test_an_image_is_held_until_it_closes_then_removed_whole():
     out, _ = _stream(["Total ", "EUR 9 ", "![chart", " of costs](//evil", ".example/p.png", ' "t") ', "done"])
     assert out[2] == out[3] == out[4] == ""  # nothing of the image is shown while it may complete

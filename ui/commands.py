@@ -155,8 +155,22 @@ def _drop_index(settings: Settings) -> None:
         raise InputError(
             "--rebuild of a Qdrant server collection is not automatic", hint="delete the collection, then ingest"
         )
-    shutil.rmtree(settings.paths.root / "qdrant", ignore_errors=True)
-    settings.paths.state_db.unlink(missing_ok=True)
+    from sovra.index.edge import EdgeIndex, IndexInUseError
+
+    # Other processes may be serving this index (the chat, the API, a bot): never delete it under them.
+    probe = EdgeIndex(settings.paths.qdrant, settings.collection)
+    try:
+        probe._take_lock()
+    except IndexInUseError:
+        raise InputError(
+            "--rebuild needs the index to itself: another Sovra process on this data dir is using it",
+            hint="stop `sovra serve`, `sovra ui`, the bots and `sovra mcp` on this data dir, then rebuild",
+        ) from None
+    try:
+        shutil.rmtree(settings.paths.root / "qdrant", ignore_errors=True)
+        settings.paths.state_db.unlink(missing_ok=True)
+    finally:
+        probe._release_lock()
 
 
 def _ingest(

@@ -24,9 +24,10 @@ def open_index(settings: Settings) -> Index:
 
         layout = ServerLayout.from_settings(settings)
         return ServerIndex.connect(settings.qdrant_url, settings.collection, settings.qdrant_api_key, layout, tuning)
-    from sovra.index.edge import EdgeIndex
+    from sovra.index.shared import SharedEdgeIndex
 
-    return EdgeIndex(settings.paths.qdrant, settings.collection, tuning)
+    # The first process to open the shard serves it to the others on the same data dir.
+    return SharedEdgeIndex(settings.paths.qdrant, settings.collection, tuning)
 
 
 __all__ = [

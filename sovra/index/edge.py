@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import fcntl
 import json
 import logging
+import os
 import shutil
 from pathlib import Path
 from typing import Any
@@ -72,6 +74,10 @@ def _edge_config(info: IndexInfo, tuning: CollectionSettings) -> qe.EdgeConfig:
     )
 
 
+class IndexInUseError(SovraError):
+    """Another process (or another handle in this one) holds the shard's lock."""
+
+
 class EdgeIndex(VersionedIndex):
     """An ``Index`` stored in a folder, one shard per collection.
 
@@ -85,6 +91,7 @@ class EdgeIndex(VersionedIndex):
         self.location = f"embedded:{self.path}"
         self.tuning = tuning or CollectionSettings()
         self._shard: qe.EdgeShard | None = None
+        self._lock_fd: int | None = None
 
     # -- lifecycle -------------------------------------------------------------------------
     def _meta(self) -> IndexInfo | None:
@@ -109,6 +116,7 @@ class EdgeIndex(VersionedIndex):
             self._open()
             self._check_format()
             return
+        self._take_lock()
         if self.path.exists():
             # A crash before the meta file was written leaves a partial shard: start it over.
             shutil.rmtree(self.path)
@@ -139,11 +147,13 @@ class EdgeIndex(VersionedIndex):
                 raise IndexMissingError(
                     f"no index at {self.path}", hint="run `sovra ingest PATH` or `sovra demo` first"
                 )
+            self._take_lock()
             try:
                 self._shard = qe.EdgeShard.load(str(self.path))
             except Exception as exc:  # qdrant-edge raises a bare Exception with the cause in text
+                self._release_lock()
                 if "WouldBlock" in str(exc):
-                    raise SovraError(
+                    raise IndexInUseError(
                         f"the embedded index at {self.path} is in use by another Sovra process",
                         hint="wait for it to finish (the embedded engine allows one process at a time), "
                         "or run a Qdrant server and set SOVRA_QDRANT_URL for concurrent use",
@@ -151,16 +161,44 @@ class EdgeIndex(VersionedIndex):
                 raise SovraError(f"cannot open the embedded index at {self.path}: {exc}") from exc
         return self._shard
 
+    def _take_lock(self) -> None:
+        """Hold ``.<collection>.lock`` beside the shard while it is open. qdrant-edge has a lock of its
+        own, but a load that fails on it has already touched the holder's files (a sparse-vector
+        journal the holder then cannot flush): the second handle must not get that far."""
+        if self._lock_fd is not None:
+            return
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        fd = os.open(self.path.parent / f".{self.path.name}.lock", os.O_RDWR | os.O_CREAT, 0o600)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            os.close(fd)
+            raise IndexInUseError(
+                f"the embedded index at {self.path} is in use by another Sovra process",
+                hint="wait for it to finish (the embedded engine allows one process at a time), "
+                "or run a Qdrant server and set SOVRA_QDRANT_URL for concurrent use",
+            ) from None
+        self._lock_fd = fd
+
+    def _release_lock(self) -> None:
+        if self._lock_fd is not None:
+            os.close(self._lock_fd)  # closing the descriptor drops the flock
+            self._lock_fd = None
+
     def optimize(self) -> None:
         # Without this, fresh segments are searched unindexed: at 100k chunks p95 of a broad
         # hybrid query measured 73 ms before and 5 ms after (evals/bench_retrieval.py).
         self._open().optimize()
 
     def close(self) -> None:
-        if self._shard is not None:
-            self._shard.flush()
-            self._shard.close()
-            self._shard = None
+        try:
+            if self._shard is not None:
+                self._shard.flush()
+                self._shard.close()
+                self._shard = None
+        finally:
+            if self._shard is None:
+                self._release_lock()
 
     # -- primitives (see VersionedIndex) ---------------------------------------------------
     def _write(self, points: list[Write]) -> None:

@@ -190,6 +190,13 @@ def run_benchmark(cfg: BenchConfig) -> dict[str, Any]:
     from sovra.ui.api import create_app
 
     settings = Settings(data_dir=cfg.data_dir, as_of=AS_OF)
+    if not settings.resolved_users_file.is_file():
+        from sovra.errors import InputError
+
+        raise InputError(
+            f"no demo bank in {cfg.data_dir} (the benchmark asks its assistant as a demo user)",
+            hint="run `sovra demo` first, or point SOVRA_DATA_DIR at a demo data dir",
+        )
     users = json.loads(settings.resolved_users_file.read_text())
     user = "alice" if "alice" in users else next(iter(users))
 

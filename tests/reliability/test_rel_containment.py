@@ -173,3 +173,24 @@ def test_a_chunk_that_cannot_be_embedded_fails_alone(tmp_path, index, embedder):
     report = Ingestor(index, embedder, tmp_path / "state.sqlite").run([Odd()])
     assert report.added == 1 and [d for d, _ in report.failed] == ["odd:bad"], report.summary()
     assert "canteen" in texts(index, embedder, "when does the canteen open")
+
+
+def test_a_directory_symlink_out_of_the_folder_is_never_read(tmp_path):
+    outside = tmp_path / "secrets"
+    outside.mkdir()
+    (outside / "api-tokens.txt").write_text(SECRET)
+    (outside / "api-tokens.txt.meta.json").write_text(EVERYONE)
+    folder = tmp_path / "docs"
+    folder.mkdir()
+    (folder / "canteen.md").write_text("The canteen opens at 11:30 on working days.")
+    (folder / "linked").symlink_to(outside, target_is_directory=True)
+
+    docs = {d.id: d for d in FilesystemConnector(folder, name="docs").documents()}
+    assert "docs:canteen.md" in docs
+    for doc in docs.values():
+        if doc.id == "docs:canteen.md":
+            continue
+        # Either not listed at all or listed as a failure with no access: never the file's content.
+        assert doc.acl == frozenset(), doc.id
+        with pytest.raises(ParseError, match="outside the folder"):
+            doc.load()

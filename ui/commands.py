@@ -160,7 +160,7 @@ def _drop_index(settings: Settings) -> None:
     # Other processes may be serving this index (the chat, the API, a bot): never delete it under them.
     probe = EdgeIndex(settings.paths.qdrant, settings.collection)
     try:
-        probe._take_lock()
+        probe.lock()
     except IndexInUseError:
         raise InputError(
             "--rebuild needs the index to itself: another Sovra process on this data dir is using it",
@@ -170,7 +170,7 @@ def _drop_index(settings: Settings) -> None:
         shutil.rmtree(settings.paths.root / "qdrant", ignore_errors=True)
         settings.paths.state_db.unlink(missing_ok=True)
     finally:
-        probe._release_lock()
+        probe.unlock()
 
 
 def _ingest(

@@ -78,6 +78,14 @@ class IndexInUseError(SovraError):
     """Another process (or another handle in this one) holds the shard's lock."""
 
 
+def _in_use(path: Path) -> IndexInUseError:
+    return IndexInUseError(
+        f"the embedded index at {path} is in use by another Sovra process",
+        hint="wait for it to finish (the embedded engine allows one process at a time), "
+        "or run a Qdrant server and set SOVRA_QDRANT_URL for concurrent use",
+    )
+
+
 class EdgeIndex(VersionedIndex):
     """An ``Index`` stored in a folder, one shard per collection.
 
@@ -116,7 +124,7 @@ class EdgeIndex(VersionedIndex):
             self._open()
             self._check_format()
             return
-        self._take_lock()
+        self.lock()
         if self.path.exists():
             # A crash before the meta file was written leaves a partial shard: start it over.
             shutil.rmtree(self.path)
@@ -147,24 +155,21 @@ class EdgeIndex(VersionedIndex):
                 raise IndexMissingError(
                     f"no index at {self.path}", hint="run `sovra ingest PATH` or `sovra demo` first"
                 )
-            self._take_lock()
+            self.lock()
             try:
                 self._shard = qe.EdgeShard.load(str(self.path))
             except Exception as exc:  # qdrant-edge raises a bare Exception with the cause in text
-                self._release_lock()
+                self.unlock()
                 if "WouldBlock" in str(exc):
-                    raise IndexInUseError(
-                        f"the embedded index at {self.path} is in use by another Sovra process",
-                        hint="wait for it to finish (the embedded engine allows one process at a time), "
-                        "or run a Qdrant server and set SOVRA_QDRANT_URL for concurrent use",
-                    ) from exc
+                    raise _in_use(self.path) from exc
                 raise SovraError(f"cannot open the embedded index at {self.path}: {exc}") from exc
         return self._shard
 
-    def _take_lock(self) -> None:
-        """Hold ``.<collection>.lock`` beside the shard while it is open. qdrant-edge has a lock of its
-        own, but a load that fails on it has already touched the holder's files (a sparse-vector
-        journal the holder then cannot flush): the second handle must not get that far."""
+    def lock(self) -> None:
+        """Hold ``.<collection>.lock`` beside the shard until ``close``/``unlock`` (taken before the
+        shard is created or loaded). qdrant-edge has a lock of its own, but a load that fails on it
+        has already touched the holder's files (a sparse-vector journal the holder then cannot
+        flush): the second handle must not get that far."""
         if self._lock_fd is not None:
             return
         self.path.parent.mkdir(parents=True, exist_ok=True)
@@ -173,14 +178,10 @@ class EdgeIndex(VersionedIndex):
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except OSError:
             os.close(fd)
-            raise IndexInUseError(
-                f"the embedded index at {self.path} is in use by another Sovra process",
-                hint="wait for it to finish (the embedded engine allows one process at a time), "
-                "or run a Qdrant server and set SOVRA_QDRANT_URL for concurrent use",
-            ) from None
+            raise _in_use(self.path) from None
         self._lock_fd = fd
 
-    def _release_lock(self) -> None:
+    def unlock(self) -> None:
         if self._lock_fd is not None:
             os.close(self._lock_fd)  # closing the descriptor drops the flock
             self._lock_fd = None
@@ -198,7 +199,7 @@ class EdgeIndex(VersionedIndex):
                 self._shard = None
         finally:
             if self._shard is None:
-                self._release_lock()
+                self.unlock()
 
     # -- primitives (see VersionedIndex) ---------------------------------------------------
     def _write(self, points: list[Write]) -> None:

@@ -170,9 +170,9 @@ class SharedEdgeIndex:
             with self._lock:
                 if self._closed:
                     raise SovraError("the index was closed")
-                if self._local is not None:
-                    return getattr(self._local, name)(*args, **kwargs)
-                guest = self._guest
+                local, guest = self._local, self._guest
+            if local is not None:  # outside the lock: the backend lets searches run beside writes
+                return getattr(local, name)(*args, **kwargs)
             if guest is not None:
                 try:
                     return guest.call(name, args, kwargs)
@@ -181,10 +181,7 @@ class SharedEdgeIndex:
                     with self._lock:
                         self._guest = None
                     continue
-            became, result = self._become_host(name, args, kwargs)
-            if became:
-                return result
-            if self._connect():
+            if self._become_host() or self._connect():
                 continue
             if time.monotonic() > deadline:
                 raise SovraError(
@@ -193,26 +190,20 @@ class SharedEdgeIndex:
                 )
             time.sleep(0.2)
 
-    def _become_host(self, name: str, args: tuple[Any, ...], kwargs: dict[str, Any]) -> tuple[bool, Any]:
-        """Try the shard in this process; on success serve it to the others. (done, the call's result)"""
+    def _become_host(self) -> bool:
+        """Take the shard's lock in this process if no other holds it, and serve the index to the
+        others. The shard itself opens on the first call, as it does without sharing."""
         with self._lock:
-            if self._local is not None:
-                return True, getattr(self._local, name)(*args, **kwargs)
+            if self._local is not None or self._guest is not None:  # another thread got there first
+                return True
             local = EdgeIndex(self.root, self.collection, self.tuning)
             try:
-                result = getattr(local, name)(*args, **kwargs)
+                local.lock()
             except IndexInUseError:
-                local.close()
-                return False, None
-            except BaseException:
-                local.close()
-                raise
-            if local._shard is None:  # the call needed no shard (nothing to open yet): stay unbound
-                local.close()
-                return True, result
+                return False
             self._local = local
             self._serve()
-            return True, result
+            return True
 
     def _serve(self) -> None:
         assert self._local is not None

@@ -70,11 +70,14 @@ def _plausible(name: str) -> bool:
     return caps >= max(1, len(words) // 2) and bool(re.search(r"[A-Za-z]{2}", name))
 
 
+def _has_legal_form(name: str) -> bool:
+    """The name ends in a legal form ("Inc.", "GmbH", "Corporation Limited"), in any case."""
+    return bool(re.search(rf"\b{_SUFFIX}$", name, re.I))
+
+
 def entity_like(name: str) -> bool:
     """A company (legal form) or a person or firm name of a few capitalised words."""
-    if re.search(rf"\b{_SUFFIX}$", name, re.I) or re.search(
-        r"\b(?:Company|Corporation|Limited|Bank|Group|Agency|Trust)\b", name, re.I
-    ):
+    if _has_legal_form(name) or re.search(r"\b(?:Company|Corporation|Limited|Bank|Group|Agency|Trust)\b", name, re.I):
         return True
     words = name.split()
     return 1 <= len(words) <= 8 and all(
@@ -228,19 +231,17 @@ def _registered_block(head: list[Passage]) -> tuple[Passage, list[tuple[str, str
     return None
 
 
-def _full_name(short: str, head: list[Passage]) -> str:
+def _full_name(short: str, head: list[Passage], defined: dict[str, str]) -> str:
     """The full name a defined short name stands for, from where the document defines it: "McDATA
-    CORPORATION ("McDATA")", or a cover table's role label before the name ("RESELLER" MTI TECHNOLOGY
-    CORPORATION). Only a name with a legal form counts; otherwise ""."""
-    key = short.casefold()
+    CORPORATION ("McDATA")" (``defined``: role -> name with a legal form), or a cover table's role
+    label before the name ("RESELLER" MTI TECHNOLOGY CORPORATION). Only a name with a legal form
+    counts; otherwise ""."""
+    if short.casefold() in defined:
+        return defined[short.casefold()]
     label = re.compile(
         rf"(?i:[\"“']{re.escape(short)}[\"”']?|\b{re.escape(short)})\s+"
         rf"(?P<name>[A-Z][\w&'’-]*(?:[ ,]+[\w&'’.-]+){{0,6}}?[ ,]+(?i:{_SUFFIX}))(?=[\s,(]|$)"
     )
-    for p in head:
-        for n, role in parse_parties(p.text):
-            if role.casefold() == key and n.casefold() != key and re.search(rf"\b{_SUFFIX}$", n, re.I):
-                return n
     for p in head:
         m = label.search(p.text)
         if m and _plausible(_clean(m["name"])):
@@ -263,13 +264,19 @@ def _short_names(text: str) -> list[tuple[str, str]]:
 def _resolved(found: list[tuple[str, str]], head: list[Passage], real: Callable[[str], bool]) -> list[tuple[str, str]]:
     """An opening that names the parties by their short names only ("between McDATA and Reseller"):
     each short name replaced by the full name it was defined for; [] if any cannot be resolved."""
+    defined: dict[str, str] = {}
+    for p in head:  # the head's definitions, read once for every short name
+        for n, role in parse_parties(p.text):
+            if role and n.casefold() != role.casefold() and _has_legal_form(n):
+                defined.setdefault(role.casefold(), n)
     out: list[tuple[str, str]] = []
     for n, role in found:
-        full = "" if re.search(rf"\b{_SUFFIX}$", n, re.I) else _full_name(n, head)
-        if full:
-            out.append((full, role or n))
-        elif real(n) and re.search(rf"\b{_SUFFIX}$", n, re.I):
+        if _has_legal_form(n):
+            if not real(n):
+                return []
             out.append((n, role))
+        elif full := _full_name(n, head, defined):
+            out.append((full, role or n))
         else:
             return []  # a short name left as it is would be a wrong party ("Reseller")
     return out
@@ -317,8 +324,7 @@ def parties(ps: list[Passage]) -> Reading:
                 continue
             # "... the deal between A and B.": the sentence alone names them all; otherwise the names
             # run on over the next lines ("BETWEEN:" / name / "AND" / name, or long addresses).
-            raw = parse_parties(p.text) if between else []
-            found = [(n, role) for n, role in raw if real(n)]
+            found = [(n, role) for n, role in parse_parties(p.text) if real(n)] if between else []
             if len(found) < 2 and between:
                 found = _resolved(_short_names(p.text), head, real) or found
             if len(found) < 2:

@@ -12,12 +12,13 @@ RUN apt-get update \
 RUN pip install --no-cache-dir "uv==0.13.9"
 ENV UV_NO_PROGRESS=1 \
     UV_LINK_MODE=copy \
-    CMAKE_ARGS="-DGGML_NATIVE=OFF -DGGML_AVX=ON -DGGML_AVX2=ON -DGGML_FMA=ON -DGGML_F16C=ON -DGGML_BMI2=ON -DLLAVA_BUILD=OFF" \
+    CMAKE_ARGS="-DGGML_NATIVE=OFF -DGGML_AVX=ON -DGGML_AVX2=ON -DGGML_FMA=ON -DGGML_F16C=ON -DGGML_BMI2=ON -DLLAVA_BUILD=OFF -DCMAKE_PROJECT_llama.cpp_INCLUDE=/src/deploy/llama-lib-only.cmake" \
     CMAKE_BUILD_PARALLEL_LEVEL=4
 RUN python -m venv /opt/venv
 WORKDIR /src
 # The lock first, on its own layer: code changes do not reinstall the dependencies.
 COPY requirements.lock ./
+COPY deploy/llama-lib-only.cmake ./deploy/
 RUN uv pip sync --python /opt/venv/bin/python requirements.lock
 COPY pyproject.toml README.md ./
 COPY sovra ./sovra

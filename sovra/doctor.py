@@ -133,6 +133,25 @@ def check_checkpoints(settings: Settings) -> Check:
     return _store_check("runs", target)
 
 
+def check_ledger(settings: Settings) -> Check:
+    """The general ledger the ledger tools read: the first source of kind 'ledger' (not required:
+    a deployment without one answers from documents only)."""
+    from sovra.ingest import load_sources
+
+    try:
+        sources = load_sources(settings.paths.root / "sources.json")
+    except Exception as exc:
+        return _failed("ledger", "sources.json", exc, "fix or remove the data dir's sources.json", required=False)
+    for name, spec in sources.items():
+        if spec.get("kind") == "ledger":
+            path = Path(str(spec.get("path", "")))
+            if not path.is_file():
+                return Check("ledger", False, f"source {name}: {path} (missing)", f"`sovra sync {name}`", False)
+            check = _store_check("ledger", path)
+            return Check("ledger", check.ok, f"source {name}: {check.detail}", check.hint, False)
+    return Check("ledger", True, "none configured (ledger questions are answered as not found)", required=False)
+
+
 def check_model(settings: Settings) -> Check:
     if settings.llm_base_url:
         base = settings.llm_base_url.rstrip("/")
@@ -177,6 +196,7 @@ CHECKS: list[Callable[[Settings], Check]] = [
     check_index,
     check_audit,
     check_checkpoints,
+    check_ledger,
     check_model,
 ]
 

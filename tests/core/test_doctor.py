@@ -79,6 +79,22 @@ def test_demo_data_dir_is_healthy(data: Settings, monkeypatch: pytest.MonkeyPatc
     assert any("SQLite" in line and "audit.sqlite" in line for line in lines)
     assert any("local model" in line and ".gguf" in line for line in lines)
     assert any("embedding" in line and "384 dims" in line for line in lines)
+    assert any(" ledger " in line and "ledger.sqlite" in line for line in lines)
+
+
+def test_missing_ledger_is_named_but_not_required(data: Settings, tmp_path: Path, monkeypatch, capsys) -> None:
+    from sovra.doctor import check_ledger
+
+    sources = json.loads((data.data_dir / "sources.json").read_text())
+    name = next(n for n, spec in sources.items() if spec.get("kind") == "ledger")
+    sources[name]["path"] = str(tmp_path / "gone.sqlite")
+    moved = Settings(data_dir=tmp_path / "d")
+    (tmp_path / "d").mkdir()
+    (tmp_path / "d" / "sources.json").write_text(json.dumps(sources))
+    check = check_ledger(moved)
+    assert not check.ok and not check.required
+    assert check.line().startswith("! ledger") and "gone.sqlite (missing)" in check.line()
+    assert f"sovra sync {name}" in check.line()
 
 
 def test_empty_data_dir_says_what_is_missing(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys) -> None:

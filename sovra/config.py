@@ -76,6 +76,13 @@ class Settings(BaseSettings):
     index_on_disk_payload: bool | None = Field(
         default=None, description="Keep payloads (chunk text, metadata) on disk, memory-mapped (unset = default)."
     )
+    index_host_timeout_s: float = Field(
+        default=300.0,
+        gt=0,
+        description="Embedded index shared by several processes: how long a process waits for the one that "
+        "holds the index to answer a call before it reports that process as not answering (it is "
+        "alive but stuck: a dead one is replaced at once).",
+    )
 
     # Embeddings
     embedding_model_dir: Path | None = Field(

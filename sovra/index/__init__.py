@@ -27,7 +27,9 @@ def open_index(settings: Settings) -> Index:
     from sovra.index.shared import SharedEdgeIndex
 
     # The first process to open the shard serves it to the others on the same data dir.
-    return SharedEdgeIndex(settings.paths.qdrant, settings.collection, tuning)
+    return SharedEdgeIndex(
+        settings.paths.qdrant, settings.collection, tuning, call_timeout_s=settings.index_host_timeout_s
+    )
 
 
 __all__ = [

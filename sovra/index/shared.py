@@ -15,6 +15,9 @@ therefore searchable in every process as soon as the ingest's write returns, wit
   connection gone, and the guest takes the shard itself or connects to whichever process did.
   Writes are durable in the shard's write-ahead log when a call returns, so nothing acknowledged is
   lost; an interrupted ingest is resumed by running it again.
+- A host that is alive but does not answer (stopped, stuck in a call) is not waited on forever: a
+  guest's call gives up after ``SOVRA_INDEX_HOST_TIMEOUT_S`` (default 300 s) with an error that
+  names the process, and the next call tries again.
 - A Qdrant server (``SOVRA_QDRANT_URL``) needs none of this and is used directly.
 """
 
@@ -114,11 +117,21 @@ class _Host:
                 conn.close()
 
 
+class HostNotAnsweringError(SovraError):
+    def __init__(self, pid: int | None, method: str, timeout_s: float) -> None:
+        who = f"process {pid}" if pid else "the process"
+        super().__init__(
+            f"the embedded index is held by {who}, which did not answer {method!r} in {timeout_s:g} s",
+            hint="it may be stopped or stuck: check it (or stop it and run again); "
+            "SOVRA_INDEX_HOST_TIMEOUT_S sets the wait",
+        )
+
+
 class _Guest:
     """A connection per thread to the host, so that threads of a guest process run calls side by side."""
 
-    def __init__(self, address: tuple[str, int], key: bytes) -> None:
-        self.address, self.key = address, key
+    def __init__(self, address: tuple[str, int], key: bytes, pid: int | None = None, timeout_s: float = 300.0) -> None:
+        self.address, self.key, self.pid, self.timeout_s = address, key, pid, timeout_s
         self.local = threading.local()
         self.connect()  # fails here, not on the first call, when the host is gone
 
@@ -131,6 +144,10 @@ class _Guest:
         conn = getattr(self.local, "conn", None) or self.connect()
         try:
             conn.send((name, args, kwargs))
+            # A dead host closes the socket (EOFError at once); a stopped or stuck one is given
+            # timeout_s, then this connection is dropped (its late reply must not answer a later call).
+            if not conn.poll(self.timeout_s):
+                raise HostNotAnsweringError(self.pid, name, self.timeout_s)
             kind, value = conn.recv()
         except BaseException:
             self.local.conn = None
@@ -145,8 +162,11 @@ class _Guest:
 class SharedEdgeIndex:
     """An ``Index`` over the embedded shard that works from any number of processes at once."""
 
-    def __init__(self, root: Path, collection: str, tuning: CollectionSettings | None = None) -> None:
+    def __init__(
+        self, root: Path, collection: str, tuning: CollectionSettings | None = None, call_timeout_s: float = 300.0
+    ) -> None:
         self.root = root
+        self.call_timeout_s = call_timeout_s
         self.collection = collection
         self.tuning = tuning or CollectionSettings()
         self.path = root / collection
@@ -219,7 +239,8 @@ class SharedEdgeIndex:
     def _connect(self) -> bool:
         try:
             raw = json.loads(self.address_file.read_text())
-            guest = _Guest((raw["host"], int(raw["port"])), bytes.fromhex(raw["key"]))
+            pid = int(raw["pid"]) if raw.get("pid") else None
+            guest = _Guest((raw["host"], int(raw["port"])), bytes.fromhex(raw["key"]), pid, self.call_timeout_s)
         except (OSError, EOFError, ValueError, KeyError, AuthenticationError):  # none yet, or a stale file
             return False
         with self._lock:

@@ -11,12 +11,14 @@ import stat
 import subprocess
 import sys
 import textwrap
+import time
 from pathlib import Path
 
+import pytest
 from core.test_index import DOCS, INFO, _points, _search
 
 from sovra.index.edge import EdgeIndex, IndexInUseError
-from sovra.index.shared import SharedEdgeIndex
+from sovra.index.shared import HostNotAnsweringError, SharedEdgeIndex
 
 HOST = textwrap.dedent(
     """
@@ -66,6 +68,28 @@ def test_a_second_process_works_through_the_first_and_takes_over_when_it_is_kill
             host.kill()
         guest.close()
     assert not (tmp_path / "test.host.json").exists()
+
+
+def test_a_host_that_is_stopped_is_reported_not_waited_on_forever(tmp_path):
+    host = _host(tmp_path)
+    guest = SharedEdgeIndex(tmp_path, "test", call_timeout_s=1.5)
+    try:
+        assert guest.count() == 2 and guest.role == "guest"
+        os.kill(host.pid, signal.SIGSTOP)  # alive, holding the shard's lock, answering nothing
+        started = time.monotonic()
+        with pytest.raises(HostNotAnsweringError, match=f"process {host.pid}.*'count' in 1.5 s"):
+            guest.count()
+        assert time.monotonic() - started < 10
+        os.kill(host.pid, signal.SIGCONT)
+        assert guest.count() == 2  # a new connection; the stopped call's late reply answers nothing
+        acl, text = DOCS["fin-1"]
+        guest.upsert(_points("fin-1", acl, text))
+        assert guest.count() == 4
+    finally:
+        os.kill(host.pid, signal.SIGCONT)
+        host.kill()
+        host.wait(timeout=30)
+        guest.close()
 
 
 def test_a_plain_second_handle_is_refused_before_it_touches_the_holders_files(tmp_path):

@@ -24,7 +24,7 @@ from sovra.errors import SovraError
 from sovra.identity import User
 from sovra.runtime import MAX_QUESTION_CHARS, Answer, Citation, RunEvent, Runtime
 from sovra.ui.audit_report import AuditAccessError
-from sovra.ui.chat import identity, session
+from sovra.ui.chat import identity, session, viewer
 from sovra.ui.compliance import is_console_user
 
 log = logging.getLogger(__name__)
@@ -292,35 +292,12 @@ def how_it_was_made(sh: Shared, viewer: User, run_id: str, expanded: bool = Fals
                 st.markdown(md_table(step.table))
 
 
-@st.dialog("Cited passage", width="large")
-def passage_dialog(sh: Shared, user: User, c: Citation, answer_text: str) -> None:
-    st.markdown(f"**[{c.n}] {md(c.title)}**" + (f" · page {c.page}" if c.page is not None else ""))
-    if c.kind == "ledger":
-        st.caption(f"{c.url} · rows {', '.join(c.rows)}")
-        st.html(f"<blockquote>{html.escape(c.quote)}</blockquote>")
-        return
-    try:
-        with sh.lock, identity.acting_as(user):
-            p = session.find_passage(sh.runtime, user, c, answer_text)
-    except SovraError as exc:
-        _error(exc)
-        return
-    if p is None:
-        st.info("This passage is no longer in the index (the document changed since). What the run recorded:")
-        st.html(f"<blockquote>{html.escape(c.quote)}</blockquote>")
-        return
-    st.caption(f"{p.url} · page {p.page} · characters {p.char_start}–{p.char_end} of the document · chunk {p.chunk_id}")
-    if p.url.startswith(("http://", "https://")):
-        st.link_button("Open the document", p.url)
-    st.html(passage_html(p))
-
-
 def citations(sh: Shared, user: User, a: Answer, items: list[Citation], key: str) -> None:
     cols = st.columns(min(len(items), 3) or 1)
     for i, c in enumerate(items):
         icon = ":material/table_rows:" if c.kind == "ledger" else ":material/description:"
         if cols[i % len(cols)].button(chip_label(c), key=f"{key}-{a.run_id}-{c.n}", icon=icon, help=c.url):
-            passage_dialog(sh, user, c, a.text)
+            viewer.source_dialog(sh, user, c, a.text)  # the document at the page, or the ledger rows
 
 
 def approval_box(sh: Shared, user: User, a: Answer, index: int) -> None:
@@ -492,6 +469,9 @@ def main() -> None:
             del st.query_params["page"]
             st.rerun()
         console_page(sh, user)
+        return
+    if st.query_params.get(viewer.VIEW_PARAM):
+        viewer.viewer_page(sh, user)  # checks the user's access itself
         return
     open_run = st.session_state.get("open_run")
     if open_run:

@@ -204,6 +204,15 @@ class Settings(BaseSettings):
         "in .streamlit/secrets.toml. Off unless set (`sovra ui --dev-login` sets it); refused unless the chat "
         "listens on a loopback address only.",
     )
+    upload_max_bytes: int = Field(
+        default=20 * 1024 * 1024,
+        ge=1,
+        description="Largest file a chat user may upload to ask about (bytes); a larger one is refused in one line.",
+    )
+    upload_types: list[str] = Field(
+        default=[".pdf", ".docx", ".md", ".markdown", ".txt", ".html", ".htm", ".csv", ".xlsx"],
+        description="File extensions a chat user may upload (parsed by the ingestion parsers); others are refused.",
+    )
 
     # Chat bots (Slack, Teams): see README "Slack and Teams"
     chat_agent: str = Field(default="assistant", description="The agent the Slack and Teams bots ask.")

@@ -206,6 +206,30 @@ class Ingestor:
         report.seconds = time.perf_counter() - t0
         return report
 
+    def apply(self, changes: Iterable[Document | Deletion]) -> IngestReport:
+        """Apply single changes (one uploaded file, its new ACL, its removal) without listing a
+        source: documents of the same source that ``changes`` does not name are left as they are."""
+        t0 = time.perf_counter()
+        report = IngestReport()
+        self.index.ensure(IndexInfo(model_id=self.embedder.model_id, dim=self.embedder.dim))
+        pending: list[tuple[Document, list[Chunk], bool]] = []
+        with closing(IngestState(self.state_path)) as state:
+            for change in changes:
+                if isinstance(change, Deletion):
+                    self._flush(pending, state, report, None)
+                    pending.clear()
+                    known = state.get(change.id) is not None
+                    self.index.delete_document(change.id)  # also when the state lost it: gone means gone
+                    state.delete(change.id)
+                    report.deleted += known
+                else:
+                    self._apply(change, state, report, None, pending)
+            self._flush(pending, state, report, None)
+        if report.added or report.updated or report.deleted:
+            self.index.optimize()
+        report.seconds = time.perf_counter() - t0
+        return report
+
     def _sync(self, connector: Connector, state: IngestState, report: IngestReport, progress: Progress | None) -> None:
         if isinstance(connector, DeltaConnector):
             self._sync_delta(connector, state, report, progress)

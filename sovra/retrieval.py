@@ -29,6 +29,7 @@ from typing import Any
 
 from sovra.doc_profile import Scope, names_entity, names_title, period_fit, question_scope, residual_question
 from sovra.index.base import Hit, SearchFilter, SearchMode, Sparse
+from sovra.search_scope import narrow
 
 _WORD = re.compile(r"\w+")
 _CACHE_SIZE = 64
@@ -126,6 +127,7 @@ class Retriever:
         return embed_query(self.embedder, query)
 
     def search(self, query: str, flt: SearchFilter, limit: int, mode: SearchMode = "hybrid") -> list[Hit]:
+        flt = narrow(flt)  # the filters the asking person chose for the run (sovra.search_scope)
         cfg = self.config
         dense, sparse = self.embed(query)
         wide = limit

@@ -36,6 +36,7 @@ from sovra.guard import StreamSanitizer
 from sovra.identity import Directory, User
 from sovra.recorder import RunRecorder
 from sovra.runs import RunRow, RunStore
+from sovra.search_scope import SearchScope, scoped
 
 log = logging.getLogger(__name__)
 
@@ -353,8 +354,11 @@ class Runtime:
         *,
         thread_id: str | None = None,
         budget: Budget | None = None,
+        scope: SearchScope | None = None,
     ) -> Answer:
-        return _last_answer(self.stream(agent, question, user_id, interface, thread_id=thread_id, budget=budget))
+        return _last_answer(
+            self.stream(agent, question, user_id, interface, thread_id=thread_id, budget=budget, scope=scope)
+        )
 
     def stream(
         self,
@@ -365,8 +369,12 @@ class Runtime:
         *,
         thread_id: str | None = None,
         budget: Budget | None = None,
+        scope: SearchScope | None = None,
     ) -> Iterator[RunEvent]:
-        """Run ``agent`` for ``user_id``; the last event is always an "answer" or an "error"."""
+        """Run ``agent`` for ``user_id``; the last event is always an "answer" or an "error".
+
+        ``scope``: filters the asker chose (sources, document types, dates); every search of the run
+        is narrowed by them (:mod:`sovra.search_scope`) and the run's audit records them."""
         question, user = self.preflight(question, user_id, check_index=getattr(agent, "needs_index", True))
         budget = budget or Budget.from_settings(self.settings)
         if thread_id is not None:
@@ -410,7 +418,10 @@ class Runtime:
                 thread_id=row.thread_id,
                 budget=budget,
             )
-            yield from self._drive(agent, graph_input, ctx, rec, row)
+            if scope is not None and not scope.empty:
+                rec.record("run.scope", scope.record())
+            with scoped(scope):
+                yield from self._drive(agent, graph_input, ctx, rec, row)
 
     # ------------------------------------------------------------------ approvals
 

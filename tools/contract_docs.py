@@ -17,6 +17,7 @@ from pydantic import BaseModel, Field
 
 from sovra.errors import InputError
 from sovra.index import SearchFilter
+from sovra.search_scope import narrow
 from sovra.tools.base import ToolContext, tool
 from sovra.tools.ledger import counterparty_match_score
 
@@ -101,6 +102,7 @@ def _role(meta: dict[str, Any], title: str, text: str) -> Role:
 
 def _search(ctx: ToolContext, query: str, flt: SearchFilter, limit: int, mode: str = "hybrid") -> list[Any]:
     svc = ctx.services
+    flt = narrow(flt)  # the filters the asking person chose for the run
     return list(
         svc.index.search(svc.embedder.embed_query(query), svc.embedder.sparse_query(query), flt, limit=limit, mode=mode)
     )

@@ -67,7 +67,11 @@ def _safe_name(name: str) -> str:
 
 
 def size_words(n: int) -> str:
-    return f"{n / 1e6:.1f} MB" if n >= 100_000 else f"{n / 1e3:.0f} kB"
+    """A size as people read it (decimal units, as the parsers' messages)."""
+    if n < 1000:
+        return f"{n} bytes"
+    value, unit = (n / 1e6, "MB") if n >= 1_000_000 else (n / 1e3, "kB")
+    return f"{value:.1f}".removesuffix(".0") + f" {unit}"
 
 
 class UploadStore:

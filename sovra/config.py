@@ -205,7 +205,7 @@ class Settings(BaseSettings):
         "listens on a loopback address only.",
     )
     upload_max_bytes: int = Field(
-        default=20 * 1024 * 1024,
+        default=20_000_000,
         ge=1,
         description="Largest file a chat user may upload to ask about (bytes); a larger one is refused in one line.",
     )

@@ -24,7 +24,7 @@ from sovra.errors import SovraError
 from sovra.identity import User
 from sovra.runtime import MAX_QUESTION_CHARS, Answer, Citation, RunEvent, Runtime
 from sovra.ui.audit_report import AuditAccessError
-from sovra.ui.chat import identity, session, viewer
+from sovra.ui.chat import identity, session, uploads, viewer
 from sovra.ui.compliance import is_console_user
 
 log = logging.getLogger(__name__)
@@ -227,6 +227,7 @@ def sidebar(sh: Shared, user: User) -> str:
         descriptions = dict(agents)
         agent = st.selectbox("Agent", names, key="agent", help="Which agent answers.")
         st.caption(descriptions.get(agent, ""))
+        uploads.sidebar_section(sh, user)  # search filters and the user's uploaded files
         if st.button("New conversation", key="new_conversation", icon=":material/add:"):
             st.session_state["messages"] = []
             st.session_state["thread_id"] = None
@@ -371,7 +372,7 @@ def _events(sh: Shared, agent: Any, question: str, user: User, thread_id: str | 
     rt = sh.runtime
     stream = getattr(rt, "stream", None)
     if callable(stream):
-        yield from stream(agent, question, user.id, INTERFACE, thread_id=thread_id)
+        yield from stream(agent, question, user.id, INTERFACE, thread_id=thread_id, scope=uploads.chosen_scope())
         return
     answer = rt.ask(agent, question, user.id, INTERFACE)  # a runtime without streaming
     yield RunEvent("answer", answer.run_id, {"answer": answer})

@@ -353,6 +353,7 @@ class Assistant:
     """Answers questions over policies, contracts and the ledger, with citations."""
 
     name = "assistant"
+    title = "Ask about policies, contracts and payments"
     description = "Policy, contract and ledger questions with cited answers."
 
     def graph(self) -> StateGraph:

@@ -169,6 +169,7 @@ class ConsistencyChecker:
     """A document against its translation or summary: facts compared on meaning, across languages."""
 
     name = "consistency"
+    title = "Compare a translation or summary with its original"
     description = "Consistency of a document with its translation or summary (amounts, rates, dates, periods, law)."
 
     def graph(self) -> StateGraph:

@@ -584,6 +584,7 @@ class ContractChecker:
     """Compares a contract with its term sheets, amendments and metadata; cites both sides."""
 
     name = "contracts"
+    title = "Check a contract against its documents"
     description = "Contract consistency check: key terms across a contract and its related documents."
 
     def graph(self) -> StateGraph:

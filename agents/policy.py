@@ -149,6 +149,7 @@ class PolicyAssistant:
     """Answers from the policy library only, with citations; never guesses."""
 
     name = "policy"
+    title = "Company policies"
     description = "Policy questions answered from the SharePoint policy library, with citations."
 
     def graph(self) -> StateGraph:

@@ -407,6 +407,7 @@ class Reconciler:
     """Compares what a contract says should be paid with what the ledger shows."""
 
     name = "reconcile"
+    title = "Payments against the contract (finance)"
     description = "Ledger reconciliation: contract fees, schedule and caps against ledger rows (finance only)."
 
     def __init__(self, open_cases: bool = False) -> None:
@@ -414,6 +415,7 @@ class Reconciler:
         self.open_cases = open_cases
         if open_cases:
             self.name = "reconcile-cases"
+            self.title = "Payments against the contract, with a follow-up case"
             self.description = "Ledger reconciliation that proposes a follow-up case for approval."
 
     def graph(self) -> StateGraph:

@@ -81,6 +81,7 @@ class Supervisor(_SdkSupervisor):
             "and its term sheet. reconcile: payments against a contract's fee and cap. assistant: anything else.",
             max_specialists=MAX_SPECIALISTS,
         )
+        self.title = "Let Sovra pick the specialist"
 
     def _route(self, state: Any, config: RunnableConfig) -> dict[str, Any]:
         chosen = route_by_rules(state["question"])

@@ -45,6 +45,14 @@ POLICIES: tuple[Policy, ...] = (*PEOPLE_POLICIES, *OPS_POLICIES, *RESTRICTED_POL
 # whatever the wall clock says.
 AS_OF = LEDGER_END
 
+# The demo's example questions on the chat's empty screen (`sovra demo` writes them to the data dir's
+# chat-examples.json; a deployment sets its own with SOVRA_CHAT_EXAMPLES).
+CHAT_EXAMPLES = (
+    "What is the hotel limit per night in London?",
+    "Can we terminate the Acme Office Supplies contract early?",
+    "May I accept a gift worth EUR 120 from a supplier?",
+)
+
 USERS: dict[str, dict[str, Any]] = {
     "alice": {"name": "Alice Martin", "groups": ["employees"]},
     "bob": {"name": "Bob Schneider", "groups": ["employees", "finance"]},

@@ -257,6 +257,11 @@ class Settings(BaseSettings):
         "factory function) that every face serves under NAME (`sovra ask --agent NAME`, the API, the chat, the "
         "bots). Names are unique: one taken by a built-in or published agent is an error.",
     )
+    chat_examples: list[str] = Field(
+        default_factory=list,
+        description="Example questions on the chat's empty screen (clicking one asks it). Unset: the data dir's "
+        "chat-examples.json (`sovra demo` writes the demo's), else the chosen agent's own `examples`.",
+    )
 
     tools: dict[str, str] = Field(
         default_factory=dict,

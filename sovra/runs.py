@@ -208,6 +208,13 @@ class RunStore:
         rows = self._exec(f"SELECT {_COLUMNS} FROM sovra_runs WHERE thread_id = ? ORDER BY created", (thread_id,))
         return [_row(r) for r in rows]
 
+    def user_runs(self, user_id: str, limit: int = 5000) -> list[RunRow]:
+        """One user's most recent runs, newest first (their conversations are grouped from these)."""
+        rows = self._exec(
+            f"SELECT {_COLUMNS} FROM sovra_runs WHERE user_id = ? ORDER BY created DESC LIMIT ?", (user_id, limit)
+        )
+        return [_row(r) for r in rows]
+
     def pending(self, limit: int = 100) -> list[RunRow]:
         rows = self._exec(
             f"SELECT {_COLUMNS} FROM sovra_runs WHERE status = 'awaiting_approval' ORDER BY created LIMIT ?", (limit,)

@@ -3,6 +3,7 @@ with a progress bar, set up the demo, ask an agent."""
 
 from __future__ import annotations
 
+import json
 import shutil
 from collections.abc import Iterator
 from pathlib import Path
@@ -196,7 +197,7 @@ def _ingest(
 
 def setup_demo(settings: Settings, reset: bool = False, console: Console | None = None) -> IngestReport:
     """Generate the demo bank once, register its users and three sources, ingest incrementally."""
-    from sovra.evals.demo_corpus import generate
+    from sovra.evals.demo_corpus import CHAT_EXAMPLES, generate
 
     corpus = settings.paths.corpus
     if reset:
@@ -208,6 +209,9 @@ def setup_demo(settings: Settings, reset: bool = False, console: Console | None 
     users_file = settings.resolved_users_file
     if not users_file.is_file() or reset:
         shutil.copyfile(corpus / "users.json", users_file)
+    examples = settings.paths.root / "chat-examples.json"
+    if not examples.is_file() or reset:
+        examples.write_text(json.dumps(list(CHAT_EXAMPLES), indent=2) + "\n")
     sources_file = _sources_file(settings)
     specs = [
         ("sharepoint", "sharepoint_export", corpus / "sharepoint"),

@@ -166,7 +166,7 @@ def test_ask_streams_an_answer_with_citations_and_the_audit_panel(data_dir):
     no_exception(at)
     assert any("London: 250 EUR per night." in h.proto.body for h in at.get("html"))
     # The conversation is in the history of the sidebar.
-    assert at.sidebar.button(key=f"hist-{run_id}")
+    assert at.sidebar.button(key=f"conv-{run_id}")
 
 
 def test_feedback_is_stored_with_the_run(data_dir):
@@ -242,14 +242,14 @@ def test_only_the_owner_and_auditors_open_a_run(data_dir):
     alice = _open_run(app("alice"), run_id)
     assert not alice.error and "Answer given" in texts(alice)
     # Past conversations list only one's own runs.
-    assert not any(b.key == f"hist-{run_id}" for b in app("bob").sidebar.button)
+    assert not any(b.key == f"conv-{run_id}" for b in app("bob").sidebar.button)
 
 
 def test_a_past_conversation_reopens_and_continues(data_dir):
     first = ask(app("dave"), "What is the hotel limit in London?")
     run_id = last_run_id(first)
     at = app("dave")  # a new browser session
-    at.sidebar.button(key=f"hist-{run_id}").click().run()
+    at.sidebar.button(key=f"conv-{run_id}").click().run()
     no_exception(at)
     assert [m.run_id for m in at.session_state["messages"]] == [run_id]
     assert "capped at 250 EUR" in texts(at)

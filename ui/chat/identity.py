@@ -95,3 +95,69 @@ def dev_login_allowed(settings: Settings, bind_address: str | None = None) -> bo
         log.error("SOVRA_UI_DEV_LOGIN is refused: the chat listens on %r, not on loopback only", bind_address or "*")
         return False
     return True
+
+
+# ---------------------------------------------------------------------------------------------
+# Staying signed in across a page reload (development login)
+
+LOGIN_PARAM = "login"  # the query parameter that carries the signed token
+LOGIN_TTL_S = 12 * 3600
+_KEY_FILE = "chat-login.key"
+
+
+def _login_key(settings: Settings) -> bytes:
+    """The secret that signs login tokens: 32 random bytes in ``<data_dir>/chat-login.key`` (0600),
+    made on first use. Deleting the file signs everyone out."""
+    import secrets
+
+    root = settings.paths.root
+    root.mkdir(parents=True, exist_ok=True)
+    path = root / _KEY_FILE
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except FileExistsError:
+        key = path.read_bytes()
+        if len(key) >= 32:
+            return key
+        path.unlink()  # empty or cut short (a crash while writing it): make a new one
+        return _login_key(settings)
+    with os.fdopen(fd, "wb") as f:
+        f.write(secrets.token_bytes(32))
+    return path.read_bytes()
+
+
+def login_token(settings: Settings, user_id: str, now: float | None = None) -> str:
+    """``<user id, base64>.<expiry>.<HMAC-SHA256>``: who signed in, until when, signed with the data
+    dir's secret. Nobody can make one for another user without that file."""
+    import base64
+    import hashlib
+    import hmac
+    import time
+
+    expires = int((now if now is not None else time.time()) + LOGIN_TTL_S)
+    body = f"{base64.urlsafe_b64encode(user_id.encode()).decode().rstrip('=')}.{expires}"
+    mac = hmac.new(_login_key(settings), body.encode(), hashlib.sha256).hexdigest()
+    return f"{body}.{mac}"
+
+
+def user_from_token(settings: Settings, token: str, now: float | None = None) -> str | None:
+    """The user id a token was signed for, or None when it is forged, altered or expired."""
+    import base64
+    import binascii
+    import hashlib
+    import hmac
+    import time
+
+    parts = token.split(".")
+    if len(parts) != 3 or not parts[1].isdigit():
+        return None
+    body = f"{parts[0]}.{parts[1]}"
+    mac = hmac.new(_login_key(settings), body.encode(), hashlib.sha256).hexdigest()
+    if not hmac.compare_digest(mac, parts[2]):
+        return None
+    if int(parts[1]) < (now if now is not None else time.time()):
+        return None
+    try:
+        return base64.urlsafe_b64decode(parts[0] + "=" * (-len(parts[0]) % 4)).decode()
+    except (binascii.Error, UnicodeDecodeError):
+        return None

@@ -24,7 +24,7 @@ from sovra.errors import SovraError
 from sovra.identity import User
 from sovra.runtime import MAX_QUESTION_CHARS, Answer, Citation, RunEvent, Runtime
 from sovra.ui.audit_report import AuditAccessError
-from sovra.ui.chat import identity, session, uploads, viewer
+from sovra.ui.chat import conversations, identity, session, uploads, viewer
 from sovra.ui.compliance import is_console_user
 
 log = logging.getLogger(__name__)
@@ -59,6 +59,7 @@ class Shared:
             if self.closed:
                 return
             self.closed = True
+            conversations.close(self)
             audit = self.runtime.services.__dict__.pop("audit", None)  # Services.close leaves it open
             self.runtime.close()
             if audit is not None:
@@ -169,6 +170,16 @@ def login(sh: Shared, settings: Settings) -> User | None:
         )
         return None
     picked = st.session_state.get("dev_user")
+    token = st.query_params.get(identity.LOGIN_PARAM)
+    if not picked and token:  # a reload: the signed token says who signed in (until it expires)
+        picked = identity.user_from_token(settings, token)
+        if picked is None:
+            st.query_params.pop(identity.LOGIN_PARAM, None)
+            st.info("Your sign-in has expired or is not valid: please sign in again.")
+        elif sh.directory.base.get(picked) is not None:
+            st.session_state["dev_user"] = picked
+        else:  # signed for a user the directory no longer has
+            picked = None
     if picked:
         return sh.directory.base.get(picked)
     st.title("Sovra")
@@ -186,13 +197,15 @@ def login(sh: Shared, settings: Settings) -> User | None:
     )
     if st.button("Sign in (development)", type="primary", key="dev_login"):
         st.session_state["dev_user"] = choice
+        st.query_params[identity.LOGIN_PARAM] = identity.login_token(settings, choice)
         st.rerun()
     return None
 
 
 def _logout() -> None:
-    for key in ("dev_user", "messages", "thread_id", "open_run", "feedback_sent"):
+    for key in ("dev_user", "messages", "thread_id", "open_run", "feedback_sent", "url_thread"):
         st.session_state.pop(key, None)
+    st.query_params.clear()  # the signed login token and the open conversation's address
     for key in [k for k in st.session_state if str(k).startswith("console_")]:  # what the console opened
         st.session_state.pop(key, None)
     if _auth_configured():
@@ -220,33 +233,9 @@ def sidebar(sh: Shared, user: User) -> str:
         st.markdown(f"**{md(user.name)}** ({md(user.id)})")
         st.caption("groups: " + (", ".join(user.groups) or "none"))
         st.button("Log out", on_click=_logout, key="logout")
-        if "agents" not in st.session_state:  # builds each agent once per browser session, not per rerun
-            st.session_state["agents"] = session.available_agents(sh.runtime.settings)
-        agents = st.session_state["agents"]
-        names = [n for n, _ in agents]
-        descriptions = dict(agents)
-        agent = st.selectbox("Agent", names, key="agent", help="Which agent answers.")
-        st.caption(descriptions.get(agent, ""))
+        agent = conversations.agent_picker(sh.runtime.settings)
         uploads.sidebar_section(sh, user)  # search filters and the user's uploaded files
-        if st.button("New conversation", key="new_conversation", icon=":material/add:"):
-            st.session_state["messages"] = []
-            st.session_state["thread_id"] = None
-            st.session_state["open_run"] = None
-            st.rerun()
-        st.subheader("Your conversations")
-        try:
-            with sh.lock:
-                past = session.history(sh.runtime.services.audit, user)
-        except SovraError as exc:
-            _error(exc)
-            past = []
-        if not past:
-            st.caption("No questions yet.")
-        for run in past:
-            label = (run.question or run.run_id)[:60]
-            when = run.started.strftime("%d %b %H:%M")
-            if st.button(f"{label} · {when}", key=f"hist-{run.run_id}", type="tertiary"):
-                _open_conversation(sh, user, run.run_id)
+        conversations.sidebar_list(sh, user)
         st.subheader("Open a run")
         run_id = st.text_input("Audit run id", key="run_lookup", help="Your own runs; auditors may open any run.")
         if st.button("Open", key="open_run_button") and run_id.strip():
@@ -258,19 +247,6 @@ def sidebar(sh: Shared, user: User) -> str:
                 st.query_params["page"] = "console"
                 st.rerun()
     return str(agent)
-
-
-def _open_conversation(sh: Shared, user: User, run_id: str) -> None:
-    try:
-        with sh.lock:
-            thread_id, answers = session.conversation(sh.runtime, user, run_id)
-    except SovraError as exc:
-        _error(exc)
-        return
-    st.session_state["messages"] = answers
-    st.session_state["thread_id"] = thread_id
-    st.session_state["open_run"] = None
-    st.rerun()
 
 
 def how_it_was_made(sh: Shared, viewer: User, run_id: str, expanded: bool = False) -> None:
@@ -364,6 +340,7 @@ def turn(sh: Shared, user: User, a: Answer, index: int) -> None:
             citations(sh, user, a, a.evidence, "evidence")
         if a.status == "awaiting_approval":
             approval_box(sh, user, a, index)
+        conversations.answer_actions(a, index)
         how_it_was_made(sh, user, a.run_id)
         feedback_box(sh, user, a)
 
@@ -462,6 +439,7 @@ def main() -> None:
         return
     if user is None:
         return
+    conversations.sync_address(sh, user)  # ?c=<thread id>: a reload or a link reopens the conversation
     agent = sidebar(sh, user)
     if st.query_params.get("page") == "console":
         from sovra.ui.chat.console import console_page
@@ -480,8 +458,13 @@ def main() -> None:
         return
     st.title("Ask Sovra")
     st.caption("Answers come only from documents you may read, with their sources. Every step is audited.")
+    conversations.header(sh, user)
     for i, a in enumerate(st.session_state.get("messages", [])):
         turn(sh, user, a, i)
     question = st.chat_input("Ask a question about policies, contracts or payments")
+    if question is None:
+        question = conversations.take_pending()  # an example question or "Regenerate" was clicked
+    if question is None and not st.session_state.get("messages"):
+        conversations.examples(sh, agent)
     if question is not None:
         ask(sh, user, question, agent)

@@ -5,6 +5,9 @@ filters narrowing what a run retrieves."""
 from __future__ import annotations
 
 import datetime as dt
+import os
+import subprocess
+import sys
 
 import pytest
 from conftest import private_demo_settings
@@ -128,6 +131,7 @@ def test_an_upload_is_the_uploaders_alone_until_shared_and_gone_after_removal(st
     assert removed[-1].data["doc_id"] == up.doc_id
 
 
+@pytest.mark.slow  # two answers over the demo bank (40 s)
 def test_ask_cites_the_upload_for_its_uploader_only(store, rt):
     alice, bob = user(rt, "alice"), user(rt, "bob")
     up = store.add(alice, "offsite.md", f"# Offsite notes\n\n{FACT}\n".encode())
@@ -141,6 +145,42 @@ def test_ask_cites_the_upload_for_its_uploader_only(store, rt):
     finally:
         store.remove(alice, up.doc_id)
     assert bob.id == "bob"
+
+
+def test_an_upload_from_another_process_is_searchable_here_for_its_uploader_only(store, rt, tmp_path):
+    """The chat may be a guest of the process that serves the data dir's index (sovra serve, say):
+    an upload made in one process is searchable in the other from the next question on."""
+    search(rt, "alice")  # this process opens (hosts) the index first
+    note = tmp_path / "ferry.md"
+    note.write_text("# Ferry\n\nThe Kittiwake ferry pass is reimbursed up to 64 EUR per month.\n")
+    script = (
+        "import sys\n"
+        "from pathlib import Path\n"
+        "from sovra.config import Settings\n"
+        "from sovra.runtime import Runtime\n"
+        "from sovra.connectors.uploads import UploadStore\n"
+        "rt = Runtime(Settings(data_dir=Path(sys.argv[1])))\n"
+        "svc = rt.services\n"
+        "st = UploadStore(rt.settings, svc.index, svc.embedder, svc.audit, svc.directory)\n"
+        "print(st.add(svc.directory.get('alice'), 'ferry.md', Path(sys.argv[2]).read_bytes()).doc_id)\n"
+        "rt.close()\n"
+    )
+    env = {**os.environ, "HF_HUB_OFFLINE": "1"}
+    env.pop("SOVRA_DATA_DIR", None)
+    out = subprocess.run(
+        [sys.executable, "-c", script, str(rt.settings.data_dir), str(note)],
+        capture_output=True, text=True, env=env, timeout=600, check=False,
+    )  # fmt: skip
+    assert out.returncode == 0, out.stderr[-2000:]
+    doc_id = out.stdout.strip().splitlines()[-1]
+    q = "How much of the Kittiwake ferry pass is reimbursed?"
+    try:
+        assert doc_id in {h.doc_id for h in search(rt, "alice", q)}
+        assert doc_id not in {h.doc_id for h in search(rt, "bob", q)}
+        assert [u.doc_id for u in store.mine(user(rt, "alice"))] == [doc_id]
+    finally:
+        store.remove(user(rt, "alice"), doc_id)
+    assert doc_id not in {h.doc_id for h in search(rt, "alice", q)}
 
 
 # ---------------------------------------------------------------------------------------------

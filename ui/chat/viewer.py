@@ -40,6 +40,7 @@ log = logging.getLogger(__name__)
 NOT_AVAILABLE = "This document is not available to you."
 LEDGER_REFUSED = "These ledger rows are not available to you: the ledger is open to the finance group only."
 CONTEXT_CHUNKS = 1  # chunks shown before and after the cited one in a text document
+MAX_ID_CHARS = 300
 VIEW_PARAM = "view"  # ?view=<chunk id>&at=<page>: the viewer as a page of its own
 
 
@@ -96,7 +97,8 @@ def readable_chunks(rt: Runtime, user: User, doc_id: str) -> list[Hit]:
         hits = rt.services.index.chunks(flt)
     except IndexMissingError:
         return []
-    return sorted(hits, key=lambda h: (h.page, h.char_start, h.chunk_id))
+    unique = {h.chunk_id: h for h in hits}  # a chunk may be indexed in more than one variant
+    return sorted(unique.values(), key=lambda h: (h.page, h.char_start, h.chunk_id))
 
 
 def open_document(
@@ -105,7 +107,8 @@ def open_document(
     """The document a chunk id points at, as ``user`` may read it. Raises ViewerAccessError, with
     the same words whether the document is missing or withheld; every opening and refusal is
     audited (ids only, never content)."""
-    doc_id = doc_id_of(chunk_id.strip())
+    chunk_id = chunk_id.strip()[:MAX_ID_CHARS]  # an address anyone can edit: bounded before it is logged
+    doc_id = doc_id_of(chunk_id)
     chunks = readable_chunks(rt, user, doc_id) if doc_id else []
     audit = rt.services.audit
     if not chunks:

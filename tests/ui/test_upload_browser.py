@@ -1,6 +1,7 @@
 """Uploads in a real browser (the harness of tests/browser_harness.py): alice uploads a small file
 and asks about it and gets a citation to it; bob asks the same and neither his answer's sources nor
-his sidebar show it; alice removes it and her next answer no longer cites it.
+his sidebar show it; alice shares it with bob and his next answer cites it; alice removes it and
+her next answer no longer cites it.
 
 The model is the faithful vLLM fake with scripted plans and answers; parsing, indexing, retrieval,
 the ACL and the audit log are the real ones.
@@ -34,7 +35,7 @@ DRAFT = {"answer": "The parking allowance is 37 EUR per day [1].", "citations": 
 
 @pytest.fixture
 def model() -> Iterator[FakeVLLM]:
-    fake = FakeVLLM(script=[Reply(content=json.dumps(x)) for x in [PLAN, DRAFT] * 3])
+    fake = FakeVLLM(script=[Reply(content=json.dumps(x)) for x in [PLAN, DRAFT] * 4])
     yield fake
     fake.close()
 
@@ -87,14 +88,27 @@ def test_alice_uploads_asks_and_removes_bob_never_sees_it(demo_settings, model, 
             assert not [c for c in _chips(page) if FILE in c], _chips(page)
             assert FILE not in page.get_by_test_id("stSidebar").inner_text()
             page.screenshot(path=str(tmp_path / "bob-no-upload.png"))
+
+            # alice shares it with bob: his next answer cites it
+            alice = browser.new_page(viewport={"width": 1400, "height": 1100})
+            sign_in(alice, url, "alice")
+            panel = alice.get_by_test_id("stSidebar").get_by_test_id("stExpander").filter(has_text=FILE)
+            panel.get_by_text(FILE).first.click()  # opens the file's panel
+            panel.get_by_test_id("stMultiSelect").click()
+            alice.get_by_role("option", name="bob", exact=True).click()
+            alice.keyboard.press("Escape")
+            panel.get_by_role("button", name="Save sharing").click()
+            panel.get_by_text("Readable by: you, bob").wait_for(timeout=120_000)
+            alice.screenshot(path=str(tmp_path / "alice-shares.png"))
+            ask(page, QUESTION)
+            page.get_by_role("button", name=re.compile(rf"\[1\] {re.escape(FILE)}")).first.wait_for(timeout=300_000)
+            _answered(page)
             page.close()
 
             # alice removes it: gone from her files and from her next answer's sources
-            page = browser.new_page(viewport={"width": 1400, "height": 1100})
-            sign_in(page, url, "alice")
+            page = alice
+            panel.get_by_role("button", name=re.compile("Remove file")).click()
             sidebar = page.get_by_test_id("stSidebar")
-            sidebar.get_by_text(FILE).first.click()  # opens the file's panel
-            sidebar.get_by_role("button", name=re.compile("Remove")).click()
             sidebar.get_by_text(f"{FILE} was removed").wait_for(timeout=120_000)
             ask(page, QUESTION)
             _answered(page)
@@ -104,5 +118,5 @@ def test_alice_uploads_asks_and_removes_bob_never_sees_it(demo_settings, model, 
             raise
     with AuditLog(data / "audit.sqlite") as log:
         mine = [(r.kind, r.user_id) for r in log.records(SYSTEM_RUN) if r.kind.startswith("upload.")]
-    assert mine == [("upload.added", "alice"), ("upload.removed", "alice")]
+    assert mine == [("upload.added", "alice"), ("upload.shared", "alice"), ("upload.removed", "alice")]
     assert not [p for p in (data / "uploads").iterdir() if p.is_dir()]

@@ -146,7 +146,7 @@ def _files(sh: Any, user: User) -> None:
     people = sorted(u.id for u in sh.directory.base if u.id != user.id)
     groups = sorted({f"group:{g}" for u in sh.directory.base for g in u.groups})
     for up in mine:
-        who = ", ".join(p.removeprefix("user:") for p in up.shared_with) or "only you"
+        who = ", ".join(["you", *(p.removeprefix("user:") for p in up.shared_with)]) if up.shared_with else "only you"
         with st.expander(f"{up.name} · {size_words(up.size)}", icon=":material/draft:"):
             st.caption(f"Readable by: {who}")
             picked = st.multiselect(
@@ -156,8 +156,7 @@ def _files(sh: Any, user: User) -> None:
                 key=f"share-{up.doc_id}",
                 placeholder="Nobody else",
             )
-            left, right = st.columns(2)
-            if left.button("Save sharing", key=f"share-save-{up.doc_id}"):
+            if st.button("Save sharing", key=f"share-save-{up.doc_id}", icon=":material/share:"):
                 try:
                     with sh.lock:
                         store(sh).share(user, up.doc_id, picked)
@@ -165,7 +164,7 @@ def _files(sh: Any, user: User) -> None:
                     _error(exc)
                 else:
                     st.rerun()
-            if right.button("Remove", key=f"remove-{up.doc_id}", icon=":material/delete:"):
+            if st.button("Remove file", key=f"remove-{up.doc_id}", icon=":material/delete:"):
                 try:
                     with sh.lock:
                         store(sh).remove(user, up.doc_id)

@@ -123,10 +123,23 @@ class ConversationStore:
             "SELECT thread_id FROM sovra_conversations WHERE user_id = ? AND title IS NOT NULL", (user_id,)
         )
         self._exec("UPDATE sovra_conversations SET title = NULL WHERE user_id = ?", (user_id,))
+        if not self.pg_url:  # the bytes leave the file, not only the table
+            with self._lock:
+                self.conn.execute("VACUUM")
+                self.conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
         return len(rows)
 
     def close(self) -> None:
         self.conn.close()
+
+
+def erase_subject(settings: Settings, user_id: str) -> int:
+    """The conversation titles ``user_id`` wrote, erased (``sovra audit erase --subject``, the console)."""
+    store = ConversationStore(settings)
+    try:
+        return store.erase_subject(user_id)
+    finally:
+        store.close()
 
 
 def group(runs: Iterable[RunRow], meta: dict[str, dict[str, Any]]) -> list[Conversation]:

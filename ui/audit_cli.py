@@ -167,6 +167,7 @@ def erase(
     report = log.erase(subject=subject, run_id=run_id, containing=containing, requested_by=by, reason=reason)
     out.print(f"erased {report.erased} values from {len(report.runs)} runs (record {report.record.seq})")
     if subject is not None:
+        from sovra.conversations import erase_subject as erase_titles
         from sovra.runs import RunStore
 
         store = RunStore(settings)
@@ -174,10 +175,14 @@ def erase(
             done = store.erase_subject(subject)
         finally:
             store.close()
-        rec = log.append("privacy.erasure", {"subject_erased": True, "stores": {"runs": done}, "reason": reason},
+        titles = erase_titles(settings, subject)
+        rec = log.append("privacy.erasure",
+                         {"subject_erased": True, "stores": {"runs": done, "conversation_titles": titles},
+                          "reason": reason},
                          run_id="audit", user_id=by)  # fmt: skip
         out.print(
-            f"erased the checkpoints of {done['threads']} threads and the questions of {done['runs']} runs "
+            f"erased the checkpoints of {done['threads']} threads, the questions of {done['runs']} runs "
+            f"and {titles} conversation titles "
             f"(record {rec.seq})"
             + (f"; {done['live_runs_kept']} live runs kept: cancel them first" if done["live_runs_kept"] else "")
         )

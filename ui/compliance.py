@@ -350,14 +350,21 @@ class Console:
         report = self.audit.erase(subject=subject, requested_by=viewer.id, reason=reason.strip())
         details: dict[str, Any] = {"subject": subject, "reason": reason.strip()}
         if self.runs is not None:
+            from sovra.conversations import erase_subject as erase_titles
+
             done = self.runs.erase_subject(subject)
+            titles = erase_titles(self.settings, subject)
             rec = self.audit.append(
                 "privacy.erasure",
-                {"subject_erased": True, "stores": {"runs": done}, "reason": reason.strip()},
+                {
+                    "subject_erased": True,
+                    "stores": {"runs": done, "conversation_titles": titles},
+                    "reason": reason.strip(),
+                },
                 run_id=SYSTEM_RUN,
                 user_id=viewer.id,
             )
-            details |= {"run_store": done, "run_store_record": rec.seq}
+            details |= {"run_store": done, "conversation_titles": titles, "run_store_record": rec.seq}
         check = self.audit.verify()
         self._log(viewer, "erasure", {"record": report.record.seq, "erased": report.erased})
         return Proof(

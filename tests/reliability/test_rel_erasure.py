@@ -1,7 +1,8 @@
 """Erasure leaves nothing of the subject's questions on disk: `sovra audit erase --subject` removes
-the sealed audit content, the run checkpoints (state and writes) and the run table's question, the
-free text of approvals is sealed like other personal data, and the chain still verifies. The check is
-a raw scan of every file in the data dir, as a data-protection officer would run it."""
+the sealed audit content, the run checkpoints (state and writes), the run table's question and the
+chat's conversation titles; the free text of approvals is sealed like other personal data, and the
+chain still verifies. The check is a raw scan of every file in the data dir, as a data-protection
+officer would run it."""
 
 from __future__ import annotations
 
@@ -16,6 +17,7 @@ from typer.testing import CliRunner
 
 from sovra.audit import open_audit
 from sovra.config import Settings
+from sovra.conversations import Conversations, ConversationStore
 from sovra.runtime import Runtime
 
 pytestmark = pytest.mark.reliability
@@ -30,7 +32,8 @@ def _pg_dump(url: str, schema: str) -> str:
     with psycopg.connect(url.replace("postgresql+psycopg://", "postgresql://")) as conn:
         tables = conn.execute(
             "SELECT table_schema, table_name FROM information_schema.tables WHERE table_schema IN (%s, 'public') "
-            "AND (table_name LIKE 'audit%%' OR table_name LIKE 'checkpoint%%' OR table_name = 'sovra_runs')",
+            "AND (table_name LIKE 'audit%%' OR table_name LIKE 'checkpoint%%' "
+            "OR table_name IN ('sovra_runs', 'sovra_conversations'))",
             (schema,),
         ).fetchall()
         for sch, name in tables:
@@ -66,6 +69,12 @@ def test_erasing_a_subject_removes_their_questions_from_every_store(tmp_path, mo
         done = rt.resume(paused.run_id, "paula", approved=True, reason=REASON)
         assert done.status == "answered"
         rt.ask(CitedAgent(), "what is the travel policy?", "alice")
+        # The chat's conversation title is personal too (store and audit record).
+        store = ConversationStore(settings)
+        try:
+            Conversations(rt.runs, store, rt.services.audit).rename("alice", paused.run_id, "Zephyrine's invoice")
+        finally:
+            store.close()
     finally:
         rt.close()
     before = _all_bytes(data)

@@ -69,28 +69,35 @@ def load(sh: Shared, user: User, thread_id: str) -> list[Answer]:
         ]
 
 
+# The buttons below act in on_click callbacks: they run before the page is drawn again, so the list,
+# the chat and the address all show the outcome in that run (an st.rerun() would drop the address
+# change). A failure is kept for the page to show.
+_FAILED = "conversation_error"
+
+
 def open_conversation(sh: Shared, user: User, thread_id: str) -> None:
     try:
         messages = load(sh, user, thread_id)
     except SovraError as exc:
-        _error(exc)
+        st.session_state[_FAILED] = exc
         return
-    _show(messages, thread_id)
-    st.query_params[THREAD_PARAM] = thread_id
-    st.session_state["url_thread"] = thread_id
-    st.rerun()
+    _show(messages, thread_id)  # sync_address gives it its address
+
+
+def show_failure() -> None:
+    exc = st.session_state.pop(_FAILED, None)
+    if isinstance(exc, SovraError):
+        _error(exc)
 
 
 def new_conversation() -> None:
-    _show([], None)
-    st.query_params.pop(THREAD_PARAM, None)
-    st.session_state["url_thread"] = None
+    _show([], None)  # sync_address drops the old address
 
 
 def sync_address(sh: Shared, user: User) -> None:
     """Keep ``?c=`` and the open conversation together: an address the browser brought (a reload, a
-    link) opens that conversation, after the owner check; a conversation started here gets its
-    address once it has one."""
+    link) opens that conversation, after the owner check; otherwise the address follows the session
+    (a conversation opened or started here, none after "New conversation" or a delete)."""
     wanted = st.query_params.get(THREAD_PARAM)
     if wanted != st.session_state.get("url_thread"):  # the address changed outside this session
         st.session_state["url_thread"] = wanted
@@ -104,8 +111,11 @@ def sync_address(sh: Shared, user: User) -> None:
                 _error(exc)
             return
     current = st.session_state.get("thread_id")
-    if current and current != wanted:
-        st.query_params[THREAD_PARAM] = current
+    if current != wanted:
+        if current:
+            st.query_params[THREAD_PARAM] = current
+        else:
+            st.query_params.pop(THREAD_PARAM, None)
         st.session_state["url_thread"] = current
 
 
@@ -120,9 +130,7 @@ def _label(c: Conversation) -> str:
 
 def sidebar_list(sh: Shared, user: User) -> None:
     """New conversation, search, and the user's conversations, each once, newest first."""
-    if st.button("New conversation", key="new_conversation", icon=":material/add:"):
-        new_conversation()
-        st.rerun()
+    st.button("New conversation", key="new_conversation", icon=":material/add:", on_click=new_conversation)
     st.subheader("Your conversations")
     query = st.text_input(
         "Search your conversations",
@@ -140,12 +148,18 @@ def sidebar_list(sh: Shared, user: User) -> None:
         st.caption("No conversation matches." if query.strip() else "No conversations yet.")
     for c in found:
         current = c.thread_id == st.session_state.get("thread_id")
-        if st.button(_label(c), key=f"conv-{c.thread_id}", type="secondary" if current else "tertiary"):
-            open_conversation(sh, user, c.thread_id)
+        st.button(
+            _label(c),
+            key=f"conv-{c.thread_id}",
+            type="secondary" if current else "tertiary",
+            on_click=open_conversation,
+            args=(sh, user, c.thread_id),
+        )
 
 
 def header(sh: Shared, user: User) -> None:
     """The open conversation's title with Rename and Delete (the owner's only: the service checks)."""
+    show_failure()
     thread_id = st.session_state.get("thread_id")
     if not thread_id:
         return
@@ -157,11 +171,13 @@ def header(sh: Shared, user: User) -> None:
     left, right = st.columns([6, 1], vertical_alignment="center")
     left.markdown(f"**{_md(c.title)}**")
     with right.popover("Rename or delete", icon=":material/edit:"):
-        title = st.text_input("New title", value=c.title, key=f"title-{c.thread_id}", max_chars=120)
-        if st.button("Rename", key=f"rename-{c.thread_id}", icon=":material/edit:"):
-            _rename(sh, user, c.thread_id, title)
-        if st.button("Delete conversation", key=f"delete-{c.thread_id}", icon=":material/delete:"):
-            _delete(sh, user, c.thread_id)
+        key = f"title-{c.thread_id}"
+        st.text_input("New title", value=c.title, key=key, max_chars=120)
+        args = (sh, user, c.thread_id)
+        st.button("Rename", key=f"rename-{c.thread_id}", icon=":material/edit:", on_click=_rename, args=(*args, key))
+        st.button(
+            "Delete conversation", key=f"delete-{c.thread_id}", icon=":material/delete:", on_click=_delete, args=args
+        )
 
 
 def _md(text: str) -> str:
@@ -170,14 +186,12 @@ def _md(text: str) -> str:
     return md(text)
 
 
-def _rename(sh: Shared, user: User, thread_id: str, title: str) -> None:
+def _rename(sh: Shared, user: User, thread_id: str, key: str) -> None:
     try:
         with sh.lock:
-            service(sh).rename(user.id, thread_id, title)
+            service(sh).rename(user.id, thread_id, str(st.session_state.get(key) or ""))
     except SovraError as exc:
-        _error(exc)
-        return
-    st.rerun()
+        st.session_state[_FAILED] = exc
 
 
 def _delete(sh: Shared, user: User, thread_id: str) -> None:
@@ -185,11 +199,10 @@ def _delete(sh: Shared, user: User, thread_id: str) -> None:
         with sh.lock:
             service(sh).delete(user.id, thread_id)
     except SovraError as exc:
-        _error(exc)
+        st.session_state[_FAILED] = exc
         return
     if st.session_state.get("thread_id") == thread_id:
         new_conversation()
-    st.rerun()
 
 
 # ---------------------------------------------------------------------------------------------

@@ -66,7 +66,8 @@ def parse_bytes(data: bytes, name: str, max_bytes: int = DEFAULT_MAX_BYTES) -> l
 
 def parse_file(path: Path, max_bytes: int = DEFAULT_MAX_BYTES) -> list[Page]:
     """Read ``path`` into pages numbered from 1 (PDF: one per page; other formats: one page,
-    DOCX: split at explicit page breaks). Pages without text are left out.
+    DOCX: split at explicit page breaks). Pages without text are left out, except PDF pages that
+    could not be read: those stay, empty, with the reason in ``Page.skipped``.
 
     Raises ``ParseError`` for anything that cannot yield text.
     """
@@ -100,8 +101,8 @@ def parse_file(path: Path, max_bytes: int = DEFAULT_MAX_BYTES) -> list[Page]:
         pages = [Page(1, _parse_html(_read_text(path)))]
     else:
         pages = [Page(1, normalize_text(_read_text(path)))]
-    pages = [p for p in pages if p.text]
-    if not pages:
+    pages = [p for p in pages if p.text or p.skipped]
+    if not any(p.text for p in pages):
         raise ParseError(f"{path.name}: the file contains no text")
     return pages
 
@@ -145,12 +146,49 @@ def _read_text(path: Path) -> str:
 # --- PDF ----------------------------------------------------------------------------------
 
 
+PDF_PROGRESS_PAGES = 100  # a long PDF logs its progress every this many pages
+NO_TEXT_LAYER = "no text layer; OCR not installed"
+
+
+def _ocr_note() -> str:
+    """Why a page without a text layer is skipped. No OCR engine is wired in: say whether one is
+    even installed, so a person knows what would help."""
+    import shutil
+
+    if shutil.which("tesseract") is None:
+        return NO_TEXT_LAYER
+    return "no text layer; OCR is installed (tesseract) but Sovra does not run it yet"
+
+
+_INK = re.compile(rb"(?:^|\s)(?:Do|f\*?|F|S|s|B\*?|b\*?|sh|BI)(?=\s|$)")
+
+
+def _has_ink(page: object) -> bool:
+    """Whether a page without text still draws something (a scanned image, paths): then text is
+    missing, not absent. A blank page (a separator) is not worth a report."""
+    try:
+        contents = page.get("/Contents")  # type: ignore[attr-defined]
+        if contents is None:
+            return False
+        obj = contents.get_object()
+        streams = obj if isinstance(obj, list) else [obj]
+        return any(_INK.search(s.get_object().get_data()) for s in streams)
+    except Exception:  # unreadable content: say it is missing rather than silently drop the page
+        return True
+
+
 def _parse_pdf(path: Path) -> list[Page]:
+    """One page per PDF page, tables rebuilt one row per line (``pdf_tables``). A page that cannot
+    be read, or has no text layer, is kept empty with the reason in ``Page.skipped``; the others are
+    indexed. pypdf repairs a broken cross-reference table by scanning the file (non-strict mode).
+    Pages are read one at a time; only their text is kept."""
     from pypdf import PdfReader
     from pypdf.errors import FileNotDecryptedError, PdfReadError
 
+    from sovra.connectors.pdf_tables import rebuild_tables
+
     try:
-        reader = PdfReader(path)
+        reader = PdfReader(path, strict=False)
         if reader.is_encrypted:
             # Many PDFs are "encrypted" with an empty user password (only to restrict
             # printing/copying); those open fine. A real password we cannot know.
@@ -158,31 +196,52 @@ def _parse_pdf(path: Path) -> list[Page]:
                 opened = reader.decrypt("")
             except Exception as exc:  # pypdf raises several types, e.g. missing crypto backend
                 raise ParseError(
-                    f"{path.name}: the PDF is encrypted and cannot be opened ({exc})",
+                    f"{path.name}: the PDF is encrypted and cannot be opened ({exc}); skipped",
                     hint="store an unencrypted copy in the source",
                 ) from exc
             if not opened:
                 raise ParseError(
-                    f"{path.name}: the PDF is password-protected",
+                    f"{path.name}: the PDF is password-protected; skipped",
                     hint="store an unencrypted copy in the source",
                 )
-        pages = [
-            Page(number, normalize_text(page.extract_text() or "")) for number, page in enumerate(reader.pages, start=1)
-        ]
+        total = len(reader.pages)
     except ParseError:
         raise
     except FileNotDecryptedError as exc:
-        raise ParseError(f"{path.name}: the PDF is password-protected") from exc
+        raise ParseError(f"{path.name}: the PDF is password-protected; skipped") from exc
     except (PdfReadError, Exception) as exc:  # pypdf surfaces corruption as many exception types
         raise ParseError(
             f"{path.name}: the PDF is corrupt or truncated ({type(exc).__name__}: {exc})",
             hint="re-export or re-download the file",
         ) from exc
-    if not pages:
+    if not total:
         raise ParseError(f"{path.name}: the PDF has no pages")
+    pages: list[Page] = []
+    carry = None
+    for number in range(1, total + 1):
+        try:
+            page = reader.pages[number - 1]
+            raw = page.extract_text() or ""
+        except Exception as exc:  # one damaged page: keep the others
+            pages.append(Page(number, "", skipped=f"cannot be read ({type(exc).__name__}: {exc})"))
+            carry = None
+            continue
+        text = normalize_text(raw)
+        if not text:
+            if _has_ink(page):
+                pages.append(Page(number, "", skipped=_ocr_note()))
+            carry = None
+            continue
+        text, tables = rebuild_tables(text, carry)
+        pages.append(Page(number, text, tuple(tables)))
+        # A table that ends its page may go on at the top of the next one.
+        carry = tables[-1] if tables and len(text) - tables[-1].end < 200 else None
+        if total >= 2 * PDF_PROGRESS_PAGES and number % PDF_PROGRESS_PAGES == 0:
+            log.info("%s: page %d of %d read", path.name, number, total)
     if not any(p.text for p in pages):
+        reasons = sorted({p.skipped for p in pages}) or ["blank pages"]
         raise ParseError(
-            f"{path.name}: scanned PDF without a text layer",
+            f"{path.name}: {total} page(s), none with text ({'; '.join(reasons)}); skipped",
             hint="run OCR (for example ocrmypdf) and store the result",
         )
     return pages

@@ -9,11 +9,29 @@ from typing import Any, Protocol, runtime_checkable
 
 
 @dataclass(frozen=True)
+class TableSpan:
+    """A table found in a page's text: ``text[start:end]`` holds its header row and data rows (one
+    line each, every cell labelled with its column), ``caption`` the title above it ("Consolidated
+    Statement of Income ... (Millions)")."""
+
+    start: int
+    end: int
+    caption: str
+    columns: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
 class Page:
-    """One unit of citation: a PDF page, a whole DOCX/HTML document (page 1), or a ledger row."""
+    """One unit of citation: a PDF page, a whole DOCX/HTML document (page 1), or a ledger row.
+
+    ``tables`` locates tables in ``text``. A page that could not be read has no text and says why in
+    ``skipped`` ("no text layer; OCR not installed"); ingest reports it and indexes the other pages.
+    """
 
     number: int
     text: str
+    tables: tuple[TableSpan, ...] = ()
+    skipped: str = ""
 
 
 @dataclass
@@ -72,6 +90,9 @@ class Chunk:
     char_end: int
     text: str
     occurrence: int = 0  # earlier chunks of the document with the same text (see number_occurrences)
+    # What the text needs to be understood alone, embedded in front of it but not part of it: for a
+    # chunk inside a table, the table's caption and column header (see sovra.chunking).
+    context: str = ""
 
     @property
     def id(self) -> str:

@@ -58,6 +58,11 @@ class IngestReport:
     failed: list[tuple[str, str]] = field(default_factory=list)
     seconds: float = 0.0
     no_acl: list[str] = field(default_factory=list)  # documents nobody may read (no sidecar, no default)
+    pages: int = 0  # pages read from the documents indexed in this run
+    tables: int = 0  # tables found in them (sovra.connectors.pdf_tables)
+    ocr_pages: int = 0  # pages read by OCR (no OCR engine is wired in yet: always 0)
+    # Pages left out of documents that were indexed otherwise: (document, "page N: why").
+    skipped_pages: list[tuple[str, str]] = field(default_factory=list)
     # A source that stopped on a mistake of its own (a connector's definition): what to fix, by source
     # name. Other stops resume from the last checkpoint on the next run.
     fix: dict[str, str] = field(default_factory=dict)
@@ -72,6 +77,12 @@ class IngestReport:
             f"{self.added} added, {self.updated} updated, {self.unchanged} unchanged, "
             f"{self.acl_changed} permission changes, {self.deleted} deleted, {len(self.failed)} failed; "
             f"{self.chunks_embedded} chunks embedded in {self.seconds:.1f}s"
+            + (
+                f"; {self.pages} pages, {self.tables} tables, {self.ocr_pages} OCRed, "
+                f"{len(self.skipped_pages)} pages skipped"
+                if self.pages
+                else ""
+            )
         )
 
 
@@ -357,6 +368,12 @@ class Ingestor:
             return "retry" if isinstance(exc, SourceError) else "failed"
         if not doc.acl:  # (an item that failed is not indexed: its empty ACL is not the news)
             report.no_acl.append(doc.id)
+        report.pages += len(pages)
+        report.tables += sum(len(p.tables) for p in pages)
+        for p in pages:
+            if p.skipped:
+                log.warning("%s page %d skipped: %s", doc.id, p.number, p.skipped)
+                report.skipped_pages.append((doc.id, f"page {p.number}: {p.skipped}"))
         pending.append((doc, chunks, prior is not None))
         if sum(len(c) for _, c, _ in pending) >= self.batch_chunks:
             self._flush(list(pending), state, report, progress)
@@ -424,7 +441,12 @@ class Ingestor:
     ) -> None:
         # Each chunk is embedded with its document's title in front: a clause saying "the Supplier may
         # terminate" only matches "the Acme contract" if the vector knows which contract it is in.
-        texts = {(doc.id, c.id): f"{doc.title}\n{c.text}" for doc, chunks, _ in pending for c in chunks}
+        # A chunk inside a table also carries the table's caption and column header (its context).
+        texts = {
+            (doc.id, c.id): f"{doc.title}\n{c.context}\n{c.text}" if c.context else f"{doc.title}\n{c.text}"
+            for doc, chunks, _ in pending
+            for c in chunks
+        }
         keys = {k: embed_key(t) for k, t in texts.items()}
         # Chunks whose exact text the index already holds for the document keep their vectors: a
         # one-clause edit re-embeds the chunks around that clause, not the whole document.

@@ -112,6 +112,10 @@ def ingest(
         err.print(f"  Files without a .meta.json sidecar are readable by: {', '.join(acl)} (--acl).", markup=False)
     for doc_id, reason in report.failed:
         err.print(f"  failed: {doc_id}: {reason}", markup=False)
+    for doc_id, reason in report.skipped_pages[:20]:
+        err.print(f"  skipped: {doc_id} {reason}", markup=False)
+    if len(report.skipped_pages) > 20:
+        err.print(f"  ... and {len(report.skipped_pages) - 20} more skipped pages", markup=False)
 
 
 @app.command()

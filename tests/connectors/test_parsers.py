@@ -44,12 +44,15 @@ def test_pdf_page_without_text_keeps_the_numbering_of_the_others(tmp_path: Path)
     assert [(p.number, p.text) for p in pages] == [(1, "first"), (3, "third")]
 
 
-def test_scanned_pdf_without_text_layer_is_refused(tmp_path: Path) -> None:
+def test_scanned_pdf_without_text_layer_is_refused(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr("shutil.which", lambda name: None)  # no OCR engine installed
     pdf = FPDF()
     pdf.add_page()
     pdf.rect(20, 20, 100, 60, style="F")  # ink, but no text: what a scan looks like to us
     pdf.output(str(tmp_path / "scan.pdf"))
-    with pytest.raises(ParseError, match="scanned PDF without a text layer") as err:
+    with pytest.raises(
+        ParseError, match=r"scan\.pdf: 1 page\(s\), none with text \(no text layer; OCR not installed\)"
+    ) as err:
         parse_file(tmp_path / "scan.pdf")
     assert err.value.hint and "OCR" in err.value.hint
 

@@ -119,11 +119,20 @@ class Citation:
     rows: tuple[str, ...] = ()
     quote: str = ""
 
+    @property
+    def link(self) -> str:
+        """The source's address; a PDF's opens at the cited page (``#page=N``, which PDF readers and
+        browsers follow)."""
+        path = self.url.split("?", 1)[0].split("#", 1)[0]
+        if self.page is not None and path.lower().endswith(".pdf") and "#" not in self.url:
+            return f"{self.url}#page={self.page}"
+        return self.url
+
     def label(self) -> str:
         where = f"p. {self.page}" if self.page is not None else ""
         if self.rows:
             where = f"rows {', '.join(self.rows[:5])}" + (" ..." if len(self.rows) > 5 else "")
-        return f"[{self.n}] {self.title}" + (f", {where}" if where else "") + f" <{self.url}>"
+        return f"[{self.n}] {self.title}" + (f", {where}" if where else "") + f" <{self.link}>"
 
 
 @dataclass(frozen=True)

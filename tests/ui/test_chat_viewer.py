@@ -178,3 +178,22 @@ def test_ledger_rows_only_for_the_finance_group_and_only_the_cited_ones(demo_run
     assert {"date", "amount", "reference"} <= set(rows[0])
     with pytest.raises(ViewerAccessError, match="finance"):
         viewer.ledger_rows(rt, alice, c)
+
+
+# ---------------------------------------------------------------------------------------------
+# Page-level links outside the chat (CLI, API sources)
+
+
+def test_a_pdf_citation_links_to_its_page_and_nothing_else_changes():
+    pdf = Citation(n=1, kind="document", title="Acme", url="file:///srv/contracts/acme.pdf", page=3)
+    assert pdf.link == "file:///srv/contracts/acme.pdf#page=3"
+    assert pdf.label() == "[1] Acme, p. 3 <file:///srv/contracts/acme.pdf#page=3>"
+    web = Citation(n=2, kind="document", title="Report", url="https://dms.example/r.PDF?v=2", page=12)
+    assert web.link == "https://dms.example/r.PDF?v=2#page=12"
+    for same in (
+        Citation(n=3, kind="document", title="Policy", url="https://intranet/policy.docx", page=2),
+        Citation(n=4, kind="document", title="No page", url="file:///srv/a.pdf"),
+        Citation(n=5, kind="document", title="Has one", url="file:///srv/a.pdf#page=9", page=2),
+        Citation(n=6, kind="ledger", title="Ledger", url="ledger://journal_entries?year=2026", rows=("e#1",)),
+    ):
+        assert same.link == same.url and f"<{same.url}>" in same.label()

@@ -131,6 +131,41 @@ def test_an_upload_is_the_uploaders_alone_until_shared_and_gone_after_removal(st
     assert removed[-1].data["doc_id"] == up.doc_id
 
 
+def test_pdf_and_docx_uploads_go_through_the_ingestion_parsers(rt, tmp_path):
+    from docx import Document as Docx
+    from fpdf import FPDF
+
+    pdf = FPDF()
+    pdf.set_font("helvetica", size=12)
+    pdf.add_page()
+    pdf.text(20, 30, "Offsite agenda, first page.")
+    pdf.add_page()
+    pdf.text(20, 30, "The Osprey Bay shuttle leaves at 07:45 from gate 3.")
+    docx = Docx()
+    docx.add_paragraph("The Puffin Ridge cabin sleeps eleven guests.")
+    docx.save(tmp_path / "cabin.docx")
+    alice = user(rt, "alice")
+    svc = rt.services  # the module's store allows 4 kB; a PDF with fonts is larger
+    store = UploadStore(
+        rt.settings.model_copy(update={"upload_max_bytes": 10**6}), svc.index, svc.embedder, svc.audit, svc.directory
+    )
+    ups = [
+        store.add(alice, "agenda.pdf", bytes(pdf.output())),
+        store.add(alice, "cabin.docx", (tmp_path / "cabin.docx").read_bytes()),
+    ]
+    try:
+        hits = search(rt, "alice", "When does the Osprey Bay shuttle leave?")
+        shuttle = next(h for h in hits if h.doc_id == ups[0].doc_id)
+        assert shuttle.page == 2 and "07:45" in shuttle.text  # cited at its PDF page
+        cabin = search(rt, "alice", "How many guests does the Puffin Ridge cabin sleep?")
+        assert any(h.doc_id == ups[1].doc_id and "eleven" in h.text for h in cabin)
+        bobs = {h.doc_id for h in search(rt, "bob", "Osprey Bay shuttle Puffin Ridge cabin")}
+        assert not bobs & {u.doc_id for u in ups}
+    finally:
+        for up in ups:
+            store.remove(alice, up.doc_id)
+
+
 @pytest.mark.slow  # two answers over the demo bank (40 s)
 def test_ask_cites_the_upload_for_its_uploader_only(store, rt):
     alice, bob = user(rt, "alice"), user(rt, "bob")

@@ -34,9 +34,9 @@ from sovra.connectors.parsers import parse_file
 from sovra.documents import Deletion, Document, Page
 from sovra.errors import InputError
 from sovra.identity import PUBLIC, Directory, User
-from sovra.ingest import Ingestor
+from sovra.ingest import UPLOADS_SOURCE, Ingestor
 
-SOURCE = "uploads"
+SOURCE = UPLOADS_SOURCE  # reserved: `sovra ingest`/`sovra sync` refuse a source of this name
 DOC_TYPE = "upload"
 MAX_NAME_CHARS = 150
 MAX_SHARES = 50

@@ -31,6 +31,8 @@ from sovra.index import DocInfo, Index, IndexInfo, IndexPoint, Sparse, embed_key
 
 log = logging.getLogger(__name__)
 
+UPLOADS_SOURCE = "uploads"  # the source of files uploaded in the chat (sovra.connectors.uploads)
+
 
 class Embeds(Protocol):
     model_id: str
@@ -242,6 +244,16 @@ class Ingestor:
         return report
 
     def _sync(self, connector: Connector, state: IngestState, report: IngestReport, progress: Progress | None) -> None:
+        if connector.name == UPLOADS_SOURCE:
+            # A synced source deletes what it does not list: under this name, every chat upload.
+            report.stopped(
+                connector.name,
+                DefinitionError(
+                    f"the source name {UPLOADS_SOURCE!r} is reserved for files uploaded in the chat",
+                    hint="give the source another name",
+                ),
+            )
+            return
         if isinstance(connector, DeltaConnector):
             self._sync_delta(connector, state, report, progress)
             return

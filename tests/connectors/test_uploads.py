@@ -166,6 +166,26 @@ def test_pdf_and_docx_uploads_go_through_the_ingestion_parsers(rt, tmp_path):
             store.remove(alice, up.doc_id)
 
 
+def test_a_synced_source_named_uploads_is_refused_and_deletes_no_upload(store, rt):
+    from sovra.ingest import Ingestor
+
+    class Listing:
+        name = SOURCE
+
+        def documents(self):
+            return iter(())  # lists nothing: as a sync, it would delete every upload
+
+    alice = user(rt, "alice")
+    up = store.add(alice, "keep.md", f"# Keep\n\n{FACT}\n".encode())
+    try:
+        report = Ingestor(rt.services.index, rt.services.embedder, rt.settings.paths.state_db).run([Listing()])
+        assert report.deleted == 0 and "reserved for files uploaded in the chat" in report.failed[0][1]
+        assert report.fix[SOURCE] == "give the source another name"
+        assert up.doc_id in {h.doc_id for h in search(rt, "alice")}
+    finally:
+        store.remove(alice, up.doc_id)
+
+
 @pytest.mark.slow  # two answers over the demo bank (40 s)
 def test_ask_cites_the_upload_for_its_uploader_only(store, rt):
     alice, bob = user(rt, "alice"), user(rt, "bob")

@@ -101,10 +101,26 @@ _RAW_CALL = re.compile(r"^\s*\w+\(.*\)\s*$", re.S)
 
 
 def approval_words(description: str, tool: str, args: dict[str, Any]) -> str:
-    """What an approval box says: the tool's own description, unless that is a raw call."""
-    if description.strip() and not _RAW_CALL.match(description):
+    """What an approval box says: the tool's own description, unless that is a raw call. A tool's
+    standard description (``open_case(counterparty='X', ...): Open a case ...``) keeps its words
+    after the call, with the call itself in words."""
+    text = description.strip()
+    if text.startswith(f"{tool}(") and "): " in text:
+        return f"{plain_action(tool, args)}: {text.rsplit('): ', 1)[1].strip()}"
+    if text and not _RAW_CALL.match(text):
         return description
     return plain_action(tool, args)
+
+
+_WAITING = "Waiting for approval: "
+
+
+def shown_text(a: Answer) -> str:
+    """An answer's text for the page: the runtime's "Waiting for approval: <raw call>" in words."""
+    ap = a.approval
+    if ap is not None and a.text.startswith(_WAITING + ap.description):
+        return _WAITING + approval_words(ap.description, ap.tool, ap.args) + a.text[len(_WAITING + ap.description) :]
+    return a.text
 
 
 def history(audit: AuditLog, user: User, limit: int = 30) -> list[RunSummary]:

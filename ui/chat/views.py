@@ -328,7 +328,7 @@ def turn(sh: Shared, user: User, a: Answer, index: int) -> None:
     with st.chat_message("user"):
         st.markdown(md(a.question))
     with st.chat_message("assistant"):
-        st.markdown(md(a.text))
+        st.markdown(md(session.shown_text(a)))  # a pending action in words, not as a raw call
         if STATUS_NOTES.get(a.status):
             st.caption(STATUS_NOTES[a.status])
         for note in a.notes:

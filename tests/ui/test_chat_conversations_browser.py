@@ -98,7 +98,10 @@ def test_conversations_examples_regenerate_reload_and_bob_refused(tmp_path):
         "SOVRA_CHAT_EXAMPLES": json.dumps(EXAMPLES),
     }
     with chat_server(data, tmp_path, env) as url, chromium() as browser:
-        page = browser.new_page(viewport={"width": 1400, "height": 1000})
+        context = browser.new_context(
+            viewport={"width": 1400, "height": 1000}, permissions=["clipboard-read", "clipboard-write"]
+        )
+        page = context.new_page()
         try:
             alice_thread = _alice(page, url, tmp_path, data)
             _bob(browser, url, tmp_path, alice_thread)
@@ -121,11 +124,15 @@ def _alice(page, url: str, tmp_path: Path, data: Path) -> str:
     thread = params(page)["c"]
     page.screenshot(path=str(tmp_path / "chat-conversation.png"))
 
-    # Copy: the answer's text in a code block with Streamlit's copy button.
+    # Copy: the answer's text in a code block; Streamlit's copy button puts it on the clipboard.
     page.get_by_role("button", name=re.compile("Copy")).first.click()
     code = page.get_by_test_id("stCode").first
     code.wait_for(timeout=30_000)
     assert ANSWER in code.inner_text()
+    code.hover()
+    code.get_by_role("button", name="Copy to clipboard").click()
+    copied = str(page.evaluate("navigator.clipboard.readText()"))
+    assert ANSWER in copied and "Copy" not in copied, copied  # the answer's text, nothing around it
     page.keyboard.press("Escape")
 
     # Regenerate: the same question again, in the same conversation.

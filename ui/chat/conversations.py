@@ -168,7 +168,7 @@ def header(sh: Shared, user: User) -> None:
             c = service(sh).get(user.id, thread_id)
     except SovraError:
         return  # a conversation just started elsewhere or gone: nothing to rename
-    left, right = st.columns([6, 1], vertical_alignment="center")
+    left, right = st.columns([5, 2], vertical_alignment="center")
     left.markdown(f"**{_md(c.title)}**")
     with right.popover("Rename or delete", icon=":material/edit:"):
         key = f"title-{c.thread_id}"

@@ -116,6 +116,8 @@ class CachingEmbedder:
 def _settings(base: Settings, data: Path, name: str) -> Settings:
     data.mkdir(parents=True, exist_ok=True)
     models = data / "models"
+    if models.is_symlink() and not models.exists():  # left by a run whose data dir is gone
+        models.unlink()
     if not models.exists():  # reuse the converted embedding model rather than converting again
         base.paths.models.mkdir(parents=True, exist_ok=True)
         models.symlink_to(base.paths.models.resolve(), target_is_directory=True)

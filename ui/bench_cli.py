@@ -6,6 +6,7 @@ Mounted in ui/cli.py with ``app.add_typer(bench_app, name="bench")``.
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 from typing import Annotated
 
@@ -241,9 +242,10 @@ def contracts(
 
 @bench_app.command("docs")
 def docs(
-    data: Annotated[Path, typer.Option(help="Folder with cuad-dev/ and financebench-dev/.")] = Path(
-        "../shared/eval-data"
-    ),
+    data: Annotated[
+        Path | None,
+        typer.Option(help="Folder with cuad-dev/ and financebench-dev/ (default: $SOVRA_EVAL_DATA)."),
+    ] = None,
     sets: Annotated[str, typer.Option(help="Comma-separated sets to run.")] = "cuad-dev,financebench-dev",
     work: Annotated[
         Path | None, typer.Option(help="Where the indexes and the vector cache go (default: a temp folder).")
@@ -254,5 +256,6 @@ def docs(
     filings (evidence page @1/@5/@10, company purity) for BM25, dense, hybrid and the default pipeline."""
     from sovra.evals.bench_docs import main
 
+    data = data or Path(os.environ.get("SOVRA_EVAL_DATA") or "../shared/eval-data")
     argv = ["--data", str(data), "--sets", sets] + (["--work", str(work)] if work else [])
     main(argv + (["--out", str(out_file)] if out_file else []))

@@ -26,6 +26,7 @@ from fastapi import FastAPI, Request
 from fastapi.responses import Response
 from slack_bolt import App
 from slack_bolt.adapter.starlette.handler import to_bolt_request, to_starlette_response
+from slack_bolt.error import BoltError
 from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError
 from slack_sdk.http_retry.builtin_handlers import ConnectionErrorRetryHandler, RateLimitErrorRetryHandler
@@ -263,13 +264,20 @@ def create_bolt_app(service: ChatService, *, client: WebClient | None = None, so
             hint="HTTP events mode verifies every request's signature; use Socket Mode (--socket-mode) without one",
         )
     client = client or web_client(settings)
-    app = App(
-        client=client,
-        signing_secret=settings.slack_signing_secret or "",
-        request_verification_enabled=not socket_mode,
-        process_before_response=False,
-        logger=logging.getLogger("sovra.ui.slack_bot.bolt"),
-    )
+    try:  # Bolt checks the token with auth.test here: an unreachable API or a bad token is a setup error
+        app = App(
+            client=client,
+            signing_secret=settings.slack_signing_secret or "",
+            request_verification_enabled=not socket_mode,
+            process_before_response=False,
+            logger=logging.getLogger("sovra.ui.slack_bot.bolt"),
+        )
+    except (BoltError, SlackApiError, OSError) as exc:
+        reason = getattr(exc, "reason", None) or exc
+        raise ConfigError(
+            f"the Slack bot could not check its token at {settings.slack_api_url}: {reason}",
+            hint="check SOVRA_SLACK_BOT_TOKEN and that this host reaches Slack (SOVRA_SLACK_API_URL for a proxy)",
+        ) from exc
     bot = SlackBot(service)
     app.sovra_bot = bot  # type: ignore[attr-defined]  # for observers (on_done)
 

@@ -442,3 +442,27 @@ def test_misconfiguration_is_reported_before_serving(tmp_path: Path) -> None:
             ChatService(Settings(data_dir=tmp_path, chat_identities_file=tmp_path / "bad.json"), "slack")
     finally:
         service.close()
+
+
+def test_an_unreachable_slack_api_or_a_refused_token_is_one_setup_error(tmp_path: Path) -> None:
+    import socket
+
+    from sovra.errors import ConfigError
+    from sovra.ui.slack_bot import create_bolt_app
+
+    (tmp_path / "users.json").write_text(json.dumps(USERS))
+    with socket.socket() as s:  # a port nothing listens on
+        s.bind(("127.0.0.1", 0))
+        closed = f"http://127.0.0.1:{s.getsockname()[1]}/api/"
+    slack = FakeSlack()
+    try:
+        for url, token, reason in [(closed, slack.token, "refused"), (slack.base_url, "xoxb-wrong", "invalid_auth")]:
+            settings = Settings(data_dir=tmp_path, slack_bot_token=token, slack_signing_secret="s", slack_api_url=url)
+            service = ChatService(settings, "slack", agent=CitedAgent())
+            try:
+                with pytest.raises(ConfigError, match=f"could not check its token at {url}.*{reason}"):
+                    create_bolt_app(service)
+            finally:
+                service.close()
+    finally:
+        slack.close()

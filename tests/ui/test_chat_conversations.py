@@ -221,6 +221,19 @@ def test_login_token_round_trip_and_refusals(tmp_path):
     assert stat.S_IMODE(os.stat(key).st_mode) == 0o600 and len(key.read_bytes()) == 32
 
 
+def test_log_out_voids_the_users_earlier_tokens(tmp_path):
+    s = Settings(data_dir=tmp_path)
+    before = identity.login_token(s, "alice", now=1000.0)
+    bobs = identity.login_token(s, "bob", now=1000.0)
+    identity.revoke_logins(s, "alice", now=1500.0)
+    assert identity.user_from_token(s, before, now=1600.0) is None
+    assert identity.user_from_token(s, bobs, now=1600.0) == "bob"  # only alice logged out
+    after = identity.login_token(s, "alice", now=1501.0)
+    assert identity.user_from_token(s, after, now=1600.0) == "alice"  # a new sign-in works
+    (tmp_path / "chat-logouts.json").write_text("{broken")
+    assert identity.user_from_token(s, bobs, now=1600.0) is None  # unreadable record: fail closed
+
+
 def test_a_reload_with_the_token_stays_signed_in(data_dir):
     at = AppTest.from_file(str(APP), default_timeout=300).run()
     at.selectbox(key="dev_login_choice").select("bob")
@@ -234,6 +247,12 @@ def test_a_reload_with_the_token_stays_signed_in(data_dir):
     reload.run()
     no_exception(reload)
     assert "Bob" in texts(reload) and reload.chat_input and "DEVELOPMENT LOGIN." not in texts(reload)
+    # After "Log out" the same address no longer signs anyone in.
+    reload.button(key="logout").click().run()
+    after = AppTest.from_file(str(APP), default_timeout=300)
+    after.query_params[identity.LOGIN_PARAM] = token
+    after.run()
+    assert "please sign in again" in texts(after) and not after.chat_input
     forged = AppTest.from_file(str(APP), default_timeout=300)
     forged.query_params[identity.LOGIN_PARAM] = token[:-1] + ("0" if token[-1] != "0" else "1")
     forged.run()

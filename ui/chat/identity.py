@@ -103,6 +103,7 @@ def dev_login_allowed(settings: Settings, bind_address: str | None = None) -> bo
 LOGIN_PARAM = "login"  # the query parameter that carries the signed token
 LOGIN_TTL_S = 12 * 3600
 _KEY_FILE = "chat-login.key"
+_LOGOUTS_FILE = "chat-logouts.json"  # user id -> when they last logged out (ms): older tokens are void
 
 
 def _login_key(settings: Settings) -> bytes:
@@ -127,21 +128,22 @@ def _login_key(settings: Settings) -> bytes:
 
 
 def login_token(settings: Settings, user_id: str, now: float | None = None) -> str:
-    """``<user id, base64>.<expiry>.<HMAC-SHA256>``: who signed in, until when, signed with the data
-    dir's secret. Nobody can make one for another user without that file."""
+    """``<user id, base64>.<expiry, ms>.<HMAC-SHA256>``: who signed in, until when, signed with the
+    data dir's secret. Nobody can make one for another user without that file."""
     import base64
     import hashlib
     import hmac
     import time
 
-    expires = int((now if now is not None else time.time()) + LOGIN_TTL_S)
+    expires = int(((now if now is not None else time.time()) + LOGIN_TTL_S) * 1000)
     body = f"{base64.urlsafe_b64encode(user_id.encode()).decode().rstrip('=')}.{expires}"
     mac = hmac.new(_login_key(settings), body.encode(), hashlib.sha256).hexdigest()
     return f"{body}.{mac}"
 
 
 def user_from_token(settings: Settings, token: str, now: float | None = None) -> str | None:
-    """The user id a token was signed for, or None when it is forged, altered or expired."""
+    """The user id a token was signed for, or None when it is forged, altered, expired or older than
+    the user's last "Log out"."""
     import base64
     import binascii
     import hashlib
@@ -155,9 +157,42 @@ def user_from_token(settings: Settings, token: str, now: float | None = None) ->
     mac = hmac.new(_login_key(settings), body.encode(), hashlib.sha256).hexdigest()
     if not hmac.compare_digest(mac, parts[2]):
         return None
-    if int(parts[1]) < (now if now is not None else time.time()):
+    expires_ms = int(parts[1])
+    if expires_ms < (now if now is not None else time.time()) * 1000:
         return None
     try:
-        return base64.urlsafe_b64decode(parts[0] + "=" * (-len(parts[0]) % 4)).decode()
+        user_id = base64.urlsafe_b64decode(parts[0] + "=" * (-len(parts[0]) % 4)).decode()
     except (binascii.Error, UnicodeDecodeError):
         return None
+    logouts = _logouts(settings)
+    if logouts is None or expires_ms - LOGIN_TTL_S * 1000 <= logouts.get(user_id, -1):
+        return None  # issued before the user logged out (or the record is unreadable: fail closed)
+    return user_id
+
+
+def _logouts(settings: Settings) -> dict[str, int] | None:
+    import json
+
+    path = settings.paths.root / _LOGOUTS_FILE
+    try:
+        data = json.loads(path.read_text()) if path.is_file() else {}
+    except (OSError, ValueError):
+        log.warning("%s is unreadable: every development sign-in by address is refused", path)
+        return None
+    return {str(k): int(v) for k, v in data.items() if isinstance(v, int)} if isinstance(data, dict) else {}
+
+
+def revoke_logins(settings: Settings, user_id: str, now: float | None = None) -> None:
+    """Log out: every token of ``user_id`` issued until now stops working (copies of the address too)."""
+    import json
+    import tempfile
+    import time
+
+    root = settings.paths.root
+    root.mkdir(parents=True, exist_ok=True)
+    data = _logouts(settings) or {}
+    data[user_id] = int((now if now is not None else time.time()) * 1000)
+    fd, tmp = tempfile.mkstemp(dir=root, prefix=".chat-logouts.")  # 0600; replaced atomically
+    with os.fdopen(fd, "w") as f:
+        json.dump(data, f)
+    os.replace(tmp, root / _LOGOUTS_FILE)

@@ -203,6 +203,8 @@ def login(sh: Shared, settings: Settings) -> User | None:
 
 
 def _logout() -> None:
+    if st.session_state.get("dev_user") and not _auth_configured():  # the signed address stops working
+        identity.revoke_logins(Settings(), str(st.session_state["dev_user"]))
     for key in ("dev_user", "messages", "thread_id", "open_run", "feedback_sent", "url_thread"):
         st.session_state.pop(key, None)
     st.query_params.clear()  # the signed login token and the open conversation's address

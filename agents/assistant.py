@@ -8,6 +8,7 @@ and every decision the model makes is checked against what the tools can verify.
 from __future__ import annotations
 
 import datetime as dt
+import json
 import re
 from typing import Any, TypedDict
 
@@ -294,10 +295,38 @@ def answer(state: State, config: RunnableConfig) -> State:
         },
         {"role": "user", "content": f"Sources:\n{blocks}\n\nQuestion: {state['question']}"},
     ]
-    parsed, call = ctx.services.gateway.complete_json(messages, Drafted, route="chat")
+    parsed, call = ctx.services.gateway.complete_json(messages, Drafted, route="chat", on_text=_AnswerStream(ctx))
     ctx.model_call(call, messages)
     d: Drafted = parsed  # type: ignore[assignment]
     return {"draft": d.model_dump(), "sources": sources}
+
+
+_ANSWER_SO_FAR = re.compile(r'^\s*\{\s*"answer"\s*:\s*"((?:[^"\\]|\\.)*)')
+
+
+class _AnswerStream:
+    """Shows the draft's ``answer`` while a served model writes its JSON reply: called with the
+    text received so far, it emits what was added to the answer string (run events of kind
+    "token"). A reply that starts NOT_FOUND is held back (check_citations words it), and the shown
+    text is replaced by the checked answer when the run ends."""
+
+    def __init__(self, ctx: RunContext) -> None:
+        self.ctx = ctx
+        self.shown = ""
+
+    def __call__(self, received: str) -> None:
+        m = _ANSWER_SO_FAR.match(received)
+        if not m:
+            return
+        try:  # an escape cut in half ("\\u00") fails here: wait for the rest
+            answer = json.loads(f'"{m.group(1)}"')
+        except ValueError:
+            return
+        if "NOT_FOUND".startswith(answer.strip().upper()[:9]) or answer.strip().upper().startswith("NOT_FOUND"):
+            return
+        if answer.startswith(self.shown) and len(answer) > len(self.shown):
+            self.ctx.emit_token(answer[len(self.shown) :])
+            self.shown = answer
 
 
 def check_citations(state: State, config: RunnableConfig) -> State:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from pydantic import ValidationError
@@ -51,8 +52,14 @@ class ModelGateway(GatewayCore):
         route: str = "chat",
         max_tokens: int | None = None,
         temperature: float | None = None,
+        on_text: Callable[[str], None] | None = None,
     ) -> tuple[M, ModelCall]:
-        """Ask for JSON constrained to ``schema``; validate it, retrying once with the error."""
+        """Ask for JSON constrained to ``schema``; validate it, retrying once with the error.
+
+        ``on_text``: on a served route (a URL, not the bundled model), the reply is streamed and
+        ``on_text`` is called with the JSON text received so far after each piece, so a caller can
+        show a field as it is written. The value returned is validated as without it; a retry after
+        invalid output is not streamed."""
         json_schema = schema.model_json_schema()
         served = self.routes.route(route)[1]
         params = {
@@ -61,13 +68,31 @@ class ModelGateway(GatewayCore):
             "schema": schema.__name__,
         }
         send = self._chat_sender(max_tokens, temperature, _schema=(schema.__name__, json_schema))
+        stream = None
+        if on_text is not None and served.base_url is not None:
+            stream = self._chat_sender(
+                max_tokens,
+                temperature,
+                _schema=(schema.__name__, json_schema),
+                stream=True,
+                stream_options={"include_usage": True},
+            )
         convo = _with_schema_instruction(messages, json_schema)
         ledger = _Ledger(route)
         error: ValidationError | None = None
         with _span("chat", route, self) as span:
             for _ in range(2):
-                result = self._run(route, ledger, send, convo)
-                text = _unmask(result, result.response.choices[0].message.content or "")
+                if stream is not None and on_text is not None:
+                    result = self._run(route, ledger, stream, convo)
+                    received: list[str] = []
+                    for piece in TextStream(result, ledger, params):
+                        received.append(piece)
+                        # Unmasked whole again: a masked value may be split across two pieces.
+                        on_text(_unmask(result, "".join(received)))
+                    text, stream = _unmask(result, "".join(received)), None
+                else:
+                    result = self._run(route, ledger, send, convo)
+                    text = _unmask(result, result.response.choices[0].message.content or "")
                 try:
                     value = _validate(schema, text)
                 except ValidationError as exc:

@@ -153,6 +153,45 @@ def test_generated_answers_keep_only_citations_to_retrieved_sources(module_demo_
     assert check.data["invalid"] == [42]
 
 
+@pytest.mark.parametrize(
+    ("written", "shown"),
+    [
+        (
+            'Up to 3 days per week [1]; \\"core hours\\" apply [9].',
+            'Up to 3 days per week [1]; "core hours" apply [9].',
+        ),
+        ("NOT_FOUND", ""),  # held back while it could still be NOT_FOUND: the run words it
+    ],
+)
+def test_a_served_models_answer_is_shown_as_it_is_written(module_demo_settings, written, shown):
+    """Issue 24: the default agent streams the draft's answer from a served model (the JSON reply
+    is still schema-constrained and validated whole); the checked answer replaces it at the end."""
+    plan = json.dumps(
+        {"search_query": "remote work days per week", "ledger_lookup": False, "counterparty": None, "year": None}
+    )
+    draft = '{"answer": "' + written + '", "citations": [1]}'
+    fake = FakeOpenAI([(200, plan), (200, draft)])
+    settings = module_demo_settings.model_copy(
+        update={"llm_base_url": fake.base_url, "llm_model": "policy-lora", "answer_mode": "auto"}
+    )
+    rt = Runtime(settings)
+    try:
+        events = list(rt.stream(get_agent("assistant"), "How many days per week may I work from home?", "alice"))
+    finally:
+        rt.close()
+        fake.close()
+    tokens = [e.data["text"] for e in events if e.kind == "token"]
+    assert "".join(tokens) == shown
+    assert len(tokens) > 1 or not shown  # pieces as they arrived, not the whole answer at once
+    draft_request = fake.requests[-1]
+    assert draft_request["stream"] is True and draft_request["response_format"]["type"] == "json_schema"
+    final = events[-1].data["answer"]
+    if shown:
+        assert final.status == "answered" and "[9]" not in final.text  # the check still removes it
+    else:
+        assert final.status == "not_found"
+
+
 def test_this_year_follows_the_configured_as_of_date(module_demo_settings):
     """'This year' is the settings' date, never the wall clock's, so answers are reproducible."""
     import datetime as dt

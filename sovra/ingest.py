@@ -158,7 +158,7 @@ def with_profile(doc: Document, pages: list[Page]) -> Document:
     """The document with its entity, period and kind (:mod:`sovra.doc_profile`) in its metadata;
     what the connector says wins."""
     name = str(doc.metadata.get("path") or doc.url.rsplit("/", 1)[-1] or doc.title)
-    found = profile(name, doc.title, [p.text for p in pages[:2]])
+    found = profile(name, doc.title, [p.text for p in pages if p.text][:2])  # skipped pages are empty
     if not found:
         return doc
     return dataclasses.replace(doc, metadata={**found, **doc.metadata})

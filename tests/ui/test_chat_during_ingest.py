@@ -10,7 +10,6 @@ from __future__ import annotations
 import json
 import os
 import re
-import signal
 import subprocess
 import sys
 import time
@@ -18,7 +17,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from browser_harness import CHROMIUM, free_port, sign_in, wait_healthy
+from browser_harness import CHROMIUM, chat_server, chromium, sign_in
 from conftest import copy_demo_data
 from fakes.vllm_server import FakeVLLM, Reply
 
@@ -71,7 +70,7 @@ def _corpus(folder: Path, n: int) -> None:
 
 @pytest.mark.timeout(1500)
 def test_the_chat_answers_during_an_ingest_and_finds_its_documents_without_a_restart(demo_settings, tmp_path, model):
-    playwright = pytest.importorskip("playwright.sync_api")
+    pytest.importorskip("playwright.sync_api")
     data = copy_demo_data(demo_settings, tmp_path / "data")
     env = {
         **{k: v for k, v in os.environ.items() if not k.startswith("SOVRA_")},
@@ -83,61 +82,43 @@ def test_the_chat_answers_during_an_ingest_and_finds_its_documents_without_a_res
         "HF_HUB_OFFLINE": "1",
     }
     _corpus(tmp_path / "new-docs", 150)
-    port, log = free_port(), tmp_path / "sovra-ui.log"
-    with log.open("wb") as out:
-        ui = subprocess.Popen(
-            [SOVRA, "ui", "--port", str(port)], env=env, cwd=tmp_path, stdout=out, stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )  # fmt: skip
-    url = f"http://127.0.0.1:{port}"
     ingest: subprocess.Popen[str] | None = None
-    try:
-        wait_healthy(ui, url, log)
-        with playwright.sync_playwright() as pw:
-            browser = pw.chromium.launch(executable_path=CHROMIUM, headless=True, args=["--no-sandbox"])
-            try:
-                page = browser.new_page(viewport={"width": 1400, "height": 1000})
-                sign_in(page, url, "alice")
-                box = page.get_by_placeholder(re.compile("Ask a question"))
-                box.wait_for(timeout=60_000)
+    with chat_server(data, tmp_path, env) as url, chromium() as browser:
+        try:
+            page = browser.new_page(viewport={"width": 1400, "height": 1000})
+            sign_in(page, url, "alice")
+            box = page.get_by_placeholder(re.compile("Ask a question"))
+            box.wait_for(timeout=60_000)
 
-                def ask(question: str, turn: int) -> str:
-                    box.fill(question)
-                    box.press("Enter")
-                    page.get_by_role("button", name=re.compile(r"\[1\] ")).nth(turn).wait_for(timeout=300_000)
-                    page.get_by_test_id("stFeedback").nth(turn).wait_for(timeout=60_000)  # the run is over
-                    return page.get_by_test_id("stChatMessage").nth(2 * turn + 1).inner_text()
+            def ask(question: str, turn: int) -> str:
+                box.fill(question)
+                box.press("Enter")
+                page.get_by_role("button", name=re.compile(r"\[1\] ")).nth(turn).wait_for(timeout=300_000)
+                page.get_by_test_id("stFeedback").nth(turn).wait_for(timeout=60_000)  # the run is over
+                return page.get_by_test_id("stChatMessage").nth(2 * turn + 1).inner_text()
 
-                # The first question loads the embedding model, so the chat is warm before the ingest.
-                assert "250" in ask("What is the hotel limit per night in London?", 0)
-                ingest = subprocess.Popen(
+            # The first question loads the embedding model, so the chat is warm before the ingest.
+            assert "250" in ask("What is the hotel limit per night in London?", 0)
+            ingest = subprocess.Popen(
                     [SOVRA, "ingest", str(tmp_path / "new-docs"), "--acl", "group:employees"],
                     env=env, cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
                 )  # fmt: skip
-                # While the other process ingests, the chat still answers (its searches run beside the writes).
-                time.sleep(3)
-                assert ingest.poll() is None, "the ingest ended before the chat was asked; make it longer"
-                assert "250" in ask("What is the hotel limit per night in London?", 1)
-                answered_during_ingest = ingest.poll() is None
-                output, _ = ingest.communicate(timeout=900)
-                assert ingest.returncode == 0, output
-                assert answered_during_ingest, "the chat answered only after the ingest had ended:\n" + output
+            # While the other process ingests, the chat still answers (its searches run beside the writes).
+            time.sleep(3)
+            assert ingest.poll() is None, "the ingest ended before the chat was asked; make it longer"
+            assert "250" in ask("What is the hotel limit per night in London?", 1)
+            answered_during_ingest = ingest.poll() is None
+            output, _ = ingest.communicate(timeout=900)
+            assert ingest.returncode == 0, output
+            assert answered_during_ingest, "the chat answered only after the ingest had ended:\n" + output
 
-                # No restart: the running chat finds what the other process added.
-                answer = ask("What do the Quillfeather archive storage fees cap at?", 2)
-                assert "4,321" in answer, answer
-                page.get_by_role("button", name=re.compile(r"\[1\] ")).nth(2).click()
-                dialog = page.get_by_role("dialog")
-                dialog.locator("mark").first.wait_for(timeout=60_000)
-                assert "Quillfeather" in dialog.inner_text()
-            finally:
-                browser.close()
-    finally:
-        if ingest is not None and ingest.poll() is None:
-            ingest.kill()
-        ui.send_signal(signal.SIGTERM)
-        try:
-            ui.wait(timeout=120)
-        except subprocess.TimeoutExpired:
-            os.killpg(ui.pid, signal.SIGKILL)
-            ui.wait()
+            # No restart: the running chat finds what the other process added.
+            answer = ask("What do the Quillfeather archive storage fees cap at?", 2)
+            assert "4,321" in answer, answer
+            page.get_by_role("button", name=re.compile(r"\[1\] ")).nth(2).click()
+            dialog = page.get_by_role("dialog")
+            dialog.locator("mark").first.wait_for(timeout=60_000)
+            assert "Quillfeather" in dialog.inner_text()
+        finally:
+            if ingest is not None and ingest.poll() is None:
+                ingest.kill()

@@ -34,9 +34,10 @@ RUN uv pip install --python /opt/venv/bin/python --no-deps . \
 
 # ---- runtime ----
 FROM python:3.11.15-slim-bookworm
-# libgomp1: llama.cpp's OpenMP runtime.
+# libgomp1: llama.cpp's OpenMP runtime. tesseract-ocr (+ French, German data): OCR of scanned PDF
+# pages (connectors/ocr.py); add tesseract-ocr-nld/-ita/-spa for more languages.
 RUN apt-get update \
-    && apt-get install -y --no-install-recommends libgomp1 \
+    && apt-get install -y --no-install-recommends libgomp1 tesseract-ocr tesseract-ocr-fra tesseract-ocr-deu \
     && rm -rf /var/lib/apt/lists/*
 RUN groupadd --system --gid 10001 sovra \
     && useradd --system --uid 10001 --gid sovra --create-home --home-dir /home/sovra sovra \

@@ -147,17 +147,7 @@ def _read_text(path: Path) -> str:
 
 
 PDF_PROGRESS_PAGES = 100  # a long PDF logs its progress every this many pages
-NO_TEXT_LAYER = "no text layer; OCR not installed"
-
-
-def _ocr_note() -> str:
-    """Why a page without a text layer is skipped. No OCR engine is wired in: say whether one is
-    even installed, so a person knows what would help."""
-    import shutil
-
-    if shutil.which("tesseract") is None:
-        return NO_TEXT_LAYER
-    return "no text layer; OCR is installed (tesseract) but Sovra does not run it yet"
+NO_TEXT_LAYER = "no text layer; OCR not installed"  # the start of every such reason (connectors.ocr)
 
 
 _INK = re.compile(rb"(?:^|\s)(?:Do|f\*?|F|S|s|B\*?|b\*?|sh|BI)(?=\s|$)")
@@ -185,6 +175,7 @@ def _parse_pdf(path: Path) -> list[Page]:
     from pypdf import PdfReader
     from pypdf.errors import FileNotDecryptedError, PdfReadError
 
+    from sovra.connectors import ocr
     from sovra.connectors.pdf_tables import rebuild_tables
 
     try:
@@ -218,31 +209,56 @@ def _parse_pdf(path: Path) -> list[Page]:
         raise ParseError(f"{path.name}: the PDF has no pages")
     pages: list[Page] = []
     carry = None
-    for number in range(1, total + 1):
-        try:
-            page = reader.pages[number - 1]
-            raw = page.extract_text() or ""
-        except Exception as exc:  # one damaged page: keep the others
-            pages.append(Page(number, "", skipped=f"cannot be read ({type(exc).__name__}: {exc})"))
-            carry = None
-            continue
-        text = normalize_text(raw)
-        if not text:
-            if _has_ink(page):
-                pages.append(Page(number, "", skipped=_ocr_note()))
-            carry = None
-            continue
-        text, tables = rebuild_tables(text, carry)
-        pages.append(Page(number, text, tuple(tables)))
-        # A table that ends its page may go on at the top of the next one.
-        carry = tables[-1] if tables and len(text) - tables[-1].end < 200 else None
-        if total >= 2 * PDF_PROGRESS_PAGES and number % PDF_PROGRESS_PAGES == 0:
-            log.info("%s: page %d of %d read", path.name, number, total)
+    reader_ocr: ocr.PdfOcr | None = None
+    engine: ocr.OcrEngine | str | None = None  # looked up at the first page without text
+    try:
+        for number in range(1, total + 1):
+            try:
+                page = reader.pages[number - 1]
+                raw = page.extract_text() or ""
+            except Exception as exc:  # one damaged page: keep the others
+                pages.append(Page(number, "", skipped=f"cannot be read ({type(exc).__name__}: {exc})"))
+                carry = None
+                continue
+            text = normalize_text(raw)
+            read_by_ocr = False
+            if not text:
+                if not _has_ink(page):
+                    carry = None
+                    continue  # a blank separator page: nothing is missing
+                if engine is None:
+                    engine = ocr.engine()
+                if isinstance(engine, str):
+                    pages.append(Page(number, "", skipped=engine))
+                    carry = None
+                    continue
+                reader_ocr = reader_ocr or ocr.PdfOcr(path, engine)
+                try:
+                    text = normalize_text(reader_ocr.page_text(number))
+                except ocr.OcrError as exc:
+                    pages.append(Page(number, "", skipped=f"no text layer; {exc}"))
+                    carry = None
+                    continue
+                if not text:
+                    pages.append(Page(number, "", skipped="no text layer; OCR found no text"))
+                    carry = None
+                    continue
+                read_by_ocr = True
+            text, tables = rebuild_tables(text, carry)
+            pages.append(Page(number, text, tuple(tables), ocr=read_by_ocr))
+            # A table that ends its page may go on at the top of the next one.
+            carry = tables[-1] if tables and len(text) - tables[-1].end < 200 else None
+            if total >= 2 * PDF_PROGRESS_PAGES and number % PDF_PROGRESS_PAGES == 0:
+                log.info("%s: page %d of %d read", path.name, number, total)
+    finally:
+        if reader_ocr is not None:
+            reader_ocr.close()
     if not any(p.text for p in pages):
         reasons = sorted({p.skipped for p in pages}) or ["blank pages"]
         raise ParseError(
             f"{path.name}: {total} page(s), none with text ({'; '.join(reasons)}); skipped",
-            hint="run OCR (for example ocrmypdf) and store the result",
+            hint="install an OCR engine (Debian: tesseract-ocr and tesseract-ocr-LANG) so Sovra reads scanned pages, "
+            "or store a copy with a text layer (for example from ocrmypdf)",
         )
     return pages
 

@@ -74,6 +74,18 @@ def check_embedding(settings: Settings) -> Check:
     return Check("embedding", True, f"{where}: {emb.model_id}, {emb.dim} dims")
 
 
+def check_ocr(settings: Settings) -> Check:
+    """OCR of scanned PDF pages is optional: without it such pages are skipped and reported."""
+    from sovra.connectors import ocr
+
+    found = ocr.engine()
+    if isinstance(found, str):
+        hint = "apt-get install tesseract-ocr tesseract-ocr-fra tesseract-ocr-deu" if "not installed" in found else None
+        why = found.removeprefix("no text layer; ")
+        return Check("ocr", False, f"{why}: scanned PDF pages are skipped", hint, False)
+    return Check("ocr", True, f"tesseract {found.command} ({found.languages})")
+
+
 def check_index(settings: Settings) -> Check:
     from sovra.embeddings import Embedder
     from sovra.index import IndexInfo, open_index
@@ -193,6 +205,7 @@ CHECKS: list[Callable[[Settings], Check]] = [
     check_data_dir,
     check_users,
     check_embedding,
+    check_ocr,
     check_index,
     check_audit,
     check_checkpoints,

@@ -26,12 +26,14 @@ class Page:
 
     ``tables`` locates tables in ``text``. A page that could not be read has no text and says why in
     ``skipped`` ("no text layer; OCR not installed"); ingest reports it and indexes the other pages.
+    A page without a text layer that OCR read has ``ocr`` set.
     """
 
     number: int
     text: str
     tables: tuple[TableSpan, ...] = ()
     skipped: str = ""
+    ocr: bool = False  # the text was read by OCR (connectors.ocr): the page had no text layer
 
 
 @dataclass

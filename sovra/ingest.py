@@ -62,7 +62,7 @@ class IngestReport:
     no_acl: list[str] = field(default_factory=list)  # documents nobody may read (no sidecar, no default)
     pages: int = 0  # pages read from the documents indexed in this run
     tables: int = 0  # tables found in them (sovra.connectors.pdf_tables)
-    ocr_pages: int = 0  # pages read by OCR (no OCR engine is wired in yet: always 0)
+    ocr_pages: int = 0  # pages read by OCR (sovra.connectors.ocr)
     # Pages left out of documents that were indexed otherwise: (document, "page N: why").
     skipped_pages: list[tuple[str, str]] = field(default_factory=list)
     # A source that stopped on a mistake of its own (a connector's definition): what to fix, by source
@@ -382,6 +382,7 @@ class Ingestor:
             report.no_acl.append(doc.id)
         report.pages += len(pages)
         report.tables += sum(len(p.tables) for p in pages)
+        report.ocr_pages += sum(p.ocr for p in pages)
         for p in pages:
             if p.skipped:
                 log.warning("%s page %d skipped: %s", doc.id, p.number, p.skipped)

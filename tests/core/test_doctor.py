@@ -155,3 +155,18 @@ def test_unreachable_postgres(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, c
     captured = capsys.readouterr()
     assert "s3cret-pw" not in captured.out + captured.err
     assert "audit" in captured.err
+
+
+def test_ocr_line_says_what_reads_scans_and_what_is_missing(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from sovra.doctor import check_ocr
+
+    settings = Settings(data_dir=tmp_path)
+    monkeypatch.setattr("shutil.which", lambda name: None)
+    line = check_ocr(settings)
+    assert (line.ok, line.required) == (False, False)  # optional: scans are skipped and reported
+    assert line.line() == (
+        "! ocr        OCR not installed: scanned PDF pages are skipped "
+        "(hint: apt-get install tesseract-ocr tesseract-ocr-fra tesseract-ocr-deu)"
+    )
+    monkeypatch.setenv("SOVRA_OCR", "off")
+    assert check_ocr(settings).detail == "OCR is off (SOVRA_OCR=off): scanned PDF pages are skipped"

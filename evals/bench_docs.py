@@ -11,7 +11,10 @@ may read everything, once per mode:
 * ``sparse`` (BM25), ``dense``, ``hybrid``: one leg or the fused query, nothing else;
 * ``before``: the default pipeline without the entity/period scope (reranker when configured,
   near-duplicate removal): what ``search_documents`` did before the scope existed;
-* ``default``: ``search_documents`` exactly as agents call it with today's settings.
+* ``default``: ``search_documents`` exactly as agents call it with today's settings;
+* ``rerank``: ``default`` with the bundled cross-encoder (``SOVRA_RERANK_MODEL_DIR=bundled``)
+  rescoring the top ``SOVRA_RERANK_CANDIDATES``, whatever the settings say (skipped, with the
+  reason, when the package that ships it is not installed).
 
 Scores: nDCG@10 and recall@10 (ir-measures) on CUAD's qrels; on FinanceBench **evidence page
 @1/@5/@10** (share of questions with a retrieved chunk from the gold document *and* a gold page in
@@ -49,9 +52,14 @@ from sovra.index import Sparse
 log = logging.getLogger(__name__)
 
 # "before": the default pipeline without the entity/period scope (what search_documents did before it).
-MODES = ("sparse", "dense", "hybrid", "before", "default")
+MODES = ("sparse", "dense", "hybrid", "before", "default", "rerank")
 K = 10
 _modes = list(MODES)
+_max_queries = [0]  # 0 = every question
+
+
+def _first(items: list[EvalItem]) -> list[EvalItem]:
+    return items[: _max_queries[0]] if _max_queries[0] else items
 
 
 class CachingEmbedder:
@@ -172,6 +180,8 @@ def _search_all(settings: Settings, items: list[EvalItem], mode: str) -> tuple[d
     from sovra.tools.base import ToolContext
     from sovra.tools.search import SearchArgs, search_documents
 
+    if mode == "rerank":
+        settings = settings.model_copy(update={"rerank_model_dir": Path("bundled")})
     rt = Runtime(settings)
     try:
         svc = rt.services
@@ -183,7 +193,7 @@ def _search_all(settings: Settings, items: list[EvalItem], mode: str) -> tuple[d
         flt = SearchFilter(principals=tuple(user.principals))
 
         def one(query: str) -> list[Any]:
-            if mode == "default":
+            if mode in ("default", "rerank"):
                 return list(search_documents(SearchArgs(query=query, limit=K), ctx).hits)
             if mode == "before":
                 return before.search(query, flt, K)
@@ -215,7 +225,7 @@ def bench_cuad(base: Settings, folder: Path, work: Path, cache: Path, ingest: bo
         _fresh(data)
     settings = _settings(base, data, f"bench-{folder.name}")
     out: dict[str, Any] = {"ingest": _ingest(settings, [BeirListing(ds)], cache) if ingest else {}, "modes": {}}
-    items = ds.items(user="eval")
+    items = _first(ds.items(user="eval"))
     qrels = {i.id: {e.doc: e.relevance for e in i.evidence if e.doc} for i in items}
     for mode in _modes:
         hits, times = _search_all(settings, items, mode)
@@ -242,7 +252,7 @@ def bench_financebench(base: Settings, folder: Path, work: Path, cache: Path, in
     settings = _settings(base, data, f"bench-{folder.name}")
     conn = FilesystemConnector(folder / "docs", name="filings", default_acl=["group:everyone"])
     out: dict[str, Any] = {"ingest": _ingest(settings, [conn], cache) if ingest else {}, "modes": {}}
-    items = load_jsonl(folder / "questions.jsonl")
+    items = _first(load_jsonl(folder / "questions.jsonl"))
     raw = {json.loads(line)["id"]: json.loads(line) for line in (folder / "questions.jsonl").read_text().splitlines()}
     company_docs: dict[str, set[str]] = {}
     for q in raw.values():  # a company's filings: the gold documents of its questions (scoring only)
@@ -288,8 +298,10 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
     p.add_argument("--out", type=Path)
     p.add_argument("--no-ingest", action="store_true", help="search the indexes a previous run left in --work")
     p.add_argument("--modes", default=",".join(MODES), help="modes to score")
+    p.add_argument("--max-queries", type=int, default=0, help="score only every set's first N questions (0 = all)")
     a = p.parse_args(argv)
     _modes[:] = a.modes.split(",")
+    _max_queries[0] = a.max_queries
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
     base = Settings()
     a.work.mkdir(parents=True, exist_ok=True)

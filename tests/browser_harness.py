@@ -109,6 +109,38 @@ def idle(page: Any, timeout_ms: int = 120_000) -> None:
     page.get_by_test_id("stStatusWidget").wait_for(state="hidden", timeout=timeout_ms)
 
 
+def pick(page: Any, multiselect: Any, option: str, tries: int = 3) -> None:
+    """Add ``option`` to a Streamlit multiselect: type it into the box key by key (BaseWeb opens and
+    filters its list on key events) and press Enter, then check that its tag shows. Nothing depends
+    on where the drop-down opens (a click on an option near the window's edge was lost in CI while
+    the list was still moving); a rerun that redraws the box in between is retried."""
+    for attempt in range(tries):
+        idle(page)
+        if option in multiselect.inner_text().split():
+            return  # an earlier try picked it after all
+        multiselect.click()  # focuses the box and opens the list
+        box = multiselect.locator("input")
+        box.press_sequentially(option, delay=30)
+        try:
+            page.get_by_role("option", name=option, exact=True).wait_for(timeout=15_000)
+            box.press("Enter")
+            # The picked option shows as a chip: the box's visible text (an input's value is not part
+            # of it) then names it.
+            for _ in range(50):
+                if option in multiselect.inner_text().split():
+                    break
+                page.wait_for_timeout(200)
+            else:
+                raise AssertionError(f"{option!r} was not picked")
+        except Exception:
+            if attempt == tries - 1:
+                raise
+            page.keyboard.press("Escape")
+            continue
+        page.keyboard.press("Escape")
+        return
+
+
 def ask(page: Any, question: str) -> None:
     box = page.get_by_placeholder(QUESTION_BOX)
     box.wait_for(timeout=60_000)

@@ -15,7 +15,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from browser_harness import CHROMIUM, ask, chat_server, chromium, idle, sign_in
+from browser_harness import CHROMIUM, ask, chat_server, chromium, idle, pick, sign_in
 from conftest import copy_demo_data
 from fakes.vllm_server import FakeVLLM, Reply
 
@@ -100,9 +100,7 @@ def test_alice_uploads_asks_and_removes_bob_never_sees_it(demo_settings, model, 
             sign_in(alice, url, "alice")
             panel = alice.get_by_test_id("stSidebar").get_by_test_id("stExpander").filter(has_text=FILE)
             panel.get_by_text(FILE).first.click()  # opens the file's panel
-            panel.get_by_test_id("stMultiSelect").click()
-            alice.get_by_role("option", name="bob", exact=True).click()
-            alice.keyboard.press("Escape")
+            pick(alice, panel.get_by_test_id("stMultiSelect"), "bob")
             panel.get_by_role("button", name="Save sharing").click()
             panel.get_by_text("Readable by: you, bob").wait_for(timeout=120_000)
             alice.screenshot(path=str(tmp_path / "alice-shares.png"))
@@ -120,7 +118,8 @@ def test_alice_uploads_asks_and_removes_bob_never_sees_it(demo_settings, model, 
             _answered(page)
             assert not [c for c in _chips(page) if FILE in c], _chips(page)
         except Exception:
-            page.screenshot(path=str(tmp_path / "failed.png"), full_page=True)
+            for n, open_page in enumerate(p for c in browser.contexts for p in c.pages):
+                open_page.screenshot(path=str(tmp_path / f"failed-{n}.png"), full_page=True)
             raise
     with AuditLog(data / "audit.sqlite") as log:
         mine = [(r.kind, r.user_id) for r in log.records(SYSTEM_RUN) if r.kind.startswith("upload.")]

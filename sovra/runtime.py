@@ -52,7 +52,7 @@ class Services:
 
     @cached_property
     def embedder(self) -> Any:
-        from sovra.embeddings import Embedder
+        from sovra.embeddings import local_embedder
         from sovra.gateway.embedder import gateway_embedder
 
         s = self.settings
@@ -60,7 +60,7 @@ class Services:
         served = gateway_embedder(s, lambda: self.gateway)
         if served is not None:
             return served
-        return Embedder(s.embedding_model_dir, s.paths.models, batch_size=s.embed_batch_size)
+        return local_embedder(s)
 
     @cached_property
     def index(self) -> Any:

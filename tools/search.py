@@ -29,6 +29,11 @@ class SearchArgs(BaseModel):
     counterparties: list[str] = Field(
         default_factory=list, description="Only documents about these counterparties (name or id).", max_length=20
     )
+    languages: list[str] = Field(
+        default_factory=list,
+        description="Only passages written in these languages, as ISO 639-1 codes (e.g. en, fr, de).",
+        max_length=10,
+    )
     effective_from: date | None = Field(default=None, description="Only documents effective on or after this date.")
     effective_to: date | None = Field(default=None, description="Only documents effective on or before this date.")
     mode: str = Field(default="hybrid", pattern="^(hybrid|dense|sparse)$")
@@ -39,6 +44,9 @@ class SearchArgs(BaseModel):
             for value in getattr(self, name):
                 if not re.match(_NAME, value):
                     raise ValueError(f"{name}: unsupported value {value[:40]!r}")
+        for value in self.languages:
+            if not re.match(r"^[A-Za-z]{2}$", value):
+                raise ValueError(f"languages: {value[:40]!r} is not a two-letter ISO 639-1 code")
         if self.effective_from and self.effective_to and self.effective_from > self.effective_to:
             raise ValueError("effective_from is after effective_to")
         return self
@@ -85,6 +93,7 @@ def search_documents(args: SearchArgs, ctx: ToolContext) -> SearchResult:
         doc_types=tuple(args.doc_types),
         tenants=tuple(args.tenants),
         counterparties=tuple(args.counterparties),
+        languages=tuple(v.lower() for v in args.languages),
         effective_from=args.effective_from,
         effective_to=args.effective_to,
     )

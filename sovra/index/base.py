@@ -7,16 +7,18 @@ import json
 import uuid
 from dataclasses import dataclass, field
 from datetime import date
+from functools import cached_property
 from typing import Any, Literal, Protocol
 
 from sovra.documents import Chunk
+from sovra.language import detect_language
 
 DENSE = "dense"
 SPARSE = "sparse"
 SearchMode = Literal["hybrid", "dense", "sparse"]
 
 # Payload fields that get a keyword index: ACL filtering must never scan.
-KEYWORD_FIELDS = ("acl", "doc_id", "source", "doc_type", "tenant", "counterparty")
+KEYWORD_FIELDS = ("acl", "doc_id", "source", "doc_type", "tenant", "counterparty", "language")
 # Integer indexes: the version window (see sovra.index.versions) and the effective date (YYYYMMDD).
 INTEGER_FIELDS = ("gen_from", "gen_to", "effective_day")
 # gen_to of a point no version has retired yet; below 2**53 so every JSON reader keeps it exact.
@@ -89,6 +91,12 @@ class IndexPoint:
     sparse: Sparse
     embed_key: str = ""  # embed_key() of the text the vectors were computed from; "" = the chunk text
 
+    @cached_property
+    def language(self) -> str | None:
+        """The chunk's language (ISO 639-1, :mod:`sovra.language`); None when too short to tell.
+        A function of the chunk text, so it needs no place in ``variant``."""
+        return detect_language(self.chunk.text)
+
     @property
     def variant(self) -> str:
         """Everything a point carries that is not versioned in place (see sovra.index.versions)."""
@@ -128,6 +136,7 @@ class IndexPoint:
             "embed_key": self.embed_key,
             "acl": sorted(d.acl),
             **d.facets(),
+            **({"language": self.language} if self.language else {}),
             "gen_from": gen,
             "gen_to": LIVE,
             "cite": {str(gen): self.cite()},
@@ -148,6 +157,9 @@ class SearchFilter:
     sources: tuple[str, ...] = ()
     doc_types: tuple[str, ...] = ()
     doc_ids: tuple[str, ...] = ()
+    # ISO 639-1 codes of the chunk's own language (detected at ingest); chunks indexed before
+    # language detection existed, or too short to tell, have none and are left out by this filter.
+    languages: tuple[str, ...] = ()
     tenants: tuple[str, ...] = ()
     counterparties: tuple[str, ...] = ()
     effective_from: date | None = None
@@ -186,6 +198,7 @@ def conditions(flt: SearchFilter, gen: int) -> list[Cond]:
         ("doc_id", flt.doc_ids),
         ("tenant", flt.tenants),
         ("counterparty", tuple(c.casefold() for c in flt.counterparties)),
+        ("language", tuple(lang.lower() for lang in flt.languages)),
     )
     out = [Cond("acl", values=tuple(flt.principals))]
     out += [Cond(key, values=tuple(values)) for key, values in optional if values]
@@ -243,7 +256,11 @@ class Hit:
             text=payload["text"],
             score=score,
             scores=scores,
-            metadata=cite.get("metadata") or {},
+            # The chunk's detected language joins the document's metadata (it is per chunk).
+            metadata={
+                **(cite.get("metadata") or {}),
+                **({"language": payload["language"]} if "language" in payload else {}),
+            },
             vector=vector,
         )
 

@@ -24,6 +24,7 @@ from sovra.ui.eval_cli import eval_command
 from sovra.ui.mcp_cli import mcp_command
 from sovra.ui.models_cli import models_app
 from sovra.ui.sync_cli import sync_command
+from sovra.ui.translate_cli import translate_command
 
 app = typer.Typer(
     name="sovra",
@@ -44,6 +45,7 @@ app.command("mcp")(mcp_command)
 app.command("sync")(sync_command)
 app.command("slack")(slack_command)
 app.command("teams")(teams_command)
+app.command("translate")(translate_command)
 
 out = Console(highlight=False, soft_wrap=True)
 err = Console(stderr=True, highlight=False, soft_wrap=True)

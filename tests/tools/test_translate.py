@@ -1,0 +1,246 @@
+"""Translation with the served `translation` route: the real gateway and litellm against the fake vLLM
+over HTTP on 127.0.0.1, scripted translations; the checker, the glossary, resuming, the audit log and
+the `sovra translate` command."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from fakes.vllm_server import FakeVLLM, Reply
+
+from sovra.audit import open_audit
+from sovra.config import Settings
+from sovra.errors import ConfigError, ModelUnavailableError
+from sovra.routes import RoutesConfig
+from sovra.tools.translate import TranslationState, state_file, translate_document, translate_text, translation_route
+from sovra.tools.translation_check import Glossary, check_segment
+
+ADAPTER = "translation-en-fr-lora"
+EN = [
+    "# Facility Agreement",
+    'This agreement is made on 15 March 2024 between Acme Bank S.A. (the "Lender") and Beta Industries GmbH '
+    '(the "Borrower").',
+    "The Lender grants the Borrower a loan of EUR 1,000,000.50 at an interest rate of 3.5% per annum.",
+    "The Borrower shall repay the loan within 12 months, under clause 4.2.",
+    "This agreement is governed by the laws of France.",
+]
+FR = [
+    "# Contrat de crédit",
+    "Le présent contrat est conclu le 15 mars 2024 entre Acme Bank S.A. (le « Prêteur ») et Beta Industries "
+    "GmbH (l'« Emprunteur »).",
+    "Le Prêteur accorde à l'Emprunteur un prêt de 1 000 000,50 EUR au taux d'intérêt de 3,5 % par an.",
+    "L'Emprunteur rembourse le prêt dans un délai de douze (12) mois, conformément à la clause 4.2.",
+    "Le présent contrat est régi par le droit français.",
+]
+
+
+@pytest.fixture
+def fake():
+    f = FakeVLLM(adapters=(ADAPTER,))
+    yield f
+    f.close()
+
+
+def routes(tmp_path: Path, base_url: str | None, *, pair: bool = True) -> Path:
+    path = tmp_path / "routes.toml"
+    text = '[routes.chat]\nmodel = "local"\n'
+    if base_url:
+        text += f"""
+[routes.translation]
+model = "meta-llama/Llama-3.1-8B-Instruct"
+base_url = "{base_url}"
+max_retries = 0
+"""
+        if pair:
+            text += f'\n[routes."translation.en-fr"]\nmodel = "{ADAPTER}"\nbase_url = "{base_url}"\nmax_retries = 0\n'
+    path.write_text(text)
+    return path
+
+
+def settings(tmp_path: Path, base_url: str | None, **kw: bool) -> Settings:
+    return Settings(data_dir=tmp_path / "data", routes_file=routes(tmp_path, base_url, **kw))  # type: ignore[call-arg]
+
+
+def source_doc(tmp_path: Path) -> Path:
+    path = tmp_path / "facility.md"
+    path.write_text("\n\n".join(EN) + "\n", encoding="utf-8")
+    return path
+
+
+def glossary(tmp_path: Path) -> Glossary:
+    path = tmp_path / "terms.csv"
+    path.write_text("source,target,source_lang,target_lang\nLender,Prêteur,en,fr\nBorrower,Emprunteur,en,fr\n")
+    return Glossary.load(path)
+
+
+def test_faithful_translation_passes_the_checker_and_is_audited(tmp_path: Path, fake: FakeVLLM) -> None:
+    fake.script = [Reply(content=t) for t in FR]
+    s = settings(tmp_path, fake.base_url)
+    report = translate_document(source_doc(tmp_path), s, to="fr", source="en", glossary=glossary(tmp_path))
+
+    bodies = fake.chat_bodies()
+    assert len(bodies) == 5 and {b["model"] for b in bodies} == {ADAPTER}  # the pair's LoRA adapter
+    assert "Lender => Prêteur" in bodies[1]["messages"][0]["content"]  # the glossary is in the prompt
+    assert "Lender" not in bodies[0]["messages"][0]["content"]  # only the terms the segment uses
+    assert [s.check.status for s in report.segments] == ["no_facts"] + ["preserved"] * 4
+    assert report.all_preserved and not report.changed and "All facts preserved" in report.summary()
+    out = Path(report.out_path)
+    assert out.name == "facility.fr.md" and out.read_text(encoding="utf-8").split("\n\n")[2] == FR[2]
+    checked = json.loads(out.with_name(out.name + ".check.json").read_text(encoding="utf-8"))
+    assert checked["all_preserved"] and checked["counts"]["preserved"] == 4
+
+    audit = open_audit(s)
+    recs = audit.records(report.run_id)
+    kinds = [r.kind for r in recs]
+    assert kinds[0] == "run.start" and kinds[-1] == "run.end" and kinds.count("model.call") == 5
+    segs = [r.data for r in recs if r.kind == "translate.segment"]
+    assert [d["segment"] for d in segs] == ["p1.1", "p1.2", "p1.3", "p1.4", "p1.5"]
+    assert all(d["model"] == ADAPTER and len(d["prompt_sha256"]) == 64 and len(d["output_sha256"]) == 64 for d in segs)
+    assert segs[2]["check"]["status"] == "preserved" and audit.verify().ok
+
+
+def test_changed_amount_date_and_percentage_are_flagged_with_both_values(tmp_path: Path, fake: FakeVLLM) -> None:
+    wrong = list(FR)
+    wrong[1] = wrong[1].replace("15 mars 2024", "16 mars 2024")
+    wrong[2] = wrong[2].replace("1 000 000,50 EUR", "1 000 000,00 EUR").replace("3,5 %", "5,3 %")
+    fake.script = [Reply(content=t) for t in wrong]
+    report = translate_document(source_doc(tmp_path), settings(tmp_path, fake.base_url), to="fr", source="en")
+    changes = {(c.kind, c.source, c.translation) for s in report.segments for c in s.check.changes}
+    assert ("date", "2024-03-15", "2024-03-16") in changes
+    assert ("percentage", "3.5%", "5.3%") in changes
+    assert any(k == "amount" and "1,000,000.50" in a and "1,000,000.00" in b for k, a, b in changes)  # type: ignore[operator]
+    assert report.changed and not report.all_preserved and "CHANGED" in report.summary()
+    # No glossary: the defined terms' renderings cannot be verified, and the report says so.
+    assert report.segments[1].check.status == "changed" and report.segments[1].check.unchecked
+
+
+def test_unverified_defined_terms_are_never_called_preserved(tmp_path: Path, fake: FakeVLLM) -> None:
+    fake.script = [Reply(content=FR[1])]
+    report = translate_text(EN[1], settings(tmp_path, fake.base_url), to="fr", source="en")
+    check = report.segments[0].check
+    assert check.status == "could_not_check" and not report.all_preserved
+    assert any("'Lender' rendered as 'Prêteur'" in u for u in check.unchecked)
+    assert "Not every fact could be checked" in report.summary()
+
+
+def test_glossary_violation_is_reported(tmp_path: Path, fake: FakeVLLM) -> None:
+    fake.script = [Reply(content=FR[2].replace("Prêteur", "Bailleur"))]
+    report = translate_text(EN[2], settings(tmp_path, fake.base_url), to="fr", source="en", glossary=glossary(tmp_path))
+    check = report.segments[0].check
+    assert check.glossary == [{"source_term": "Lender", "expected": "Prêteur"}]
+    assert check.status == "changed" and report.changed
+
+
+def test_resume_after_an_interruption_translates_only_the_missing_segments(tmp_path: Path, fake: FakeVLLM) -> None:
+    s = settings(tmp_path, fake.base_url)
+    doc = source_doc(tmp_path)
+    fake.script = [Reply(content=FR[0]), Reply(content=FR[1]), Reply(status=500, message="engine died")]
+    with pytest.raises(ModelUnavailableError) as info:
+        translate_document(doc, s, to="fr", source="en")
+    assert "rerun the same command to continue" in (info.value.hint or "")
+    state = state_file(tmp_path / "facility.fr.md")
+    assert len(TranslationState(state).done) == 2 and not (tmp_path / "facility.fr.md").exists()
+    with state.open("a") as f:
+        f.write('{"key": "cut off by the cr')  # a line a crash left half written is ignored
+
+    before = len(fake.chat_bodies())
+    fake.script = [Reply(content=t) for t in FR[2:]]
+    report = translate_document(doc, s, to="fr", source="en")
+    sent = fake.chat_bodies()[before:]
+    assert [b["messages"][1]["content"] for b in sent] == EN[2:]  # only the three missing segments
+    assert [seg.resumed for seg in report.segments] == [True, True, False, False, False]
+    assert (tmp_path / "facility.fr.md").read_text(encoding="utf-8").strip() == "\n\n".join(FR)
+    resumed = [r.data for r in open_audit(s).records(report.run_id) if r.kind == "translate.segment"]
+    assert [d["resumed"] for d in resumed] == [True, True, False, False, False]
+
+
+def test_translation_route_resolution(tmp_path: Path) -> None:
+    both = RoutesConfig.load(routes(tmp_path, "http://127.0.0.1:9/v1"))
+    assert translation_route(both, "en", "fr") == "translation.en-fr"
+    assert translation_route(both, "de", "en") == "translation"
+    with pytest.raises(ConfigError, match="no served model route for translation"):
+        translation_route(RoutesConfig.load(routes(tmp_path, None)), "en", "fr")
+    local = tmp_path / "local.toml"
+    local.write_text('[routes.chat]\nmodel = "local"\n[routes.translation]\nmodel = "local"\n')
+    with pytest.raises(ConfigError, match="bundled local model, which cannot translate"):
+        translation_route(RoutesConfig.load(local), "en", "fr")
+
+
+def _cli(tmp_path: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, "SOVRA_DATA_DIR": str(tmp_path / "data"), "SOVRA_ROUTES_FILE": str(tmp_path / "routes.toml")}
+    env.pop("SOVRA_DEBUG", None)
+    return subprocess.run(
+        [sys.executable, "-m", "sovra.ui.cli", "translate", *args], capture_output=True, text=True, env=env, timeout=120
+    )
+
+
+def test_cli_without_a_served_translation_route_says_what_to_configure(tmp_path: Path) -> None:
+    routes(tmp_path, None)
+    p = _cli(tmp_path, str(source_doc(tmp_path)), "--to", "fr", "--from", "en")
+    assert p.returncode == 1 and "Traceback" not in p.stderr
+    lines = p.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: no served model route for translation en->fr")
+    assert "[routes.translation]" in lines[0] and not (tmp_path / "facility.fr.md").exists()
+
+
+def test_cli_writes_translation_and_report_and_fails_on_a_changed_fact(tmp_path: Path, fake: FakeVLLM) -> None:
+    routes(tmp_path, fake.base_url)
+    terms = tmp_path / "terms.csv"
+    terms.write_text("en,fr\nLender,Prêteur\nBorrower,Emprunteur\n", encoding="utf-8")
+    fake.script = [Reply(content=t) for t in FR]
+    out = tmp_path / "out" / "facility-fr.md"
+    p = _cli(tmp_path, str(source_doc(tmp_path)), "--to", "fr", "--from", "en", "--glossary", str(terms),
+             "--out", str(out))  # fmt: skip
+    assert p.returncode == 0, p.stderr
+    assert "All facts preserved" in p.stdout and out.is_file()
+
+    fake.script = [Reply(content=t.replace("3,5 %", "3,75 %")) for t in FR]
+    p = _cli(tmp_path, str(source_doc(tmp_path)), "--to", "fr", "--from", "en", "--glossary", str(terms),
+             "--out", str(out), "--fresh")  # fmt: skip
+    assert p.returncode == 1 and "CHANGED" in p.stdout and "3.5% -> 3.75%" in p.stderr
+    report = json.loads(out.with_name(out.name + ".check.json").read_text(encoding="utf-8"))
+    assert report["changed"] and report["counts"]["changed"] == 1
+
+
+def test_docx_and_pdf_inputs(tmp_path: Path, fake: FakeVLLM) -> None:
+    import docx
+    from fpdf import FPDF
+
+    d = docx.Document()
+    for text in EN[1:3]:
+        d.add_paragraph(text)
+    d.save(str(tmp_path / "facility.docx"))
+    fake.script = [Reply(content=t) for t in FR[1:3]]
+    report = translate_document(
+        tmp_path / "facility.docx", settings(tmp_path, fake.base_url), to="fr", source="en", glossary=glossary(tmp_path)
+    )
+    assert [s.check.status for s in report.segments] == ["preserved", "preserved"] and report.all_preserved
+
+    pdf = FPDF()
+    for text in EN[2:4]:
+        pdf.add_page()
+        pdf.set_font("helvetica", size=11)
+        pdf.multi_cell(0, 8, text)
+    pdf.output(str(tmp_path / "schedule.pdf"))
+    fake.script = [Reply(content=t) for t in FR[2:4]]
+    report = translate_document(
+        tmp_path / "schedule.pdf", settings(tmp_path, fake.base_url), to="fr", source="en", glossary=glossary(tmp_path)
+    )
+    assert [(s.page, s.check.status) for s in report.segments] == [(1, "preserved"), (2, "preserved")]
+    assert "<!-- page 2 -->" in Path(report.out_path).read_text(encoding="utf-8")
+
+
+def test_checker_numbers_parties_and_cut_off_replies() -> None:
+    src = "Acme Bank S.A. holds 1,250 shares under clause 4.2."
+    assert check_segment(src, "Acme Bank S.A. détient 1 250 actions selon la clause 4.2.").status == "preserved"
+    moved = check_segment(src, "Acme Bank détient 1 520 actions selon la clause 4.2.")
+    assert {(c.kind, c.source, c.translation) for c in moved.changes} == {
+        ("number", "1,250", None), ("number", None, "1 520"), ("party", "Acme Bank S.A.", None),
+    }  # fmt: skip
+    cut = check_segment(src, "Acme Bank S.A. détient", complete=False)
+    assert cut.status == "could_not_check" and not cut.changes

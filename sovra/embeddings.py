@@ -74,44 +74,100 @@ def bundled_model_dir() -> Path:
     return Path(next(iter(spec.submodule_search_locations))) / "model"
 
 
+# Snowball stemmers fastembed has, by the ISO 639-1 code sovra.language reports.
+SNOWBALL = {
+    "da": "danish",
+    "de": "german",
+    "es": "spanish",
+    "fi": "finnish",
+    "fr": "french",
+    "hu": "hungarian",
+    "it": "italian",
+    "nl": "dutch",
+    "pt": "portuguese",
+    "ro": "romanian",
+    "sv": "swedish",
+}
+
+
 class Bm25Sparse:
     """Sparse BM25 vectors in-process (fastembed, the bundled stopwords, our constants). Shared by
     every embedder, so sparse vectors are identical whichever serves the dense ones. Subclasses set
-    ``cache_dir``, ``batch_size``, ``_lock`` and ``_sparse = None``."""
+    ``cache_dir``, ``batch_size``, ``_lock`` and ``_sparse = None``.
+
+    ``sparse_by_language`` (``SOVRA_SPARSE_ANALYSIS=per_language``): a text detected as Danish, Dutch,
+    Finnish, French, German, Hungarian, Italian, Portuguese, Romanian, Spanish or Swedish is stemmed
+    by that language's Snowball stemmer (no stopword list: none ships offline; BM25's IDF weighs
+    frequent words down); English, undetected and other texts get today's English analysis, so
+    English vectors are unchanged. A question gets the English tokens plus, when its language is
+    one of those, that language's tokens, so it still matches chunks indexed the other way."""
 
     cache_dir: Path
     batch_size: int
     _lock: threading.Lock
     _sparse: SparseTextEmbedding | None
+    sparse_by_language: bool = False
 
     def sparse_documents(self, texts: Sequence[str]) -> list[SparseVector]:
         if not texts:
             return []
-        out = self._sparse_model().embed(list(texts), batch_size=self.batch_size)
-        return [_to_sparse(e) for e in out]
+        if not self.sparse_by_language:
+            out = self._sparse_model().embed(list(texts), batch_size=self.batch_size)
+            return [_to_sparse(e) for e in out]
+        from sovra.language import detect_language
+
+        langs = [detect_language(t) for t in texts]
+        vectors: list[SparseVector | None] = [None] * len(texts)
+        for lang in {lang if lang in SNOWBALL else None for lang in langs}:
+            idx = [i for i, x in enumerate(langs) if (x if x in SNOWBALL else None) == lang]
+            model = self._sparse_model(lang)
+            for i, e in zip(idx, model.embed([texts[i] for i in idx], batch_size=self.batch_size), strict=True):
+                vectors[i] = _to_sparse(e)
+        return [v for v in vectors if v is not None]
 
     def sparse_query(self, text: str) -> SparseVector:
         # Query weights are all 1.0: the document side already carries BM25's tf part.
         (emb,) = self._sparse_model().query_embed(text)
-        return _to_sparse(emb)
+        if not self.sparse_by_language:
+            return _to_sparse(emb)
+        from sovra.language import detect_language
 
-    def _sparse_model(self) -> SparseTextEmbedding:
+        lang = detect_language(text)
+        if lang not in SNOWBALL:
+            return _to_sparse(emb)
+        (own,) = self._sparse_model(lang).query_embed(text)
+        both = dict(zip(emb.indices.tolist(), emb.values.astype(float).tolist(), strict=True))
+        both.update(zip(own.indices.tolist(), own.values.astype(float).tolist(), strict=True))
+        keys = sorted(both)
+        return SparseVector(indices=keys, values=[both[k] for k in keys])
+
+    def _sparse_model(self, lang: str | None = None) -> SparseTextEmbedding:
         with self._lock:
+            if lang is not None:
+                models: dict[str, SparseTextEmbedding] = self.__dict__.setdefault("_sparse_by_lang", {})
+                if lang not in models:
+                    models[lang] = _bm25(self.cache_dir, language=SNOWBALL[lang], stopwords=set())
+                return models[lang]
             if self._sparse is None:
-                from fastembed import SparseTextEmbedding
-
-                self._sparse = SparseTextEmbedding(
-                    BM25_MODEL,
-                    cache_dir=str(self.cache_dir),
-                    # Passed so fastembed never looks for the hub; with inline stopwords
-                    # it reads nothing from this folder.
-                    specific_model_path=str(_DATA_DIR),
-                    stopwords=_load_stopwords(),
-                    k=BM25_K1,
-                    b=BM25_B,
-                    avg_len=BM25_AVG_LEN,
-                )
+                self._sparse = _bm25(self.cache_dir, language="english", stopwords=_load_stopwords())
             return self._sparse
+
+
+def _bm25(cache_dir: Path, *, language: str, stopwords: set[str]) -> SparseTextEmbedding:
+    from fastembed import SparseTextEmbedding
+
+    return SparseTextEmbedding(
+        BM25_MODEL,
+        cache_dir=str(cache_dir),
+        # Passed so fastembed never looks for the hub; with inline stopwords
+        # it reads nothing from this folder.
+        specific_model_path=str(_DATA_DIR),
+        language=language,
+        stopwords=stopwords,
+        k=BM25_K1,
+        b=BM25_B,
+        avg_len=BM25_AVG_LEN,
+    )
 
 
 class Embedder(Bm25Sparse):

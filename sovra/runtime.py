@@ -58,9 +58,9 @@ class Services:
         s = self.settings
         # An `embedding` route in the routes file sends dense embedding to a vLLM/TEI server.
         served = gateway_embedder(s, lambda: self.gateway)
-        if served is not None:
-            return served
-        return local_embedder(s)
+        embedder = served if served is not None else local_embedder(s)
+        embedder.sparse_by_language = s.sparse_analysis == "per_language"
+        return embedder
 
     @cached_property
     def index(self) -> Any:

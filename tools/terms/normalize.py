@@ -23,7 +23,8 @@ _WORDMONTH = r"[A-Za-zÀ-ÿ]{3,10}\.?"
 _DATE_RE = re.compile(
     r"(?<![\w/.-])(?:"
     # 15th day of March, 2019 / 15 March 2019 / 1er mars 2024 / 1. März 2024
-    rf"(?P<dmy>\d{{1,2}}\s?{_ORD}\s*(?:day\s+of\s+)?{_WORDMONTH},?\s+(?:A\.?D\.?\s+)?\d{{4}})"
+    # 31 de agosto de 2009 (Spanish: "de" before the month and the year)
+    rf"(?P<dmy>\d{{1,2}}\s?{_ORD}\s*(?:day\s+of\s+|de\s+)?{_WORDMONTH},?\s+(?:de\s+|del\s+)?(?:A\.?D\.?\s+)?\d{{4}})"
     # March 15, 2019 / July 11 , 2006 / Sept. 3rd 2020
     rf"|(?P<mdy>{_WORDMONTH}\s+\d{{1,2}}\s?{_ORD}\s*,?\s*\d{{4}})"
     # 3/15/2019, 15.03.2019, 2019-03-15

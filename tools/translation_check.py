@@ -241,8 +241,30 @@ def _values(text: str) -> set[str]:
     return {v for _, vs in _numbers_raw(text) for v in vs}
 
 
+# Capitalised words that start a sentence or a phrase, not a name: "Under Acme Bank S.A." is "Acme Bank S.A.".
+_NOT_NAME = frozenset({
+    "the", "this", "that", "these", "those", "a", "an", "under", "to", "from", "by", "with", "for", "and", "or",
+    "of", "in", "on", "at", "as", "between", "among", "pursuant", "le", "la", "les", "l", "un", "une", "du",
+    "des", "de", "entre", "par", "pour", "avec", "sous", "et", "ou", "au", "aux", "der", "die", "das", "dem",
+    "den", "ein", "eine", "zwischen", "von", "mit", "für", "und", "oder", "het", "een", "van", "tussen", "met",
+    "voor", "en", "il", "lo", "gli", "i", "una", "della", "del", "tra", "con", "per", "e", "o", "el", "los",
+    "las", "y", "unter", "durch",
+})  # fmt: skip
+
+
 def _party_names(text: str) -> list[str]:
-    return list(dict.fromkeys(m.group(0).strip() for m in _PARTY.finditer(text)))
+    """Names with a legal form ("Acme Bank S.A.", "Beta Industries GmbH"), without the words before
+    them that only start the sentence; a bare generic ("The Bank") is no name."""
+    out = []
+    for m in _PARTY.finditer(text):
+        words = m.group(0).split()
+        cut = max((i + 1 for i, w in enumerate(words[:-1]) if w.lower().strip(".") in _NOT_NAME), default=0)
+        words = words[cut:]
+        if len(words) >= 2:
+            if words[-1].endswith(".") and "." not in words[-1][:-1]:  # "AG." ends the sentence; "S.A." keeps it
+                words[-1] = words[-1][:-1]
+            out.append(" ".join(words))
+    return list(dict.fromkeys(out))
 
 
 def check_segment(
@@ -268,7 +290,7 @@ def check_segment(
     paired, out.changes = _reconcile(out.changes + changes)
     out.checked += paired
     for name in _party_names(source):
-        if name in translation:
+        if name.rstrip(".") in translation:
             out.checked += 1
         else:
             out.changes.append(Change("party", name, None))

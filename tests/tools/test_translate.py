@@ -304,3 +304,13 @@ def test_checker_reads_numbers_in_words_and_spanish_italian_dutch_periods() -> N
     assert check_segment("Repay within 60 days.", "Rimborso entro 60 giorni.").status == "preserved"
     assert check_segment("Repay within 60 days.", "Terugbetaling binnen 90 dagen.").status == "changed"
     assert check_segment("For 10 years.", "Durante diez años.").status == "preserved"
+
+
+def test_party_names_leave_out_the_words_that_start_the_sentence() -> None:
+    src = "Under the rules of Acme Bank S.A., payment To Beta Industries GmbH is due. The Bank may object."
+    ok = check_segment(
+        src, "Selon les règles d'Acme Bank S.A., le paiement à Beta Industries GmbH est dû. La banque peut s'y opposer."
+    )
+    assert ok.status == "preserved" and ok.checked == 2
+    bad = check_segment(src, "Selon les règles d'Acme Bank S.A., le paiement à Beta Industrie GmbH est dû.")
+    assert [(c.kind, c.source) for c in bad.changes] == [("party", "Beta Industries GmbH")]

@@ -28,6 +28,7 @@ AGENTS: dict[str, str] = {
     "reconcile": "sovra.agents.reconcile:Reconciler",
     "reconcile-cases": "sovra.agents.reconcile:reconciler_with_cases",
     "supervisor": "sovra.agents.supervisor:Supervisor",
+    "translate": "sovra.agents.translator:Translator",
 }
 
 

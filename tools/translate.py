@@ -24,6 +24,7 @@ import json
 import os
 import re
 from collections.abc import Callable
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -36,6 +37,7 @@ from sovra.tools.translation_check import LANGS, Glossary, GlossaryTerm, Segment
 LANGUAGES = {"en": "English", "fr": "French", "de": "German", "nl": "Dutch", "it": "Italian", "es": "Spanish"}
 ROUTE = "translation"
 MAX_SEGMENT_CHARS = 1500
+WORKERS = 4  # segments in flight at once (the route's max_concurrency still caps the server's load)
 _SENTENCE_END = re.compile(r"(?<=[.!?;:])\s+(?=[A-ZÀ-Ý0-9(«\"“])")
 
 assert tuple(LANGUAGES) == LANGS
@@ -290,6 +292,7 @@ def translate_pages(
     title: str = "passage",
     gateway: Any = None,
     progress: Progress | None = None,
+    workers: int = WORKERS,
 ) -> TranslationReport:
     """Translate ``pages`` (page number -> text) into ``to``, one audited run; see the module doc."""
     from sovra.audit import open_audit
@@ -311,7 +314,7 @@ def translate_pages(
         with RunRecorder(open_audit(settings), user_id=user_id, interface=interface, question=question) as rec:
             report = translate_segments(
                 segs, gw, rec, source=src, target=target, glossary=glossary,
-                state=TranslationState(state_path) if state_path else None, progress=progress,
+                state=TranslationState(state_path) if state_path else None, progress=progress, workers=workers,
             )  # fmt: skip
             rec.finish(answer={"status": "translated", **report.to_json()["counts"], "changed": report.changed,
                                "all_preserved": report.all_preserved})  # fmt: skip
@@ -331,47 +334,72 @@ def translate_segments(
     glossary: Glossary | None = None,
     state: TranslationState | None = None,
     progress: Progress | None = None,
+    workers: int = WORKERS,
 ) -> TranslationReport:
     """Translate and check ``segs`` on gateway ``gw``, recording into the open run ``rec`` (a
-    RunRecorder: this function's own run, or the agent run a tool call belongs to)."""
+    RunRecorder: this function's own run, or the agent run a tool call belongs to). Up to ``workers``
+    segments are in flight at once; audit records and the state file are written from this thread."""
     if source == target:
         raise InputError(f"the text is already in {LANGUAGES[target]}", hint="choose another target language")
     route_name = translation_route(gw.routes, source, target)
-    model = gw.routes.routes[route_name].model
+    route = gw.routes.routes[route_name]
     terms = glossary.for_pair(source, target) if glossary else []
     report = TranslationReport(source, target, glossary=glossary.name if glossary else "", run_id=rec.run_id)
+    jobs = []
+    for seg in segs:
+        key = _sha([source, target, glossary.digest if glossary else "", route_name, route.model, seg.text])
+        seg_terms = relevant_terms(seg.text, terms)
+        jobs.append((seg, key, seg_terms, prompt(seg.text, source, target, seg_terms)))
+    done: dict[str, dict[str, Any]] = dict(state.done) if state else {}
+    todo = {key: (seg, messages) for seg, key, _, messages in jobs if key not in done}  # a repeat is sent once
     if progress:
         progress(0, len(segs))  # the route and the input are good: the work starts
-    for k, seg in enumerate(segs):
-        key = _sha([source, target, glossary.digest if glossary else "", route_name, model, seg.text])
-        done = state.done.get(key) if state else None
-        seg_terms = relevant_terms(seg.text, terms)
-        messages = prompt(seg.text, source, target, seg_terms)
-        if done is None:
-            max_tokens = max(gw.routes.routes[route_name].max_tokens, len(seg.text) // 2 + 100)
-            text, call = gw.complete_text(messages, route=route_name, max_tokens=max_tokens)
-            rec.model_call(
-                model=call.model, input_tokens=call.prompt_tokens, output_tokens=call.completion_tokens,
-                duration_ms=call.latency_ms, route=call.route, served_route=call.served_route,
-                base_url=call.base_url, params=call.params, attempts=call.attempts,
-                failures=list(call.failures), prompt=messages, output=call.output,
-            )  # fmt: skip
-            done = {
-                "key": key,
-                "id": seg.id,
-                "translation": text.strip(),
-                "model": call.model,
-                "route": call.served_route,
-                "complete": call.finish_reason != "length",
-                "run_id": rec.run_id,
-            }
-            if state:
-                state.add(done)
-        resumed = done.get("run_id") != rec.run_id  # a repeated paragraph is not "resumed"
-        check = check_segment(seg.text, done["translation"], seg_terms, complete=done["complete"])
+        progress(sum(1 for _, key, _, _ in jobs if key in done), len(segs))
+
+    def send(messages: list[dict[str, str]], chars: int) -> Any:
+        return gw.complete_text(messages, route=route_name, max_tokens=max(route.max_tokens, chars // 2 + 100))
+
+    failure: BaseException | None = None
+    queue = list(todo.items())
+    with ThreadPoolExecutor(max_workers=max(1, workers), thread_name_prefix="sovra-translate") as pool:
+        running: dict[Future[Any], str] = {}
+        while queue or running:
+            # Submitted only as slots free up, so a failure stops the rest from being sent.
+            while queue and failure is None and len(running) < max(1, workers):
+                key, (seg, messages) = queue.pop(0)
+                running[pool.submit(send, messages, len(seg.text))] = key
+            if not running:
+                break
+            finished, _ = wait(running, return_when=FIRST_COMPLETED)
+            for fut in finished:
+                key = running.pop(fut)
+                seg, messages = todo[key]
+                try:
+                    text, call = fut.result()
+                except BaseException as exc:  # keep what the calls still in flight return, then raise
+                    failure = failure or exc
+                    continue
+                rec.model_call(
+                    model=call.model, input_tokens=call.prompt_tokens, output_tokens=call.completion_tokens,
+                    duration_ms=call.latency_ms, route=call.route, served_route=call.served_route,
+                    base_url=call.base_url, params=call.params, attempts=call.attempts, segment=seg.id,
+                    failures=list(call.failures), prompt=messages, output=call.output,
+                )  # fmt: skip
+                done[key] = {"key": key, "id": seg.id, "translation": text.strip(), "model": call.model,
+                             "route": call.served_route, "complete": call.finish_reason != "length",
+                             "run_id": rec.run_id}  # fmt: skip
+                if state:
+                    state.add(done[key])
+                if progress:
+                    progress(sum(1 for _, k, _, _ in jobs if k in done), len(segs))
+    if failure is not None:
+        raise failure
+    for seg, key, seg_terms, messages in jobs:
+        got = done[key]
+        check = check_segment(seg.text, got["translation"], seg_terms, complete=got["complete"])
         result = SegmentResult(
-            seg.id, seg.page, seg.text, done["translation"], done["model"], done["route"],
-            _sha(messages), _sha(done["translation"]), check, resumed,
+            seg.id, seg.page, seg.text, got["translation"], got["model"], got["route"],
+            _sha(messages), _sha(got["translation"]), check, got.get("run_id") != rec.run_id,
         )  # fmt: skip
         report.segments.append(result)
         rec.record(
@@ -379,11 +407,9 @@ def translate_segments(
             {
                 "segment": seg.id, "page": seg.page, "model": result.model, "route": result.route,
                 "prompt_sha256": result.prompt_sha256, "output_sha256": result.output_sha256,
-                "resumed": resumed, "translated_in_run": done.get("run_id"), "check": check.to_json(),
+                "resumed": result.resumed, "translated_in_run": got.get("run_id"), "check": check.to_json(),
             },
         )  # fmt: skip
-        if progress:
-            progress(k + 1, len(segs))
     return report
 
 

@@ -40,6 +40,7 @@ def translate_command(
         Path | None, typer.Option("--out", help="Output Markdown file (default: <name>.<to>.md beside the input).")
     ] = None,
     fresh: Annotated[bool, typer.Option(help="Ignore segments translated by an earlier, interrupted run.")] = False,
+    workers: Annotated[int, typer.Option(min=1, max=64, help="Segments sent to the model at once.")] = 4,
     user: Annotated[str | None, typer.Option("--as", help="User recorded in the audit log (default: you).")] = None,
 ) -> None:
     """Translate a document section by section with the served model, resumably; check every fact."""
@@ -60,7 +61,7 @@ def translate_command(
     try:
         report = translate_document(
             path, Settings(), to=to, source=source, glossary=terms, out=out_path, fresh=fresh,
-            user_id=user or _user(), interface="cli", progress=progress,
+            user_id=user or _user(), interface="cli", progress=progress, workers=workers,
         )  # fmt: skip
     finally:
         bar.stop()

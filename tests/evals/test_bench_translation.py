@@ -28,7 +28,9 @@ def test_checker_on_human_translations_finds_planted_changes() -> None:
 
 def test_served_leg_scores_the_model_translations(tmp_path: Path) -> None:
     en, de = load("en", 3), load("de", 3)
-    fake = FakeVLLM(script=[Reply(content=t) for t in de.values()])  # a model that answers the reference
+    fake = FakeVLLM()
+    answer = dict(zip(en.values(), de.values(), strict=True))
+    fake.responder = lambda body: Reply(content=answer[body["messages"][1]["content"]])  # answers the reference
     try:
         routes = tmp_path / "routes.toml"
         routes.write_text(f'[routes.chat]\nmodel = "local"\n[routes.translation]\nmodel = "{fake.base_model}"\n'

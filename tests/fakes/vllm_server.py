@@ -15,7 +15,8 @@ Follows vLLM's documented API (docs.vllm.ai, "OpenAI-Compatible Server"):
 - Errors use vLLM's ``ErrorResponse``: ``{"object": "error", "message", "type", "param", "code"}``;
   an unknown model is a 404 ``NotFoundError``; an overloaded server may answer 429 with Retry-After.
 
-Scripted faults (one ``Reply`` per request, in order; with the script empty it behaves normally):
+Scripted faults (one ``Reply`` per request, in order; with the script empty it asks ``responder``, if set,
+for a reply chosen from the request body, else behaves normally):
 status 0 hangs until ``close()``; ``raw_body`` sends bytes as they are (invalid JSON);
 ``cut_after`` closes the socket mid-stream after that many content chunks.
 """
@@ -31,6 +32,7 @@ import socket
 import struct
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
@@ -109,6 +111,9 @@ class FakeVLLM:
         self.adapters = adapters
         self.embedding_model = embedding_model
         self.script = list(script or [])
+        # With the script empty: a reply chosen from the request body (None: the default reply), for
+        # requests whose order is not fixed (several in flight at once).
+        self.responder: Callable[[dict[str, Any]], Reply | None] | None = None
         self.api_key = api_key
         self.requests: list[dict[str, Any]] = []
         self.paths: list[str] = []
@@ -141,8 +146,10 @@ class FakeVLLM:
                     fake.requests.append({"path": self.path, "headers": dict(self.headers.items()), "body": body})
                     fake.in_flight += 1
                     fake.max_in_flight = max(fake.max_in_flight, fake.in_flight)
-                    reply = fake.script.pop(0) if fake.script else Reply()
+                    scripted = fake.script.pop(0) if fake.script else None
                 try:
+                    # The responder runs outside the lock: it may wait for other requests to arrive.
+                    reply = scripted or (fake.responder(body) if fake.responder else None) or Reply()
                     self._handle(body, reply)
                 finally:
                     with fake._lock:

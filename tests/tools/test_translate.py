@@ -39,6 +39,16 @@ FR = [
 ]
 
 
+def answer_with(fake: FakeVLLM, translations: dict[str, str]) -> None:
+    """The fake translates by content (segments are sent several at a time, in no fixed order)."""
+
+    def reply(body: dict) -> Reply | None:
+        text = translations.get(body["messages"][-1]["content"])
+        return Reply(content=text) if text is not None else None
+
+    fake.responder = reply
+
+
 @pytest.fixture
 def fake():
     f = FakeVLLM(adapters=(ADAPTER,))
@@ -79,14 +89,14 @@ def glossary(tmp_path: Path) -> Glossary:
 
 
 def test_faithful_translation_passes_the_checker_and_is_audited(tmp_path: Path, fake: FakeVLLM) -> None:
-    fake.script = [Reply(content=t) for t in FR]
+    answer_with(fake, dict(zip(EN, FR, strict=True)))
     s = settings(tmp_path, fake.base_url)
     report = translate_document(source_doc(tmp_path), s, to="fr", source="en", glossary=glossary(tmp_path))
 
-    bodies = fake.chat_bodies()
-    assert len(bodies) == 5 and {b["model"] for b in bodies} == {ADAPTER}  # the pair's LoRA adapter
-    assert "Lender => Prêteur" in bodies[1]["messages"][0]["content"]  # the glossary is in the prompt
-    assert "Lender" not in bodies[0]["messages"][0]["content"]  # only the terms the segment uses
+    bodies = {b["messages"][1]["content"]: b for b in fake.chat_bodies()}
+    assert len(bodies) == 5 and {b["model"] for b in bodies.values()} == {ADAPTER}  # the pair's LoRA adapter
+    assert "Lender => Prêteur" in bodies[EN[1]]["messages"][0]["content"]  # the glossary is in the prompt
+    assert "Lender" not in bodies[EN[0]]["messages"][0]["content"]  # only the terms the segment uses
     assert [s.check.status for s in report.segments] == ["no_facts"] + ["preserved"] * 4
     assert report.all_preserved and not report.changed and "All facts preserved" in report.summary()
     out = Path(report.out_path)
@@ -108,7 +118,7 @@ def test_changed_amount_date_and_percentage_are_flagged_with_both_values(tmp_pat
     wrong = list(FR)
     wrong[1] = wrong[1].replace("15 mars 2024", "16 mars 2024")
     wrong[2] = wrong[2].replace("1 000 000,50 EUR", "1 000 000,00 EUR").replace("3,5 %", "5,3 %")
-    fake.script = [Reply(content=t) for t in wrong]
+    answer_with(fake, dict(zip(EN, wrong, strict=True)))
     report = translate_document(source_doc(tmp_path), settings(tmp_path, fake.base_url), to="fr", source="en")
     changes = {(c.kind, c.source, c.translation) for s in report.segments for c in s.check.changes}
     assert ("date", "2024-03-15", "2024-03-16") in changes
@@ -140,8 +150,8 @@ def test_resume_after_an_interruption_translates_only_the_missing_segments(tmp_p
     s = settings(tmp_path, fake.base_url)
     doc = source_doc(tmp_path)
     fake.script = [Reply(content=FR[0]), Reply(content=FR[1]), Reply(status=500, message="engine died")]
-    with pytest.raises(ModelUnavailableError) as info:
-        translate_document(doc, s, to="fr", source="en")
+    with pytest.raises(ModelUnavailableError) as info:  # one at a time: the failure stops at segment 3
+        translate_document(doc, s, to="fr", source="en", workers=1)
     assert "rerun the same command to continue" in (info.value.hint or "")
     state = state_file(tmp_path / "facility.fr.md")
     assert len(TranslationState(state).done) == 2 and not (tmp_path / "facility.fr.md").exists()
@@ -149,10 +159,10 @@ def test_resume_after_an_interruption_translates_only_the_missing_segments(tmp_p
         f.write('{"key": "cut off by the cr')  # a line a crash left half written is ignored
 
     before = len(fake.chat_bodies())
-    fake.script = [Reply(content=t) for t in FR[2:]]
+    answer_with(fake, dict(zip(EN, FR, strict=True)))
     report = translate_document(doc, s, to="fr", source="en")
     sent = fake.chat_bodies()[before:]
-    assert [b["messages"][1]["content"] for b in sent] == EN[2:]  # only the three missing segments
+    assert sorted(b["messages"][1]["content"] for b in sent) == sorted(EN[2:])  # only the three missing
     assert [seg.resumed for seg in report.segments] == [True, True, False, False, False]
     assert (tmp_path / "facility.fr.md").read_text(encoding="utf-8").strip() == "\n\n".join(FR)
     resumed = [r.data for r in open_audit(s).records(report.run_id) if r.kind == "translate.segment"]
@@ -192,14 +202,14 @@ def test_cli_writes_translation_and_report_and_fails_on_a_changed_fact(tmp_path:
     routes(tmp_path, fake.base_url)
     terms = tmp_path / "terms.csv"
     terms.write_text("en,fr\nLender,Prêteur\nBorrower,Emprunteur\n", encoding="utf-8")
-    fake.script = [Reply(content=t) for t in FR]
+    answer_with(fake, dict(zip(EN, FR, strict=True)))
     out = tmp_path / "out" / "facility-fr.md"
     p = _cli(tmp_path, str(source_doc(tmp_path)), "--to", "fr", "--from", "en", "--glossary", str(terms),
              "--out", str(out))  # fmt: skip
     assert p.returncode == 0, p.stderr
     assert "All facts preserved" in p.stdout and out.is_file()
 
-    fake.script = [Reply(content=t.replace("3,5 %", "3,75 %")) for t in FR]
+    answer_with(fake, {e: f.replace("3,5 %", "3,75 %") for e, f in zip(EN, FR, strict=True)})
     p = _cli(tmp_path, str(source_doc(tmp_path)), "--to", "fr", "--from", "en", "--glossary", str(terms),
              "--out", str(out), "--fresh")  # fmt: skip
     assert p.returncode == 1 and "CHANGED" in p.stdout and "3.5% -> 3.75%" in p.stderr
@@ -215,7 +225,7 @@ def test_docx_and_pdf_inputs(tmp_path: Path, fake: FakeVLLM) -> None:
     for text in EN[1:3]:
         d.add_paragraph(text)
     d.save(str(tmp_path / "facility.docx"))
-    fake.script = [Reply(content=t) for t in FR[1:3]]
+    answer_with(fake, dict(zip(EN, FR, strict=True)))
     report = translate_document(
         tmp_path / "facility.docx", settings(tmp_path, fake.base_url), to="fr", source="en", glossary=glossary(tmp_path)
     )
@@ -227,7 +237,6 @@ def test_docx_and_pdf_inputs(tmp_path: Path, fake: FakeVLLM) -> None:
         pdf.set_font("helvetica", size=11)
         pdf.multi_cell(0, 8, text)
     pdf.output(str(tmp_path / "schedule.pdf"))
-    fake.script = [Reply(content=t) for t in FR[2:4]]
     report = translate_document(
         tmp_path / "schedule.pdf", settings(tmp_path, fake.base_url), to="fr", source="en", glossary=glossary(tmp_path)
     )
@@ -339,3 +348,25 @@ def test_translate_agent_answers_with_the_translation_and_the_check(tmp_path: Pa
     finally:
         rt.close()
     assert [b["model"] for b in fake.chat_bodies()] == [ADAPTER, ADAPTER]
+
+
+def test_segments_are_translated_several_at_a_time(tmp_path: Path, fake: FakeVLLM) -> None:
+    import threading
+
+    together = threading.Barrier(3, timeout=20)  # the first three requests wait until all three arrived
+    seen: list[str] = []
+    lock = threading.Lock()
+    translations = dict(zip(EN, FR, strict=True))
+
+    def reply(body: dict) -> Reply:
+        with lock:
+            seen.append(body["messages"][1]["content"])
+            first = len(seen) <= 3
+        if first:
+            together.wait()
+        return Reply(content=translations[body["messages"][1]["content"]])
+
+    fake.responder = reply
+    report = translate_document(source_doc(tmp_path), settings(tmp_path, fake.base_url), to="fr", source="en")
+    assert fake.max_in_flight >= 3 and not together.broken
+    assert [s.translation for s in report.segments] == FR  # in document order, whatever order they came back in

@@ -8,14 +8,14 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from fakes.vllm_server import FakeVLLM, Reply
+from fakes.vllm_server import FakeVLLM
 
 from sovra.agents import get_agent
 from sovra.runtime import Runtime
 from sovra.tools.translate import translate_document
 from sovra.ui.commands import run_ingest
 
-from .test_translate import ADAPTER, EN, FR, settings
+from .test_translate import ADAPTER, EN, FR, answer_with, settings
 
 QUESTION = (
     "Is the French version of the Acme Bank / Beta Industries facility agreement consistent with the English one?"
@@ -42,7 +42,7 @@ def test_consistency_agent_over_a_document_and_its_translation(tmp_path: Path) -
         src.write_text("\n\n".join(EN) + "\n", encoding="utf-8")
         out = folder / "facility-agreement-fr.md"
 
-        fake.script = [Reply(content=t) for t in FR]
+        answer_with(fake, dict(zip(EN, FR, strict=True)))
         report = translate_document(src, s, to="fr", source="en", out=out)
         assert not report.changed
         run_ingest(s, path=folder, name="docs", default_acl=["group:legal"])
@@ -50,7 +50,7 @@ def test_consistency_agent_over_a_document_and_its_translation(tmp_path: Path) -
         assert a.status == "answered" and "Consistent: all" in a.text, a.text
 
         planted = [t.replace("1 000 000,50 EUR", "1 100 000,50 EUR") for t in FR]
-        fake.script = [Reply(content=t) for t in planted]
+        answer_with(fake, dict(zip(EN, planted, strict=True)))
         report = translate_document(src, s, to="fr", source="en", out=out, fresh=True)
         changes = [(c.kind, c.source, c.translation) for seg in report.segments for c in seg.check.changes]
         assert changes == [("amount", "EUR 1,000,000.50", "EUR 1,100,000.50")], changes

@@ -245,6 +245,8 @@ class TranslationReport:
             return head + ". Some facts CHANGED in translation: see the report."
         if not self.all_preserved:
             return head + ". Not every fact could be checked: see the report."
+        if not checked:
+            return head + ". Nothing to check: no amount, date, number or name in the text."
         return head + ". All facts preserved."
 
     def to_json(self) -> dict[str, Any]:

@@ -370,3 +370,10 @@ def test_segments_are_translated_several_at_a_time(tmp_path: Path, fake: FakeVLL
     report = translate_document(source_doc(tmp_path), settings(tmp_path, fake.base_url), to="fr", source="en")
     assert fake.max_in_flight >= 3 and not together.broken
     assert [s.translation for s in report.segments] == FR  # in document order, whatever order they came back in
+
+
+def test_a_text_without_facts_is_not_called_preserved(tmp_path: Path, fake: FakeVLLM) -> None:
+    fake.script = [Reply(content="# Contrat de crédit")]
+    report = translate_text("# Facility Agreement", settings(tmp_path, fake.base_url), to="fr", source="en")
+    assert report.segments[0].check.status == "no_facts" and "Nothing to check" in report.summary()
+    assert "All facts preserved" not in report.summary()

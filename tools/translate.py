@@ -463,7 +463,7 @@ def translate_document(
         raise InputError(
             f"{path.name}: {len(unread)} page(s) could not be read ({unread[0].skipped}); a translation "
             "would silently leave them out",
-            hint="install OCR (docs/retrieval.md) or give a file with a text layer",
+            hint="turn OCR on or install it (docs/retrieval.md), or give a file with a text layer",
         )
     state = state_file(out)
     if fresh and state.exists():

@@ -377,3 +377,26 @@ def test_a_text_without_facts_is_not_called_preserved(tmp_path: Path, fake: Fake
     report = translate_text("# Facility Agreement", settings(tmp_path, fake.base_url), to="fr", source="en")
     assert report.segments[0].check.status == "no_facts" and "Nothing to check" in report.summary()
     assert "All facts preserved" not in report.summary()
+
+
+def test_a_scanned_page_without_ocr_is_refused_not_skipped(tmp_path: Path, fake: FakeVLLM, monkeypatch) -> None:
+    from fpdf import FPDF
+    from PIL import Image, ImageDraw
+
+    from sovra.errors import InputError
+
+    monkeypatch.setenv("SOVRA_OCR", "off")
+    scan = tmp_path / "scan.png"
+    img = Image.new("RGB", (600, 120), "white")
+    ImageDraw.Draw(img).text((10, 40), "The rate is 3.5% per annum.", fill="black")
+    img.save(scan)
+    pdf = FPDF()
+    pdf.add_page()
+    pdf.set_font("helvetica", size=11)
+    pdf.multi_cell(0, 8, EN[2])
+    pdf.add_page()
+    pdf.image(str(scan), x=10, y=10, w=150)
+    pdf.output(str(tmp_path / "scanned.pdf"))
+    with pytest.raises(InputError, match=r"1 page\(s\) could not be read .*OCR is off"):
+        translate_document(tmp_path / "scanned.pdf", settings(tmp_path, fake.base_url), to="fr", source="en")
+    assert fake.chat_bodies() == []

@@ -32,7 +32,15 @@ from typing import Any
 from sovra.config import Settings
 from sovra.errors import ConfigError, InputError, SovraError
 from sovra.routes import RoutesConfig
-from sovra.tools.translation_check import LANGS, Glossary, GlossaryTerm, SegmentCheck, check_segment, relevant_terms
+from sovra.tools.translation_check import (
+    LANGS,
+    Glossary,
+    GlossaryTerm,
+    SegmentCheck,
+    check_segment,
+    learn_defined_terms,
+    relevant_terms,
+)
 
 LANGUAGES = {"en": "English", "fr": "French", "de": "German", "nl": "Dutch", "it": "Italian", "es": "Spanish"}
 ROUTE = "translation"
@@ -396,9 +404,10 @@ def translate_segments(
                     progress(sum(1 for _, k, _, _ in jobs if k in done), len(segs))
     if failure is not None:
         raise failure
+    learned = learn_defined_terms([(seg.text, done[key]["translation"]) for seg, key, _, _ in jobs])
     for seg, key, seg_terms, messages in jobs:
         got = done[key]
-        check = check_segment(seg.text, got["translation"], seg_terms, complete=got["complete"])
+        check = check_segment(seg.text, got["translation"], seg_terms, complete=got["complete"], learned=learned)
         result = SegmentResult(
             seg.id, seg.page, seg.text, got["translation"], got["model"], got["route"],
             _sha(messages), _sha(got["translation"]), check, got.get("run_id") != rec.run_id,

@@ -273,9 +273,12 @@ def check_segment(
     terms: Sequence[GlossaryTerm] = (),
     *,
     complete: bool = True,
+    learned: dict[str, str] | None = None,
 ) -> SegmentCheck:
     """Compare one source segment with its translation. ``complete`` False: the model's reply was
-    cut off, so nothing missing from it can be called a change."""
+    cut off, so nothing missing from it can be called a change. ``learned``: defined terms and how the
+    translation rendered them where they are defined (:func:`learn_defined_terms`); a later use of
+    the term without that rendering is reported as not checked (a pronoun may stand for it)."""
     out = SegmentCheck("no_facts", glossary=glossary_violations(source, translation, list(terms)))
     if not translation.strip() or not complete:
         out.status = "could_not_check"
@@ -309,12 +312,33 @@ def check_segment(
         else:
             shown = rendered[i] if i < len(rendered) else "not found"
             out.unchecked.append(f"defined term {term!r} rendered as {shown!r} (not in the glossary)")
+    defined_here = {m.group("term").lower() for m in _DEFINED.finditer(source)}
+    for term, rendering in (learned or {}).items():
+        if term.lower() in defined_here or term.lower() in glossed or not _contains(source, term):
+            continue
+        if re.search(rf"(?<!\w){re.escape(rendering)}", translation, re.I):  # a prefix: "Darlehensnehmers"
+            out.checked += 1
+        else:
+            out.unchecked.append(f"defined term {term!r} is not rendered as {rendering!r} here, as where it is defined")
     if out.changes or out.glossary:
         out.status = "changed"
     elif out.unchecked:
         out.status = "could_not_check"
     elif out.checked:
         out.status = "preserved"
+    return out
+
+
+def learn_defined_terms(pairs: Sequence[tuple[str, str]]) -> dict[str, str]:
+    """How a translation rendered each term a source defines ("(the "Borrower")" -> "(l'« Emprunteur »)"),
+    paired by position where both sides define as many terms; the first definition wins."""
+    out: dict[str, str] = {}
+    for source, translation in pairs:
+        src = [m.group("term") for m in _DEFINED.finditer(source)]
+        tr = [m.group("term") for m in _DEFINED.finditer(translation)]
+        if len(src) == len(tr):
+            for a, b in zip(src, tr, strict=True):
+                out.setdefault(a, b)
     return out
 
 

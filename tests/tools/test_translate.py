@@ -400,3 +400,12 @@ def test_a_scanned_page_without_ocr_is_refused_not_skipped(tmp_path: Path, fake:
     with pytest.raises(InputError, match=r"1 page\(s\) could not be read .*OCR is off"):
         translate_document(tmp_path / "scanned.pdf", settings(tmp_path, fake.base_url), to="fr", source="en")
     assert fake.chat_bodies() == []
+
+
+def test_a_defined_term_is_checked_where_it_is_used_as_where_it_is_defined(tmp_path: Path, fake: FakeVLLM) -> None:
+    answer_with(fake, {**dict(zip(EN, FR, strict=True)), EN[3]: FR[3].replace("L'Emprunteur", "Le Débiteur")})
+    report = translate_document(source_doc(tmp_path), settings(tmp_path, fake.base_url), to="fr", source="en")
+    used = report.segments[3].check
+    assert used.status == "could_not_check"
+    assert used.unchecked == ["defined term 'Borrower' is not rendered as 'Emprunteur' here, as where it is defined"]
+    assert report.segments[2].check.status == "preserved" and report.segments[2].check.checked == 4

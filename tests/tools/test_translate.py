@@ -409,3 +409,16 @@ def test_a_defined_term_is_checked_where_it_is_used_as_where_it_is_defined(tmp_p
     assert used.status == "could_not_check"
     assert used.unchecked == ["defined term 'Borrower' is not rendered as 'Emprunteur' here, as where it is defined"]
     assert report.segments[2].check.status == "preserved" and report.segments[2].check.checked == 4
+
+
+def test_a_translation_route_outside_the_allow_list_is_refused_before_anything_is_sent(tmp_path: Path) -> None:
+    from sovra.routes import HostNotAllowedError
+
+    routes_path = tmp_path / "routes.toml"
+    routes_path.write_text(
+        'allowed_hosts = ["vllm.bank.internal"]\n[routes.chat]\nmodel = "local"\n'
+        '[routes.translation]\nmodel = "m"\nbase_url = "http://translate.example.com/v1"\n'
+    )
+    s = Settings(data_dir=tmp_path / "data", routes_file=routes_path)  # type: ignore[call-arg]
+    with pytest.raises(HostNotAllowedError, match=r"translate\.example\.com"):
+        translate_text(EN[2], s, to="fr", source="en")

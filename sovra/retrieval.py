@@ -27,7 +27,16 @@ from collections import OrderedDict
 from dataclasses import dataclass, replace
 from typing import Any
 
-from sovra.doc_profile import Scope, names_entity, names_title, period_fit, question_scope, residual_question
+from sovra.doc_profile import (
+    Scope,
+    is_statement_page,
+    named_statements,
+    names_entity,
+    names_title,
+    period_fit,
+    question_scope,
+    residual_question,
+)
 from sovra.index.base import Hit, SearchFilter, SearchMode, Sparse
 from sovra.search_scope import narrow
 
@@ -183,9 +192,38 @@ class Retriever:
                 more = rerank(self.reranker, query, more, self.config.rerank_candidates)
             seen = {h.chunk_id for h in more}
             own = more + [h for h in own if h.chunk_id not in seen]
+        pages: set[tuple[str, int]] = set()
+        if not flt.doc_ids and (statements := named_statements(query)):
+            own, pages = self._statement_pages(statements, own, flt, named, mode)
         order = {h.chunk_id: i for i, h in enumerate(own)}
-        own.sort(key=lambda h: (-period_fit(scope, h.metadata), order[h.chunk_id]))
+        own.sort(key=lambda h: (-period_fit(scope, h.metadata), (h.doc_id, h.page) not in pages, order[h.chunk_id]))
         return own + [h for h in hits if h.doc_id not in named_by]
+
+    def _statement_pages(
+        self,
+        statements: list[Any],
+        own: list[Hit],
+        flt: SearchFilter,
+        named: list[str],
+        mode: SearchMode,
+    ) -> tuple[list[Hit], set[tuple[str, int]]]:
+        """A question that names a primary financial statement ("... shown in the balance sheet")
+        is answered from that statement's pages of the named documents: found by searching those
+        documents for the statement's title and keeping the hits whose page opens with it. Their
+        chunks come first (after the period fit); a statement page that the question's own search
+        missed is added."""
+        pages: set[tuple[str, int]] = set()
+        found: list[Hit] = []
+        for _kind, pattern, title in statements:
+            dense, sparse = self.embed(title)
+            narrowed = replace(flt, doc_ids=tuple(named))
+            # Notes cite the statements by name ("... on the Consolidated Balance Sheets"): look past them.
+            for h in self.index.search(dense, sparse, narrowed, min(60, 10 * len(named) + 10), mode=mode):
+                if is_statement_page(h.text, pattern) and (h.doc_id, h.page) not in pages:
+                    pages.add((h.doc_id, h.page))
+                    found.append(h)
+        seen = {(h.doc_id, h.page) for h in own}
+        return own + [h for h in found if (h.doc_id, h.page) not in seen], pages
 
 
 def rerank(reranker: Any, query: str, hits: list[Hit], top: int | None = None) -> list[Hit]:

@@ -2,7 +2,15 @@
 
 from __future__ import annotations
 
-from sovra.doc_profile import names_entity, period_fit, profile, question_scope
+from sovra.doc_profile import (
+    STATEMENTS,
+    is_statement_page,
+    named_statements,
+    names_entity,
+    period_fit,
+    profile,
+    question_scope,
+)
 from sovra.documents import Document, Page
 from sovra.index.base import Hit, SearchFilter
 from sovra.ingest import with_profile
@@ -101,3 +109,55 @@ def test_the_named_entitys_documents_come_first_and_its_period_before_others(emb
     assert [h.chunk_id for h in plain] == [h.chunk_id for h in hits]
     unnamed = Retriever(idx, embedder).search("gross margin in FY2021", flt, limit=5)
     assert [h.chunk_id for h in unnamed] == [h.chunk_id for h in hits]
+
+
+def test_a_question_names_a_primary_statement_in_gaap_ifrs_or_european_wording():
+    kinds = {
+        "What was capex? Use the details shown in the cash flow statement.": ["cash flow statement"],
+        "the largest liability in the company's Balance Sheet in 2022": ["balance sheet"],
+        "per the consolidated statements of operations": ["income statement"],
+        "from the statement of financial position": ["balance sheet"],
+        "selon le tableau des flux de trésorerie": ["cash flow statement"],
+        "laut Gewinn- und Verlustrechnung": ["income statement"],
+        "capex as % of revenue from the statement of cash flows and the statement of income": [
+            "income statement",
+            "cash flow statement",
+        ],
+        "What drove gross margin change?": [],
+        "net cash from operations": [],  # a line item, not a statement
+    }
+    for question, want in kinds.items():
+        assert sorted(k for k, _, _ in named_statements(question)) == sorted(want), question
+
+
+def test_a_statement_page_opens_with_its_title_a_note_that_cites_it_does_not():
+    balance = STATEMENTS[0][1]
+    page = "Table of Contents\nNorthwind Traders, Inc.\nCONSOLIDATED BALANCE SHEETS\nDecember 31 | 2022\nCash | 2022: 5"
+    note = "Note 7. Leases\nLease liabilities are included in Other liabilities on the Consolidated Balance Sheets."
+    row = "Table of Contents\nItems | 2022\nBalance sheet total | 2022: 5"
+    assert is_statement_page(page, balance)
+    assert not is_statement_page(note, balance)
+    assert not is_statement_page(row, balance)
+
+
+def _page_hit(doc: str, n: int, page: int, text: str, meta: dict) -> Hit:
+    return Hit(f"{doc}#{n}", doc, doc, "", "filings", "file", page, 0, len(text), text, 1.0 / n, {}, meta)
+
+
+def test_a_question_naming_a_statement_is_answered_from_that_statements_page(embedder):
+    nw = {"entity_aliases": ["northwindtraders", "nwt"], "fiscal_year": 2022}
+    hits = [
+        _page_hit("nw22", 1, 71, "Note 7. Leases\nLiabilities on the Consolidated Balance Sheets include leases.", nw),
+        _page_hit("nw22", 2, 12, "Our largest liabilities are customer deposits, discussed below.", nw),
+        _page_hit(
+            "nw22", 3, 58, "Table of Contents\nCONSOLIDATED BALANCE SHEETS\nDecember 31 | 2022\nDeposits | 2022: 9", nw
+        ),
+        _page_hit("nw22", 4, 58, "Long-term debt | 2022: 3\nTotal liabilities | 2022: 12", nw),
+    ]
+    flt = SearchFilter(principals=("group:everyone",))
+    out = Retriever(_Index(hits), embedder).search(
+        "What was the largest liability in NWT's balance sheet in 2022?", flt, 4
+    )
+    assert [(h.page, h.chunk_id) for h in out][:2] == [(58, "nw22#3"), (58, "nw22#4")]  # the whole statement page
+    same = Retriever(_Index(hits), embedder).search("What was the largest liability of NWT in 2022?", flt, 4)
+    assert [h.chunk_id for h in same] == ["nw22#1", "nw22#2", "nw22#3", "nw22#4"]  # no statement named: unchanged

@@ -327,6 +327,36 @@ def named_statements(question: str) -> list[tuple[str, re.Pattern[str], str]]:
     return [st for st in STATEMENTS if st[1].search(question)]
 
 
+# The line items each statement reports (US GAAP / IFRS vocabulary, with French and German), as a
+# question asks for them: a question about margins is answered from the income statement.
+_IMPLIED = {
+    "balance sheet": re.compile(
+        r"\b(?:total\s+)?(?:assets|liabilit(?:y|ies)|inventor(?:y|ies)|working\s+capital)\b"
+        r"|\b(?:shareholders|stockholders)'?\s+equity\b|\bactifs?\b|\bpassifs?\b"
+        r"|\bverbindlichkeiten\b|\bvorr[äa]te\b|\beigenkapital\b",
+        re.I,
+    ),
+    "income statement": re.compile(
+        r"\b(?:gross|operating|net|profit)\s+(?:profit\s+)?margins?\b|\b(?:net\s+)?revenues?\b|\bnet\s+sales\b"
+        r"|\bnet\s+(?:income|earnings|profit)\b|\bEPS\b|\bearnings\s+per\s+share\b|\boperating\s+income\b"
+        r"|\bcost\s+of\s+(?:goods|sales|revenue)|\bchiffre\s+d'affaires\b|\br[ée]sultat\s+net\b|\bmarge\b"
+        r"|\bums[aä]tz(?:erl[öo]se)?\b|\bjahres[üu]berschuss\b|\b(?:brutto|ebit)-?marge\b",
+        re.I,
+    ),
+    "cash flow statement": re.compile(
+        r"\bcapex\b|\bcapital\s+expenditures?\b|\bcash\s+(?:flows?\s+)?(?:from|provided\s+by)\s+operati"
+        r"|\bfree\s+cash\s+flow|\bdividends\s+paid\b|\binvestissements\b|\binvestitionsausgaben\b",
+        re.I,
+    ),
+}
+
+
+def implied_statements(question: str) -> list[tuple[str, re.Pattern[str], str]]:
+    """The statements whose line items a question asks about ("gross margin", "capex",
+    "inventory"), for a question that names no statement."""
+    return [st for st in STATEMENTS if _IMPLIED[st[0]].search(question)]
+
+
 def is_statement_page(text: str, statement: re.Pattern[str]) -> bool:
     """Whether ``text`` (a page's or its first chunk's text) opens with that statement's title: a
     heading line among its first lines ("CONSOLIDATED BALANCE SHEETS", "Consolidated Statements of

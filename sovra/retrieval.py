@@ -29,6 +29,7 @@ from typing import Any
 
 from sovra.doc_profile import (
     Scope,
+    implied_statements,
     is_statement_page,
     named_statements,
     names_entity,
@@ -193,7 +194,7 @@ class Retriever:
             seen = {h.chunk_id for h in more}
             own = more + [h for h in own if h.chunk_id not in seen]
         pages: set[tuple[str, int]] = set()
-        if not flt.doc_ids and (statements := named_statements(query)):
+        if not flt.doc_ids and (statements := named_statements(query) or implied_statements(query)):
             own, pages = self._statement_pages(statements, own, flt, named, mode)
         order = {h.chunk_id: i for i, h in enumerate(own)}
         own.sort(key=lambda h: (-period_fit(scope, h.metadata), (h.doc_id, h.page) not in pages, order[h.chunk_id]))

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from sovra.doc_profile import (
     STATEMENTS,
+    implied_statements,
     is_statement_page,
     named_statements,
     names_entity,
@@ -159,5 +160,22 @@ def test_a_question_naming_a_statement_is_answered_from_that_statements_page(emb
         "What was the largest liability in NWT's balance sheet in 2022?", flt, 4
     )
     assert [(h.page, h.chunk_id) for h in out][:2] == [(58, "nw22#3"), (58, "nw22#4")]  # the whole statement page
-    same = Retriever(_Index(hits), embedder).search("What was the largest liability of NWT in 2022?", flt, 4)
-    assert [h.chunk_id for h in same] == ["nw22#1", "nw22#2", "nw22#3", "nw22#4"]  # no statement named: unchanged
+    # a line item the balance sheet reports: the same pages first
+    implied = Retriever(_Index(hits), embedder).search("Did NWT's total liabilities grow in 2022?", flt, 4)
+    assert [h.chunk_id for h in implied][:2] == ["nw22#3", "nw22#4"]
+    same = Retriever(_Index(hits), embedder).search("Who were NWT's auditors in 2022?", flt, 4)
+    assert [h.chunk_id for h in same] == ["nw22#1", "nw22#2", "nw22#3", "nw22#4"]  # no statement: unchanged
+
+
+def test_a_line_item_implies_the_statement_that_reports_it():
+    kinds = {
+        "What drove gross margin change as of FY2022?": ["income statement"],
+        "What is the FY2018 capital expenditure amount?": ["cash flow statement"],
+        "How many times has the company sold its inventory in FY2022?": ["balance sheet"],
+        "Quelle est la marge brute en 2023 ?": ["income statement"],
+        "Wie hoch waren die Verbindlichkeiten 2023?": ["balance sheet"],
+        "Which segment dragged down growth, excluding M&A?": [],
+        "Who is the company's auditor?": [],
+    }
+    for question, want in kinds.items():
+        assert sorted(k for k, _, _ in implied_statements(question)) == want, question

@@ -23,7 +23,7 @@ from sovra.errors import SovraError
 from sovra.index import SearchFilter
 from sovra.runtime import Answer, RunContext
 from sovra.tools.contract_docs import ContractDocument, _mentioned, _parties_of, _search, _whole, _words
-from sovra.tools.facts import Fact, compare_facts, facts_of
+from sovra.tools.facts import Fact, compare_facts, facts_of, settle_by_value
 
 _CANDIDATES = 8
 _MIN_SHARED = 0.5  # a translation restates at least half of the other version's facts
@@ -43,6 +43,10 @@ class State(TypedDict, total=False):
 
 def _facts(doc: ContractDocument) -> list[Fact]:
     return facts_of(doc.pages())
+
+
+def _text(doc: ContractDocument) -> str:
+    return "\n\n".join(t for _, t in sorted(doc.pages().items()))
 
 
 def _shared(a: list[Fact], b: list[Fact]) -> float:
@@ -99,7 +103,7 @@ def compare(state: State, config: RunnableConfig) -> State:
     lf, rf = _facts(left), _facts(right)
     if state.get("one_way"):  # the shorter one is the summary: all of its facts must be in the body
         (left, lf), (right, rf) = sorted([(left, lf), (right, rf)], key=lambda x: len(x[1]))
-    res = compare_facts(lf, rf)
+    res = settle_by_value(compare_facts(lf, rf), _text(left), _text(right))
     result = {
         "left": left.model_dump(mode="json", include={"doc_id", "title", "url"}),
         "right": right.model_dump(mode="json", include={"doc_id", "title", "url"}),
@@ -107,11 +111,12 @@ def compare(state: State, config: RunnableConfig) -> State:
         "only_left": [f.__dict__ for f in res.only_left],
         "only_right": [] if state.get("one_way") else [f.__dict__ for f in res.only_right],
         "unreadable": res.unreadable,
+        "by_value": [f.__dict__ for f in res.by_value],
         "chunks": {d.doc_id: [c.model_dump() for c in d.chunks] for d in (left, right)},
     }
     ctx.recorder.record(
         "consistency.compare",
-        {k: result[k] for k in ("matched", "only_left", "only_right", "unreadable")}
+        {k: result[k] for k in ("matched", "only_left", "only_right", "unreadable", "by_value")}
         | {"one_way": state.get("one_way")},
     )
     return {"result": result}
@@ -149,7 +154,12 @@ def report(state: State, config: RunnableConfig) -> State:
             other = right if doc is left else left
             n = _cite(book, doc, chunks[doc["doc_id"]], f)
             lines.append(f"- {f['kind']} {f['show']} in {doc['title']} [{n}], not in {other['title']}.")
-    if r["matched"] and not diffs and not r["unreadable"]:
+    by_value = r.get("by_value", [])
+    if by_value:
+        shown = ", ".join(sorted({f["show"] for f in by_value}))
+        lines.append(f"{len(by_value)} period(s) read on one side only, whose number the other states without "
+                     f"its unit (same value, not verified as a period): {shown}.")  # fmt: skip
+    if r["matched"] and not diffs and not r["unreadable"] and not by_value:
         lines.append(f"Consistent: all {len(r['matched'])} facts compared (amounts, rates, dates, periods, "
                      "jurisdictions) are stated in both.")  # fmt: skip
     elif r["matched"]:

@@ -25,6 +25,7 @@ from sovra.tools.terms.normalize import (
     find_jurisdictions,
     find_money,
     merge_jurisdictions,
+    number_word,
 )
 
 Kind = Literal["amount", "percentage", "date", "period", "jurisdiction"]
@@ -67,11 +68,28 @@ def _facts_in(p: Passage) -> list[Fact]:
         dur: Duration = f.value  # type: ignore[assignment]
         n, unit = dur.key
         out.append(fact("period", f"{n} {unit}", str(dur)))
-    if _LAW_STRONG.search(p.text):  # a place is a fact where the law or courts are chosen, not "English version"
+    if _chooses_law(p.text):  # a place is a fact where the law or courts are chosen, not "English version"
         j = merge_jurisdictions([f.value for f in find_jurisdictions(p.text)])  # type: ignore[misc]
         if j is not None:
             out.append(fact("jurisdiction", "GB-EW" if j.code in ("GB-ENG", "GB-EW") else j.code, str(j)))
     return out
+
+
+_LAW_WORD = re.compile(
+    r"\b(?:laws?|courts?|jurisdiction|rechts?|rechtswahl|gerichte?|gerichtsstand|droit|loi|tribunaux|derecho|ley|leyes|"
+    r"tribunales|diritto|legge|tribunale|wet|rechtbank)\b",
+    re.I,
+)
+
+
+def _chooses_law(text: str) -> bool:
+    """A governing-law phrase about law: "governed by the laws of England", not "governed by a mayor"."""
+    for m in _LAW_STRONG.finditer(text):
+        a = max(text.rfind(".", 0, m.start()), text.rfind("\n", 0, m.start())) + 1
+        b = min(x for x in (text.find(".", m.end()), text.find("\n", m.end()), len(text)) if x >= 0)
+        if _LAW_WORD.search(text, a, b):
+            return True
+    return False
 
 
 @dataclass
@@ -82,11 +100,20 @@ class FactComparison:
     only_left: list[Fact] = field(default_factory=list)
     only_right: list[Fact] = field(default_factory=list)
     unreadable: list[str] = field(default_factory=list)  # "left" / "right": a side with no text or no fact
+    # A period read on one side whose number the other side states without a unit ("unter 18 Jahren" /
+    # "under the age of 18"): the same value, not a difference, but not verified as a period either.
+    by_value: list[Fact] = field(default_factory=list)
 
     @property
     def consistent(self) -> bool:
         """Every fact of each side is found on the other, and both sides were read."""
-        return not self.unreadable and bool(self.matched) and not self.only_left and not self.only_right
+        return (
+            not self.unreadable
+            and bool(self.matched)
+            and not self.only_left
+            and not self.only_right
+            and not self.by_value
+        )
 
 
 def compare_facts(left: list[Fact], right: list[Fact], kinds: tuple[Kind, ...] = KINDS) -> FactComparison:
@@ -110,6 +137,57 @@ def compare_facts(left: list[Fact], right: list[Fact], kinds: tuple[Kind, ...] =
                 out.only_left.append(f)
         out.only_right += [f for fs in pool.values() for f in fs]
     return out
+
+
+_WORD = re.compile(r"[^\W\d_]+")
+
+
+def _bare_values(text: str) -> Counter[int]:
+    """Whole numbers the text states outside amounts, dates, periods and percentages, in digits
+    (``2,000``, ``2.000``, ``2 000``) or in words (``sixteen``, ``sechzehn``)."""
+    spans = [(f.start, f.end) for f in find_money(text) + find_dates(text) + find_durations(text)]
+    spans += [m.span() for m in _PCT.finditer(text)]
+    out: Counter[int] = Counter()
+    for m in _BARE.finditer(text):
+        if not any(a <= m.start() < b for a, b in spans):
+            out[int(re.sub(r"\D", "", m.group(0)))] += 1
+    for w in _WORD.findall(text.lower()):
+        n = number_word(w) if len(w) > 2 and w not in _ONE else None
+        if n is not None:
+            out[n] += 1
+    return out
+
+
+_ONE = frozenset({"a", "an", "un", "une", "uno", "una", "ein", "eine", "einen", "einem", "einer", "een"})
+
+
+_BARE = re.compile(r"(?<![\w.,])(?:\d{1,3}(?:[,.\s\u00a0]\d{3})+|\d+)(?![\w%]|[.,]\d)")
+
+
+def settle_by_value(cmp: FactComparison, left_text: str, right_text: str) -> FactComparison:
+    """Move to ``by_value`` each period read on one side only whose number the other side states as a
+    bare number (once per time it states it): a translator who writes "under the age of 18" for
+    "unter 18 Jahren" changed the wording, not the value. A period whose number the other side does
+    not state stays a difference."""
+    for facts, other in ((cmp.only_left, right_text), (cmp.only_right, left_text)):
+        values = _bare_values(other) if any(f.kind == "period" for f in facts) else Counter()
+        keep = []
+        for f in facts:  # each bare number settles one period, as many times as the other side states it
+            n = _period_number(f)
+            if n is not None and values[n] > 0:
+                values[n] -= 1
+                cmp.by_value.append(f)
+            else:
+                keep.append(f)
+        facts[:] = keep
+    return cmp
+
+
+def _period_number(f: Fact) -> int | None:
+    if f.kind != "period":
+        return None
+    m = re.match(r"(\d+)", f.show)
+    return int(m.group(1)) if m else None
 
 
 def fact_counts(facts: list[Fact]) -> Counter[Kind]:

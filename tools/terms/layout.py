@@ -15,7 +15,7 @@ from dataclasses import dataclass
 _ABBREV = re.compile(
     r"(?:\b(?:inc|corp|co|ltd|llc|l\.l\.c|l\.p|lp|plc|no|nos|mr|mrs|ms|dr|st|sec|art|para|e\.g|i\.e|etc|vs|"
     r"approx|dept|jan|feb|mar|apr|jun|jul|aug|sep|sept|oct|nov|dec|u\.s|s\.a|n\.v|b\.v|s\.p\.a|a\.g|s\.a\.s|"
-    r"ag|gmbh|se|bzw|ca|nr|abs|z\.b|u\.a|ff|cf|al|mfg|assn|bros|intl|natl|govt)|\b[A-Z]|(?<![\w,.])\d{1,3}(?:\.\d{1,3})*)\.$",
+    r"ag|gmbh|se|bzw|ca|nr|abs|mio|mrd|tsd|z\.b|u\.a|ff|cf|al|mfg|assn|bros|intl|natl|govt)|\b[A-Z]|(?<![\w,.])\d{1,3}(?:\.\d{1,3})*)\.$",
     re.I,
 )
 _SENT_END = re.compile(r"(?<=[.!?;])[\"”')\]]*\s+(?=[\"“(\[]?[A-Z0-9])|\n\s*\n+")

@@ -164,9 +164,42 @@ def find_durations(text: str) -> list[Found]:
                 if n is not None:
                     start = m.start("word") + m["word"].lower().find(words[k].lower())
                     break
-        if n is not None and 0 < n < 10000:
+        if n is not None and 0 < n < 10000 and not _not_a_period(text, m, n, start):
             out.append(Found(Duration(n, unit), start, m.end()))
     return out
+
+
+_ARTICLE_ONE = frozenset({"a", "an", "un", "une", "ein", "eine", "einen", "einem", "einer", "uno", "una", "een"})
+_EN_UNITS = frozenset({"day", "days", "week", "weeks", "month", "months", "year", "years"})
+# Words after which "a year" / "ein Jahr" is a length of time ("for a year"), not "a year later" or
+# "37 million passengers a year" (a rate).
+_SPAN_WORDS = frozenset({
+    "for", "within", "of", "in", "after", "during", "over", "about", "nearly", "almost", "first", "per",
+    "für", "innerhalb", "binnen", "nach", "während", "über", "pour", "dans", "pendant", "durant", "après",
+    "durante", "por", "en", "tras", "dentro", "voor", "gedurende", "na", "entro", "dopo",
+})  # fmt: skip
+_NAMED_WAR = re.compile(r"\s+(?:War|Wars|Krieg|Guerra|Guerre)\b")
+_WAR_OF = re.compile(r"\b(?:Guerra|Guerre|Guerra)\s+(?:de\s+(?:los\s+|las\s+)?|des\s+|dei\s+)$")
+
+
+def _not_a_period(text: str, m: re.Match[str], n: int, start: int) -> bool:
+    """Readings the period pattern allows but that are not periods: a year followed by the English or
+    German word "an" ("in 1998 an ...", French "an" is one year only: two are "ans"), "a" or "un" as
+    one where it is not an article of that unit's language ("a día de hoy") or not a length of time
+    ("a year later"), and a war's name ("the Seven Years' War", "la Guerra de los Siete Años")."""
+    unit = m["unit"].split()[-1].lower()
+    if unit == "an" and n != 1:
+        return True
+    if _NAMED_WAR.match(text, m.end()) or _WAR_OF.search(text[max(0, start - 30) : start]):
+        return True
+    words = (m["word"] or "").lower().split()
+    if words and words[-1] in _ARTICLE_ONE:
+        article = words[-1]
+        if article in ("a", "an") and unit not in _EN_UNITS:
+            return True
+        before = re.findall(r"[^\W\d_]+", text[max(0, start - 30) : start].lower())
+        return not before or before[-1] not in _SPAN_WORDS
+    return False
 
 
 def _last_words_offset(words: str) -> int:
@@ -188,11 +221,36 @@ def parse_duration(text: str) -> Duration | None:
 _SYMBOLS = {"$": "USD", "US$": "USD", "€": "EUR", "£": "GBP", "¥": "JPY", "C$": "CAD", "CA$": "CAD", "A$": "AUD"}
 _CODES = "USD|EUR|GBP|CHF|CAD|AUD|JPY|SEK|NOK|DKK|PLN|CZK|HUF|CNY|HKD|SGD|INR|RMB"
 _MULT = {"thousand": 1e3, "million": 1e6, "billion": 1e9, "m": 1e6, "mm": 1e6, "bn": 1e9, "k": 1e3, "mio": 1e6}
+_MULT |= {"mln": 1e6, "mrd": 1e9}
 _NUM = r"\d{1,3}(?:[,.' ]\d{3})+(?:[.,]\d{1,2})?|\d+(?:[.,]\d{1,2})?"
-_MULTS = r"(?:\s*(?P<mult>thousand|million|billion|mio\.?|mm|bn|m|k)\b)?"
+_MULTS = r"(?:\s*(?P<mult>mio\.|mrd\.|(?:thousand|million|billion|mio|mrd|mln|mm|bn|m|k)\b))?"
+# "30 Millionen Pfund", "37,6 Milliarden US-Dollar", "37.600 millones de dólares", "230 millions de
+# dollars", "500 Pfund": a scale word of another language, and the currency as a word after the number. German
+# "Billion" and Spanish "billón" are 10^12 (a "Milliarde" / "mil millones" is the English billion).
+_MULT_WORDS = {
+    "millionen": 1e6, "million": 1e6, "millions": 1e6, "mio": 1e6, "millones": 1e6, "millón": 1e6,
+    "milioni": 1e6, "milione": 1e6, "miljoen": 1e6, "milliarden": 1e9, "milliarde": 1e9, "mrd": 1e9,
+    "milliards": 1e9, "milliard": 1e9, "mil millones": 1e9, "miliardi": 1e9, "miliardo": 1e9, "miljard": 1e9,
+    "billionen": 1e12, "billones": 1e12, "billón": 1e12, "tausend": 1e3, "mil": 1e3, "mille": 1e3,
+    "billion": 1e9, "thousand": 1e3, "mln": 1e6,  # "billion" as the English word, as _MULT reads it
+}  # fmt: skip
+_CUR_WORDS = {
+    "us-dollar": "USD", "dollar": "USD", "dollars": "USD", "dólares": "USD", "dólar": "USD", "dollari": "USD",
+    "pfund": "GBP", "pfund sterling": "GBP", "pounds": "GBP", "pound": "GBP", "libras": "GBP", "libra": "GBP",
+    "libras esterlinas": "GBP", "livres": "GBP", "livres sterling": "GBP", "sterline": "GBP", "pond": "GBP",
+    "euro": "EUR", "euros": "EUR", "$": "USD", "€": "EUR", "£": "GBP", "usd": "USD", "eur": "EUR", "gbp": "GBP",
+}  # fmt: skip
+_WORDS_RE = re.compile(
+    rf"(?P<amt>{_NUM})(?:\s+(?P<mult>"
+    + "|".join(sorted(map(re.escape, _MULT_WORDS), key=len, reverse=True))
+    + r")\.?\s+(?:(?:de|d['’]|di|van)\s*)?)?\s*(?P<cur>"
+    + "|".join(sorted(map(re.escape, _CUR_WORDS), key=len, reverse=True))
+    + r")(?![\w-])",
+    re.I,
+)
 _MONEY_RE = re.compile(
     rf"(?:(?P<cur1>{_CODES}|US\$|C\$|CA\$|A\$|[$€£¥])\s?(?P<amt1>{_NUM}){_MULTS.replace('mult', 'mult1')}"
-    rf"|(?P<amt2>{_NUM}){_MULTS.replace('mult', 'mult2')}\s?(?P<cur2>{_CODES}|€|euros?|dollars|pounds)(?!\w))",
+    rf"|(?P<amt2>{_NUM}){_MULTS.replace('mult', 'mult2')}\s?(?P<cur2>{_CODES}|€|\$|£|euros?|dollars|pounds)(?!\w))",
     re.I,
 )
 
@@ -231,7 +289,14 @@ def find_money(text: str) -> list[Found]:
         if amount is None:
             continue
         out.append(Found(Money(cur, round(amount * _MULT.get(mult, 1), 2)), m.start(), m.end()))
-    return out
+    for m in _WORDS_RE.finditer(text):
+        amount = _number(m["amt"])
+        if amount is None or any(f.start <= m.start() < f.end or m.start() <= f.start < m.end() for f in out):
+            continue
+        scale = _MULT_WORDS[m["mult"].lower()] if m["mult"] else 1
+        cur = _CUR_WORDS[re.sub(r"\s+", " ", m["cur"].lower())]
+        out.append(Found(Money(cur, round(amount * scale, 2)), m.start(), m.end()))
+    return sorted(out, key=lambda f: f.start)
 
 
 # --- jurisdictions --------------------------------------------------------------------------------------

@@ -1,0 +1,98 @@
+"""What real human translations do to facts (seen on XQuAD's professional translations, issue 25):
+scale and currency words after the number, a year followed by the word "an", articles that are not
+"one", war names, ages written without their unit, "governed by" outside a law clause. Each should
+read the same value on both sides, or no fact at all, and a real change must still be found."""
+
+from __future__ import annotations
+
+import pytest
+
+from sovra.tools.facts import compare_facts, facts_of, settle_by_value
+from sovra.tools.terms.normalize import find_durations, find_money
+
+
+def _keys(text: str, kind: str) -> list[str]:
+    return [f.key for f in facts_of({1: text}) if f.kind == kind]
+
+
+@pytest.mark.parametrize(
+    ("text", "key"),
+    [
+        ("fixed annual carriage fees of £30m", "GBP 30000000.00"),
+        ("feste Sendegebühren in Höhe von 30 Mio. GBP für die Kanäle", "GBP 30000000.00"),
+        ("Gebühren von 30 Millionen Pfund für die Kanäle", "GBP 30000000.00"),
+        ("unos honorarios de 30 millones de libras esterlinas", "GBP 30000000.00"),
+        ("Harvard's $37.6 billion endowment", "USD 37600000000.00"),
+        ("eine Ausstattung von 37,6 Milliarden US-Dollar", "USD 37600000000.00"),
+        ("una dotación de 37.600 millones de dólares", "USD 37600000000.00"),
+        ("Con un presupuesto de 230 000 $, los datos", "USD 230000.00"),
+        ("une capitalisation de 162 584 millions d'euros", "EUR 162584000000.00"),
+        ("total capitalization of 162 584 mln EUR", "EUR 162584000000.00"),
+    ],
+)
+def test_scale_and_currency_words_after_the_number(text, key):
+    assert _keys(text, "amount") == [key]
+
+
+def test_german_billion_is_a_million_millions():
+    assert [str(f.value) for f in find_money("2 Billionen Euro")] == ["EUR 2,000,000,000,000.00"]
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "Als Sky Digital im Jahr 1998 an den Start ging",  # German "an", not French "an" (a year)
+        "for the class of 2016 an Early Action program was reintroduced",
+        "The announcement came a day after Setanta Sports confirmed",  # "a day later": a point in time
+        "carries over 37 million passengers a year",  # a rate
+        "la Bolsa de Varsovia es, a día de hoy, el mayor mercado",  # Spanish "a" is not "one"
+        "the North American theater of the Seven Years' War",  # a war's name
+        "el conflicto internacional se conoce como la Guerra de los Siete Años",
+    ],
+)
+def test_not_a_period(text):
+    assert find_durations(text) == []
+
+
+@pytest.mark.parametrize(
+    ("text", "show"),
+    [
+        ("for a year from the signing date", "1 year"),
+        ("für ein Jahr ab Unterzeichnung", "1 year"),
+        ("pour un an à compter de la signature", "1 year"),
+        ("a period of 2 ans", "2 years"),
+        ("within one (1) year", "1 year"),
+    ],
+)
+def test_periods_still_read(text, show):
+    assert [str(f.value) for f in find_durations(text)] == [show]
+
+
+def test_governed_by_outside_a_law_clause_names_no_jurisdiction():
+    text = "The basic unit is a commune. Both cities and communes are governed by a mayor (wójt in Polish)."
+    assert _keys(text, "jurisdiction") == []
+    assert _keys("This Agreement is governed by the laws of Poland.", "jurisdiction") == ["PL"]
+
+
+def test_an_age_without_its_unit_is_the_same_value_not_a_difference():
+    en = "Of the households, 68,511 (43.3%) had children under the age of 18 living in them."
+    de = "Von den Haushalten lebten in 68.511 (43,3%) Kinder unter 18 Jahren."
+    cmp = settle_by_value(compare_facts(facts_of({1: en}), facts_of({1: de})), en, de)
+    assert not cmp.only_left and not cmp.only_right
+    assert [f.show for f in cmp.by_value] == ["18 years"]
+    assert not cmp.consistent  # the period was read on one side only: no "consistent" verdict
+
+
+def test_a_changed_age_is_still_a_difference_even_when_the_number_is_stated_once():
+    en = "Elway won at age 38. Manning, at 39, is the oldest quarterback."
+    de = "Elway gewann im Alter von 39 Jahren. Manning ist mit 39 Jahren der älteste Quarterback."
+    cmp = settle_by_value(compare_facts(facts_of({1: en}), facts_of({1: de})), en, de)
+    assert [f.show for f in cmp.only_right] == ["39 years"]  # en states 39 once: one of the two settles
+
+
+def test_a_period_whose_number_the_other_side_does_not_state_stays_a_difference():
+    en = "The notice period is sixty days, for 1,200 employees."
+    de = "Die Kündigungsfrist beträgt 90 Tage, für 1.200 Mitarbeiter."
+    cmp = settle_by_value(compare_facts(facts_of({1: en}), facts_of({1: de})), en, de)
+    assert [f.show for f in cmp.only_left] == ["60 days"] and [f.show for f in cmp.only_right] == ["90 days"]
+    assert not cmp.by_value

@@ -23,7 +23,7 @@ from sovra.errors import SovraError
 from sovra.index import SearchFilter
 from sovra.runtime import Answer, RunContext
 from sovra.tools.contract_docs import ContractDocument, _mentioned, _parties_of, _search, _whole, _words
-from sovra.tools.facts import Fact, compare_facts, facts_of, settle_by_value
+from sovra.tools.facts import ALL_KINDS, Fact, compare_facts, facts_of, settle_by_value
 
 _CANDIDATES = 8
 _MIN_SHARED = 0.5  # a translation restates at least half of the other version's facts
@@ -42,7 +42,7 @@ class State(TypedDict, total=False):
 
 
 def _facts(doc: ContractDocument) -> list[Fact]:
-    return facts_of(doc.pages())
+    return facts_of(doc.pages(), ALL_KINDS)
 
 
 def _text(doc: ContractDocument) -> str:
@@ -103,7 +103,7 @@ def compare(state: State, config: RunnableConfig) -> State:
     lf, rf = _facts(left), _facts(right)
     if state.get("one_way"):  # the shorter one is the summary: all of its facts must be in the body
         (left, lf), (right, rf) = sorted([(left, lf), (right, rf)], key=lambda x: len(x[1]))
-    res = settle_by_value(compare_facts(lf, rf), _text(left), _text(right))
+    res = settle_by_value(compare_facts(lf, rf, ALL_KINDS), _text(left), _text(right))
     result = {
         "left": left.model_dump(mode="json", include={"doc_id", "title", "url"}),
         "right": right.model_dump(mode="json", include={"doc_id", "title", "url"}),

@@ -28,8 +28,12 @@ from sovra.tools.terms.normalize import (
     number_word,
 )
 
-Kind = Literal["amount", "percentage", "date", "period", "jurisdiction"]
+Kind = Literal["amount", "percentage", "date", "period", "jurisdiction", "year"]
 KINDS: tuple[Kind, ...] = ("amount", "percentage", "date", "period", "jurisdiction")
+# What the consistency agent compares: also the years a document names without a day ("in 1998",
+# "the 1990s"), which a translation must keep as well. The translation checker compares those as
+# numbers, so its default stays KINDS.
+ALL_KINDS: tuple[Kind, ...] = (*KINDS, "year")
 _PCT = re.compile(r"(?<![\w.,])(\d{1,3}(?:[.,]\d{1,4})?)\s?(?:%|per\s*cent|percent|pour\s*cent|prozent)", re.I)
 
 
@@ -48,15 +52,64 @@ def _percent(raw: str) -> str:
     return f"{float(raw.replace(',', '.')):g}%"
 
 
-def facts_of(pages: dict[int, str]) -> list[Fact]:
-    """Every fact the document states, with the passage it is in."""
+def facts_of(pages: dict[int, str], kinds: tuple[Kind, ...] = KINDS) -> list[Fact]:
+    """Every fact of these kinds the document states, with the passage it is in."""
     out: list[Fact] = []
     for p in passages(pages):
-        out += _facts_in(p)
+        out += [f for f in _facts_in(p, "year" in kinds) if f.kind in kinds]
     return out
 
 
-def _facts_in(p: Passage) -> list[Fact]:
+# A decade: "the 1990s", "the '90s", "die 1990er", "90er Jahre", "los años 90", "la década de 1990",
+# "les années 1990", "anii '90". Its key keeps the decade's two digits ("90s"): short forms have no
+# century, and one document rarely names two decades of different centuries with the same digits.
+_DECADE = re.compile(
+    r"(?<![\w'’])(?:\d{2})?(?P<a>\d)0(?:s|er|ern)(?![\w])|['’](?P<b>\d)0s\b|"
+    r"\b(?:años|décadas?\s+de(?:\s+los)?|decenni?o\s+de|années|anni|anii|jaren)\s+['’]?(?:\d{2})?(?P<c>\d)0(?![\w])"
+    r"(?:\s+(?:y|e|et|and|und|și|en)\s+['’]?(?:\d{2})?(?P<d>\d)0(?![\w]))?|"
+    r"\b(?:(?:los\s+)?años|anni|années)\s+(?P<w>veinte|treinta|cuarenta|cincuenta|sesenta|setenta|ochenta|noventa|"
+    r"venti|trenta|quaranta|cinquanta|sessanta|settanta|ottanta|novanta|vingt|trente|quarante|cinquante|soixante)\b|"
+    r"\b(?P<x>twenties|thirties|forties|fifties|sixties|seventies|eighties|nineties|zwanziger|dreißiger|vierziger|"
+    r"fünfziger|sechziger|siebziger|achtziger|neunziger)\b",
+    re.I,
+)
+_DECADE_WORDS = {
+    w: str(k + 2)
+    for words in (
+        "veinte treinta cuarenta cincuenta sesenta setenta ochenta noventa",
+        "venti trenta quaranta cinquanta sessanta settanta ottanta novanta",
+        "vingt trente quarante cinquante soixante",
+        "twenties thirties forties fifties sixties seventies eighties nineties",
+        "zwanziger dreißiger vierziger fünfziger sechziger siebziger achtziger neunziger",
+    )
+    for k, w in enumerate(words.split())
+}
+# A year: four digits, not part of a number ("1,998"), a fraction ("2019/20"), a measure or a count
+# written with a unit ("1500-Meter-Lauf", "1600 mm").
+_YEAR = re.compile(
+    r"(?<![\w.,'’$€£¥/])(?:1[0-9]{3}|20[0-9]{2})(?![\w%/]|[.,]\d|-[^\W\d_]|\s?(?:mm|cm|km|kg|m|t|ha|km2|m2|GW|MW|kW)\b)"
+)
+
+
+def find_years(text: str) -> list[tuple[str, int, int]]:
+    """Years named without a day (``1998``) and decades (``90s``), outside amounts, dates, periods
+    and percentages: (key, start, end)."""
+    spans = [(f.start, f.end) for f in find_money(text) + find_dates(text) + find_durations(text)]
+    spans += [m.span() for m in _PCT.finditer(text)]
+    out = []
+    for m in _DECADE.finditer(text):
+        word = (m["w"] or m["x"] or "").lower()
+        out.append((f"{m['a'] or m['b'] or m['c'] or _DECADE_WORDS[word]}0s", m.start(), m.end()))
+        if m["d"]:  # "las décadas de 1960 y 1970": two decades
+            out.append((f"{m['d']}0s", m.start("d"), m.end()))
+    spans += [(a, b) for _, a, b in out]
+    out += [
+        (m.group(0), m.start(), m.end()) for m in _YEAR.finditer(text) if not any(a <= m.start() < b for a, b in spans)
+    ]
+    return sorted(out, key=lambda x: x[1])
+
+
+def _facts_in(p: Passage, years: bool = False) -> list[Fact]:
     def fact(kind: Kind, key: str, show: str) -> Fact:
         quote = p.text if len(p.text) <= 300 else p.text[:299] + "…"
         return Fact(kind, key, show, p.page, p.start, p.end, quote)
@@ -68,6 +121,8 @@ def _facts_in(p: Passage) -> list[Fact]:
         dur: Duration = f.value  # type: ignore[assignment]
         n, unit = dur.key
         out.append(fact("period", f"{n} {unit}", str(dur)))
+    if years:
+        out += [fact("year", key, key) for key, _, _ in find_years(p.text)]
     if _chooses_law(p.text):  # a place is a fact where the law or courts are chosen, not "English version"
         j = merge_jurisdictions([f.value for f in find_jurisdictions(p.text)])  # type: ignore[misc]
         if j is not None:
@@ -146,7 +201,7 @@ def _bare_values(text: str) -> Counter[int]:
     """Whole numbers the text states outside amounts, dates, periods and percentages, in digits
     (``2,000``, ``2.000``, ``2 000``) or in words (``sixteen``, ``sechzehn``)."""
     spans = [(f.start, f.end) for f in find_money(text) + find_dates(text) + find_durations(text)]
-    spans += [m.span() for m in _PCT.finditer(text)]
+    spans += [m.span() for m in _PCT.finditer(text)] + [(a, b) for _, a, b in find_years(text)]
     out: Counter[int] = Counter()
     for m in _BARE.finditer(text):
         if not any(a <= m.start() < b for a, b in spans):
@@ -165,12 +220,12 @@ _BARE = re.compile(r"(?<![\w.,])(?:\d{1,3}(?:[,.\s\u00a0]\d{3})+|\d+)(?![\w%]|[.
 
 
 def settle_by_value(cmp: FactComparison, left_text: str, right_text: str) -> FactComparison:
-    """Move to ``by_value`` each period read on one side only whose number the other side states as a
-    bare number (once per time it states it): a translator who writes "under the age of 18" for
-    "unter 18 Jahren" changed the wording, not the value. A period whose number the other side does
-    not state stays a difference."""
+    """Move to ``by_value`` each period or year read on one side only whose number the other side states
+    as a bare number (once per time it states it): a translator who writes "under the age of 18" for
+    "unter 18 Jahren", or "1388 parejas" for "1,388 couples", changed the wording, not the value. A
+    period whose number the other side does not state stays a difference."""
     for facts, other in ((cmp.only_left, right_text), (cmp.only_right, left_text)):
-        values = _bare_values(other) if any(f.kind == "period" for f in facts) else Counter()
+        values = _bare_values(other) if any(f.kind in ("period", "year") for f in facts) else Counter()
         keep = []
         for f in facts:  # each bare number settles one period, as many times as the other side states it
             n = _period_number(f)
@@ -184,9 +239,9 @@ def settle_by_value(cmp: FactComparison, left_text: str, right_text: str) -> Fac
 
 
 def _period_number(f: Fact) -> int | None:
-    if f.kind != "period":
+    if f.kind not in ("period", "year"):
         return None
-    m = re.match(r"(\d+)", f.show)
+    m = re.fullmatch(r"(\d+)(?: \w+)?", f.show)
     return int(m.group(1)) if m else None
 
 

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import pytest
 
-from sovra.tools.facts import compare_facts, facts_of, settle_by_value
+from sovra.tools.facts import ALL_KINDS, compare_facts, facts_of, settle_by_value
 from sovra.tools.terms.normalize import find_durations, find_money
 
 
@@ -96,3 +96,31 @@ def test_a_period_whose_number_the_other_side_does_not_state_stays_a_difference(
     cmp = settle_by_value(compare_facts(facts_of({1: en}), facts_of({1: de})), en, de)
     assert [f.show for f in cmp.only_left] == ["60 days"] and [f.show for f in cmp.only_right] == ["90 days"]
     assert not cmp.by_value
+
+
+@pytest.mark.parametrize(
+    ("text", "keys"),
+    [
+        ("since the 1970s, and in the '80s", ["70s", "80s"]),
+        ("seit den 1970ern, in den 80er Jahren, in den siebziger Jahren", ["70s", "80s", "70s"]),
+        ("desde los años setenta, en las décadas de 1960 y 1970", ["70s", "60s", "70s"]),
+        ("depuis les années 1990", ["90s"]),
+        ("Avicenna (981–1037) and a mid-2013 trip, in 1998", ["1037", "2013", "1998"]),
+        # not years: a count with separators, a measure, a compound, a fraction, a date, an amount
+        ("1,998 people on 1600 mm track in the 1500-Meter-Lauf in 2019/20 on 15 March 2024 for $2000", []),
+    ],
+)
+def test_years_and_decades(text, keys):
+    assert [f.key for f in facts_of({1: text}, ALL_KINDS) if f.kind == "year"] == keys
+
+
+def test_years_are_compared_only_when_asked():
+    assert facts_of({1: "In 1998 the bank opened."}) == []  # the translation checker compares them as numbers
+
+
+def test_a_changed_year_is_a_difference_and_a_count_written_differently_is_not():
+    en = "Between 1550 and 1580, 1,388 couples left; in the 1970s, more."
+    de = "Zwischen 1550 und 1589 gingen 1388 Paare; in den 1970ern mehr."
+    cmp = settle_by_value(compare_facts(facts_of({1: en}, ALL_KINDS), facts_of({1: de}, ALL_KINDS), ALL_KINDS), en, de)
+    assert [f.key for f in cmp.only_left] == ["1580"] and [f.key for f in cmp.only_right] == ["1589"]
+    assert [f.key for f in cmp.by_value] == ["1388"]

@@ -91,6 +91,9 @@ _YEAR = re.compile(
 )
 
 
+_SHORT_END = re.compile(r"[–-](\d{2})(?![\w%/]|[.,]\d)")
+
+
 def find_years(text: str) -> list[tuple[str, int, int]]:
     """Years named without a day (``1998``) and decades (``90s``), outside amounts, dates, periods
     and percentages: (key, start, end)."""
@@ -103,26 +106,36 @@ def find_years(text: str) -> list[tuple[str, int, int]]:
         if m["d"]:  # "las décadas de 1960 y 1970": two decades
             out.append((f"{m['d']}0s", m.start("d"), m.end()))
     spans += [(a, b) for _, a, b in out]
-    out += [
-        (m.group(0), m.start(), m.end()) for m in _YEAR.finditer(text) if not any(a <= m.start() < b for a, b in spans)
-    ]
+    for m in _YEAR.finditer(text):
+        if any(a <= m.start() < b for a, b in spans):
+            continue
+        out.append((m.group(0), m.start(), m.end()))
+        if end := _SHORT_END.match(text, m.end()):  # "1038–40" is 1038 to 1040
+            out.append((m.group(0)[:2] + end[1], m.end(), end.end()))
     return sorted(out, key=lambda x: x[1])
 
 
 def _facts_in(p: Passage, years: bool = False) -> list[Fact]:
-    def fact(kind: Kind, key: str, show: str) -> Fact:
-        quote = p.text if len(p.text) <= 300 else p.text[:299] + "…"
+    def fact(kind: Kind, key: str, show: str, at: int = 0) -> Fact:
+        # A long passage is quoted around the value, so the quote a reader sees contains it.
+        if len(p.text) <= 300:
+            quote = p.text
+        else:
+            a = max(0, min(at - 120, len(p.text) - 299))
+            quote = ("…" if a else "") + p.text[a : a + 299] + ("…" if a + 299 < len(p.text) else "")
         return Fact(kind, key, show, p.page, p.start, p.end, quote)
 
-    out = [fact("amount", f"{m.value.currency} {m.value.amount:.2f}", str(m.value)) for m in find_money(p.text)]  # type: ignore[attr-defined]
-    out += [fact("percentage", _percent(m.group(1)), _percent(m.group(1))) for m in _PCT.finditer(p.text)]
-    out += [fact("date", d.value.isoformat(), d.value.isoformat()) for d in find_dates(p.text)]  # type: ignore[attr-defined]
+    out = [
+        fact("amount", f"{m.value.currency} {m.value.amount:.2f}", str(m.value), m.start) for m in find_money(p.text)
+    ]  # type: ignore[attr-defined]
+    out += [fact("percentage", _percent(m.group(1)), _percent(m.group(1)), m.start()) for m in _PCT.finditer(p.text)]
+    out += [fact("date", d.value.isoformat(), d.value.isoformat(), d.start) for d in find_dates(p.text)]  # type: ignore[attr-defined]
     for f in find_durations(p.text):
         dur: Duration = f.value  # type: ignore[assignment]
         n, unit = dur.key
-        out.append(fact("period", f"{n} {unit}", str(dur)))
+        out.append(fact("period", f"{n} {unit}", str(dur), f.start))
     if years:
-        out += [fact("year", key, key) for key, _, _ in find_years(p.text)]
+        out += [fact("year", key, key, a) for key, a, _ in find_years(p.text)]
     if _chooses_law(p.text):  # a place is a fact where the law or courts are chosen, not "English version"
         j = merge_jurisdictions([f.value for f in find_jurisdictions(p.text)])  # type: ignore[misc]
         if j is not None:

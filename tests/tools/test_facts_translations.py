@@ -106,6 +106,7 @@ def test_a_period_whose_number_the_other_side_does_not_state_stays_a_difference(
         ("desde los años setenta, en las décadas de 1960 y 1970", ["70s", "60s", "70s"]),
         ("depuis les années 1990", ["90s"]),
         ("Avicenna (981–1037) and a mid-2013 trip, in 1998", ["1037", "2013", "1998"]),
+        ("the campaign of George Maniaces in 1038–40", ["1038", "1040"]),  # = "(1038-1040)"
         # not years: a count with separators, a measure, a compound, a fraction, a date, an amount
         ("1,998 people on 1600 mm track in the 1500-Meter-Lauf in 2019/20 on 15 March 2024 for $2000", []),
     ],
@@ -124,3 +125,9 @@ def test_a_changed_year_is_a_difference_and_a_count_written_differently_is_not()
     cmp = settle_by_value(compare_facts(facts_of({1: en}, ALL_KINDS), facts_of({1: de}, ALL_KINDS), ALL_KINDS), en, de)
     assert [f.key for f in cmp.only_left] == ["1580"] and [f.key for f in cmp.only_right] == ["1589"]
     assert [f.key for f in cmp.by_value] == ["1388"]
+
+
+def test_a_long_passage_is_quoted_around_the_value():
+    text = "Filler words here. " * 40 + "In 1998 the network began a new logo." + " More filler." * 20
+    (f,) = [f for f in facts_of({1: text}, ALL_KINDS) if f.kind == "year"]
+    assert "1998" in f.quote and len(f.quote) <= 301

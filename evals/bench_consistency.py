@@ -1,0 +1,227 @@
+"""Consistency benchmark (issue 25): the consistency agent's compare and report steps on real
+translated documents, half of them with one planted change.
+
+    python -m sovra.evals.bench_consistency [--langs de,es,ro] [--limit N] [--show] [--out results.json]
+
+Set: XQuAD (``evals/datasets/xquad``, CC BY-SA 4.0). Its 240 paragraphs come from 48 Wikipedia
+articles, five consecutive paragraphs each, in file order (checked at the pinned commit; the titles
+are below), professionally translated. One document = one article's five paragraphs; a pair = the
+English article and its German, Spanish or Romanian translation (48 pairs per language pair).
+
+In half of the pairs (``random.Random(25)``, the same pairs for every language) ONE change is planted
+in the translation, on top of the real text: a fact that the translation states with digits (an
+amount, a percentage, a date or a period: the kinds the agent compares) has its first digit run
+changed (last digit + 1), so "7. Februar 2016" becomes "8. Februar 2016". A translation without such a
+fact gets its first year or count changed instead (kind ``number``): the agent does not compare bare
+numbers, so those show what it cannot see, and are counted apart.
+
+Each pair goes through the agent's own ``compare`` and ``report`` nodes (the documents are chunked
+with the ingest chunker; only the search that finds the pair is skipped). Per language pair:
+
+* planted changes found: the report names the new value, cited in the translation, and the
+  original value, cited in the English article (both sides);
+* false alarms: pairs without a planted change whose report lists a difference;
+* "consistent" verdicts, and those given to a pair that was not fully read (must be 0);
+* pairs that could not be compared (a side with no fact the agent reads: no verdict);
+* an empty translation (one per language pair), which must never be "consistent".
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import random
+import re
+from pathlib import Path
+from types import SimpleNamespace
+from typing import Any
+
+from sovra.agents.consistency import compare, report
+from sovra.chunking import chunk_pages
+from sovra.documents import Page
+from sovra.tools.contract_docs import ContractDocument, DocChunk
+from sovra.tools.facts import _PCT, find_years
+from sovra.tools.terms.normalize import find_dates, find_durations, find_money
+
+XQUAD_DIR = Path(__file__).parent / "datasets" / "xquad"
+PER_ARTICLE = 5
+SEED = 25
+# The 48 article titles of xquad.en.json at the pinned commit (evals/datasets/xquad/README.md).
+ARTICLES = [
+    "Super_Bowl_50", "Warsaw", "Normans", "Nikola_Tesla", "Computational_complexity_theory", "Teacher",
+    "Martin_Luther", "Southern_California", "Sky_(United_Kingdom)", "Victoria_(Australia)", "Huguenot",
+    "Steam_engine", "Oxygen", "1973_oil_crisis", "Apollo_program", "European_Union_law", "Amazon_rainforest",
+    "Ctenophora", "Fresno,_California", "Packet_switching", "Black_Death", "Geology", "Newcastle_upon_Tyne",
+    "Victoria_and_Albert_Museum", "American_Broadcasting_Company", "Genghis_Khan", "Pharmacy", "Immune_system",
+    "Civil_disobedience", "Construction", "Private_school", "Harvard_University", "Jacksonville,_Florida",
+    "Economic_inequality", "Doctor_Who", "University_of_Chicago", "Yuan_dynasty", "Kenya",
+    "Intergovernmental_Panel_on_Climate_Change", "Chloroplast", "Prime_number", "Rhine", "Scottish_Parliament",
+    "Islamism", "Imperialism", "United_Methodist_Church", "French_and_Indian_War", "Force",
+]  # fmt: skip
+_DIGITS = re.compile(r"\d+")
+_BARE = re.compile(r"(?<![\w.,])\d+(?![\w])")
+
+
+def articles(lang: str, limit: int | None = None) -> list[str]:
+    rows = [json.loads(x) for x in (XQUAD_DIR / lang / "corpus.jsonl").read_text(encoding="utf-8").splitlines()]
+    texts = [r["text"] for r in rows]
+    docs = ["\n\n".join(texts[i : i + PER_ARTICLE]) for i in range(0, len(texts), PER_ARTICLE)]
+    return docs[:limit]
+
+
+def _bump(text: str, start: int, end: int) -> tuple[str, str, str] | None:
+    """``text`` with the first digit run in ``[start, end)`` changed (last digit + 1); the old and
+    new span text. None when the span has no digit."""
+    m = _DIGITS.search(text, start, end)
+    if m is None:
+        return None
+    raw = m.group(0)
+    new = raw[:-1] + str((int(raw[-1]) + 1) % 10)
+    out = text[: m.start()] + new + text[m.end() :]
+    return out, text[start:end], out[start : end + len(new) - len(raw)]
+
+
+def plant(text: str, rng: random.Random) -> dict[str, Any] | None:
+    """One change in ``text``: a fact the agent compares where the text has one with digits, else
+    the first bare number (a year or a count)."""
+    spans = [("amount", f.start, f.end) for f in find_money(text)]
+    spans += [("percentage", *m.span()) for m in _PCT.finditer(text)]
+    spans += [("date", f.start, f.end) for f in find_dates(text)]
+    spans += [("period", f.start, f.end) for f in find_durations(text)]
+    spans += [("year", a, b) for key, a, b in find_years(text) if text[a:b] == key]  # not a decade or "-40"
+    spans = [s for s in spans if _DIGITS.search(text, s[1], s[2])]
+    if spans:
+        kind, a, b = rng.choice(sorted(spans, key=lambda s: s[1]))
+    else:
+        m = _BARE.search(text)
+        if m is None:
+            return None
+        kind, a, b = "number", m.start(), m.end()
+    bumped = _bump(text, a, b)
+    assert bumped is not None
+    out, old, new = bumped
+    return {"kind": kind, "text": out, "old": old, "new": new, "at": a}
+
+
+def document(doc_id: str, title: str, text: str) -> ContractDocument:
+    chunks = chunk_pages(doc_id, [Page(number=1, text=text)]) if text.strip() else []
+    return ContractDocument(
+        doc_id=doc_id,
+        title=title,
+        url=f"xquad://{doc_id}",
+        doc_type="article",
+        role="contract",
+        chunks=[
+            DocChunk(chunk_id=c.id, page=c.page, char_start=c.char_start, char_end=c.char_end, text=c.text)
+            for c in chunks
+        ],
+    )
+
+
+class _Recorder:
+    def record(self, kind: str, data: dict[str, Any]) -> None:
+        pass
+
+
+def run_pair(left: ContractDocument, right: ContractDocument) -> dict[str, Any]:
+    """The agent's compare and report nodes on one pair (no index, no search)."""
+    config: Any = {"configurable": {"ctx": SimpleNamespace(recorder=_Recorder())}}
+    state: Any = {"question": f"Is {right.title} consistent with {left.title}?", "docs": [], "one_way": False}
+    state["docs"] = [left.model_dump(mode="json"), right.model_dump(mode="json")]
+    state |= compare(state, config)
+    state |= report(state, config)
+    return state
+
+
+def _cited(state: dict[str, Any], url: str, value: str) -> bool:
+    return any(c["url"] == url and value in c["quote"] for c in state["citations"])
+
+
+def evaluate(lang: str, limit: int | None = None, show: bool = False) -> dict[str, Any]:
+    en, tr = articles("en", limit), articles(lang, limit)
+    n = len(en)
+    planted_ids = set(random.Random(SEED).sample(range(n), n // 2))
+    rng = random.Random(SEED)
+    res: dict[str, Any] = {
+        "pairs": n, "planted": 0, "planted_compared_kind": 0, "found": 0, "found_both_sides": 0,
+        "planted_number": 0, "found_number": 0, "false_alarms": 0, "consistent": 0,
+        "consistent_not_fully_read": 0, "could_not_compare": 0, "by_kind": {}, "missed": [], "alarms": [],
+    }  # fmt: skip
+    for i in range(n):
+        text = tr[i]
+        p = plant(text, rng) if i in planted_ids else None
+        if p:
+            text = p["text"]
+        left = document(f"en-{i:02d}", f"{ARTICLES[i]} (en)", en[i])
+        right = document(f"{lang}-{i:02d}", f"{ARTICLES[i]} ({lang})", text)
+        st = run_pair(left, right)
+        r = st["result"]
+        diffs = len(r["only_left"]) + len(r["only_right"])
+        verdict = "Consistent:" in st["answer"]
+        res["consistent"] += verdict
+        res["consistent_not_fully_read"] += verdict and bool(r["unreadable"])
+        res["could_not_compare"] += bool(r["unreadable"])
+        if p is None:
+            if diffs:
+                res["false_alarms"] += 1
+                res["alarms"].append({"article": ARTICLES[i], "only_en": [f["show"] for f in r["only_left"]],
+                                      "only_tr": [f["show"] for f in r["only_right"]]})  # fmt: skip
+            continue
+        res["planted"] += 1
+        k = res["by_kind"].setdefault(p["kind"], {"planted": 0, "found": 0})
+        k["planted"] += 1
+        # Found: a difference read in the changed span of the translation, cited there, and the
+        # English value it replaced cited in the English article.
+        digits = _DIGITS.findall(p["new"])
+        new_facts = [
+            f
+            for f in r["only_right"]
+            if f["char_start"] <= p["at"] < f["char_end"] or (f["kind"] == p["kind"] and digits[0] in f["show"])
+        ]
+        found = bool(new_facts) and verdict is False
+        both = found and _cited(st, right.url, p["new"]) and any(c["url"] == left.url for c in st["citations"])
+        if p["kind"] == "number":
+            res["planted_number"] += 1
+            res["found_number"] += found
+        else:
+            res["planted_compared_kind"] += 1
+        res["found"] += found
+        res["found_both_sides"] += both
+        k["found"] += found
+        if not found:
+            res["missed"].append({"article": ARTICLES[i], "kind": p["kind"], "old": p["old"], "new": p["new"]})
+    empty = run_pair(document("en-x", "en", en[0]), document(f"{lang}-x", f"empty ({lang})", ""))
+    res["empty_side_consistent"] = "Consistent:" in empty["answer"]
+    if show:
+        for a in res["alarms"]:
+            print(f"  {lang} alarm {a['article']}: en {a['only_en']} / {lang} {a['only_tr']}")
+        for m in res["missed"]:
+            print(f"  {lang} missed {m['article']}: {m['kind']} {m['old']!r} -> {m['new']!r}")
+    return res
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
+    ap.add_argument("--langs", default="de,es,ro", help="Translation languages (XQuAD has de, es, ro).")
+    ap.add_argument("--limit", type=int, default=None, help="First N articles only.")
+    ap.add_argument("--show", action="store_true", help="Print every false alarm and missed change.")
+    ap.add_argument("--out", type=Path, default=None, help="Write the results as JSON here.")
+    args = ap.parse_args(argv)
+    out = {}
+    print("pair   pairs planted found(both sides) [bare numbers] false_alarms consistent(not read) no_verdict")
+    for lang in args.langs.split(","):
+        r = evaluate(lang, args.limit, args.show)
+        out[lang] = r
+        print(
+            f"en-{lang}  {r['pairs']:5d} {r['planted']:7d} {r['found']:5d}({r['found_both_sides']})"
+            f" [{r['found_number']}/{r['planted_number']}] {r['false_alarms']:12d}"
+            f" {r['consistent']:10d}({r['consistent_not_fully_read']}) {r['could_not_compare']:10d}"
+            f"  empty side consistent: {r['empty_side_consistent']}"
+        )
+    if args.out:
+        args.out.write_text(json.dumps(out, indent=2, ensure_ascii=False), encoding="utf-8")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,35 @@
+"""The consistency benchmark on three real XQuAD article pairs per language: the planted change is
+found and cited on both sides, no "consistent" verdict goes to a pair that was not fully read, and an
+empty translation never gets one."""
+
+from __future__ import annotations
+
+import json
+import random
+from pathlib import Path
+
+from sovra.evals.bench_consistency import ARTICLES, articles, evaluate, main, plant
+
+
+def test_articles_are_five_paragraphs_each() -> None:
+    en, de = articles("en"), articles("de")
+    assert len(en) == len(de) == len(ARTICLES) == 48
+    assert en[0].count("\n\n") == 4 and "Panthers" in en[0] and "Panthers" in de[0]
+
+
+def test_plant_changes_one_compared_fact() -> None:
+    p = plant("Die Marge beträgt 2,5 % ab dem Jahr 1998.", random.Random(0))
+    assert p is not None and p["kind"] in ("percentage", "year")
+    assert p["text"] != "Die Marge beträgt 2,5 % ab dem Jahr 1998." and p["new"] in p["text"]
+    assert plant("keine Zahl", random.Random(0)) is None
+
+
+def test_three_pairs_per_language(tmp_path: Path) -> None:
+    for lang in ("de", "es"):
+        r = evaluate(lang, limit=3)
+        assert r["pairs"] == 3 and r["planted"] == 1
+        assert r["found"] == r["found_both_sides"] == 1, r["missed"]
+        assert r["consistent_not_fully_read"] == 0 and r["empty_side_consistent"] is False
+    out = tmp_path / "r.json"
+    assert main(["--langs", "es", "--limit", "3", "--out", str(out)]) == 0
+    assert json.loads(out.read_text())["es"]["pairs"] == 3

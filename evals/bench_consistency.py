@@ -21,7 +21,8 @@ with the ingest chunker; only the search that finds the pair is skipped). Per la
 * planted changes found: the report names the new value, cited in the translation, and the
   original value, cited in the English article (both sides);
 * false alarms: pairs without a planted change whose report lists a difference;
-* "consistent" verdicts, and those given to a pair that was not fully read (must be 0);
+* "consistent" verdicts, those given to a pair that was not fully read (must be 0) and those given
+  to a pair with a planted change (a change missed outright);
 * pairs that could not be compared (a side with no fact the agent reads: no verdict);
 * an empty translation (one per language pair), which must never be "consistent".
 """
@@ -145,7 +146,8 @@ def evaluate(lang: str, limit: int | None = None, show: bool = False) -> dict[st
     res: dict[str, Any] = {
         "pairs": n, "planted": 0, "planted_compared_kind": 0, "found": 0, "found_both_sides": 0,
         "planted_number": 0, "found_number": 0, "false_alarms": 0, "consistent": 0,
-        "consistent_not_fully_read": 0, "could_not_compare": 0, "by_kind": {}, "missed": [], "alarms": [],
+        "consistent_not_fully_read": 0, "consistent_with_planted_change": 0, "could_not_compare": 0,
+        "by_kind": {}, "missed": [], "alarms": [],
     }  # fmt: skip
     for i in range(n):
         text = tr[i]
@@ -168,6 +170,7 @@ def evaluate(lang: str, limit: int | None = None, show: bool = False) -> dict[st
                                       "only_tr": [f["show"] for f in r["only_right"]]})  # fmt: skip
             continue
         res["planted"] += 1
+        res["consistent_with_planted_change"] += verdict
         k = res["by_kind"].setdefault(p["kind"], {"planted": 0, "found": 0})
         k["planted"] += 1
         # Found: a difference read in the changed span of the translation, cited there, and the
@@ -208,14 +211,15 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--out", type=Path, default=None, help="Write the results as JSON here.")
     args = ap.parse_args(argv)
     out = {}
-    print("pair   pairs planted found(both sides) [bare numbers] false_alarms consistent(not read) no_verdict")
+    print("pair  pairs planted found(both sides) [bare numbers] false_alarms consistent(not read, planted) no_verdict")
     for lang in args.langs.split(","):
         r = evaluate(lang, args.limit, args.show)
         out[lang] = r
         print(
-            f"en-{lang}  {r['pairs']:5d} {r['planted']:7d} {r['found']:5d}({r['found_both_sides']})"
+            f"en-{lang} {r['pairs']:5d} {r['planted']:7d} {r['found']:5d}({r['found_both_sides']})"
             f" [{r['found_number']}/{r['planted_number']}] {r['false_alarms']:12d}"
-            f" {r['consistent']:10d}({r['consistent_not_fully_read']}) {r['could_not_compare']:10d}"
+            f" {r['consistent']:10d}({r['consistent_not_fully_read']}, {r['consistent_with_planted_change']})"
+            f" {r['could_not_compare']:10d}"
             f"  empty side consistent: {r['empty_side_consistent']}"
         )
     if args.out:

@@ -1,0 +1,30 @@
+"""The consistency agent's compare and report steps on two small documents, without an index: a
+changed year is cited on both sides, a value stated without its unit on one side is reported as
+"not verified" and never earns "consistent", and an empty side gets no verdict."""
+
+from __future__ import annotations
+
+from sovra.evals.bench_consistency import document, run_pair
+
+EN = "Between 1550 and 1580 the members left. Of the households, 1,200 had children under the age of 18."
+DE = "Zwischen 1550 und 1580 gingen die Mitglieder. In 1.200 Haushalten lebten Kinder unter 18 Jahren."
+
+
+def test_a_changed_year_is_cited_on_both_sides():
+    st = run_pair(document("en", "Article (en)", EN), document("de", "Artikel (de)", DE.replace("1580", "1589")))
+    assert "year 1580 in Article (en)" in st["answer"] and "year 1589 in Artikel (de)" in st["answer"]
+    assert "Consistent" not in st["answer"]
+    assert {c["url"] for c in st["citations"]} == {"xquad://en", "xquad://de"}
+    assert any("1589" in c["quote"] for c in st["citations"])
+
+
+def test_a_value_without_its_unit_is_not_verified_and_not_consistent():
+    st = run_pair(document("en", "Article (en)", EN), document("de", "Artikel (de)", DE))
+    assert "not found in the other" not in st["answer"]
+    assert "1 period(s) read on one side only" in st["answer"] and "18 years" in st["answer"]
+    assert "Consistent" not in st["answer"] and "2 facts agree" in st["answer"]
+
+
+def test_an_empty_side_gets_no_verdict():
+    st = run_pair(document("en", "Article (en)", EN), document("de", "Artikel (de)", ""))
+    assert "Could not compare" in st["answer"] and "Consistent" not in st["answer"]

@@ -10,16 +10,17 @@ English article and its German, Spanish or Romanian translation (48 pairs per la
 
 In half of the pairs (``random.Random(25)``, the same pairs for every language) ONE change is planted
 in the translation, on top of the real text: a fact that the translation states with digits (an
-amount, a percentage, a date or a period: the kinds the agent compares) has its first digit run
-changed (last digit + 1), so "7. Februar 2016" becomes "8. Februar 2016". A translation without such a
-fact gets its first year or count changed instead (kind ``number``): the agent does not compare bare
-numbers, so those show what it cannot see, and are counted apart.
+amount, a percentage, a date, a period or a year: the kinds the agent compares), drawn at random, has
+its first digit run changed (last digit + 1), so "7. Februar 2016" becomes "8. Februar 2016". A
+translation without such a fact gets its first bare number (a count) changed instead (kind
+``number``): the agent does not compare bare counts, so those show what it cannot see. Party names
+are not planted: the agent has no fact for a name without a legal form.
 
 Each pair goes through the agent's own ``compare`` and ``report`` nodes (the documents are chunked
 with the ingest chunker; only the search that finds the pair is skipped). Per language pair:
 
-* planted changes found: the report names the new value, cited in the translation, and the
-  original value, cited in the English article (both sides);
+* planted changes found: the report lists the new value as a difference; "both sides": its
+  citation in the translation quotes the new value, and the English article is cited too;
 * false alarms: pairs without a planted change whose report lists a difference;
 * "consistent" verdicts, those given to a pair that was not fully read (must be 0) and those given
   to a pair with a planted change (a change missed outright);

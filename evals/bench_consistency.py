@@ -19,8 +19,8 @@ are not planted: the agent has no fact for a name without a legal form.
 Each pair goes through the agent's own ``compare`` and ``report`` nodes (the documents are chunked
 with the ingest chunker; only the search that finds the pair is skipped). Per language pair:
 
-* planted changes found: the report lists the new value as a difference; "both sides": its
-  citation in the translation quotes the new value, and the English article is cited too;
+* planted changes found: the report lists the new value as a difference; "both sides": a citation
+  in the translation quotes the new value and one in the English article quotes the original;
 * false alarms: pairs without a planted change whose report lists a difference;
 * "consistent" verdicts, those given to a pair that was not fully read (must be 0) and those given
   to a pair with a planted change (a change missed outright);
@@ -183,7 +183,8 @@ def evaluate(lang: str, limit: int | None = None, show: bool = False) -> dict[st
             if f["char_start"] <= p["at"] < f["char_end"] or (f["kind"] == p["kind"] and digits[0] in f["show"])
         ]
         found = bool(new_facts) and verdict is False
-        both = found and _cited(st, right.url, p["new"]) and any(c["url"] == left.url for c in st["citations"])
+        old = _DIGITS.findall(p["old"])[0]  # the English states the original value with the same digits
+        both = found and _cited(st, right.url, p["new"]) and _cited(st, left.url, old)
         if p["kind"] == "number":
             res["planted_number"] += 1
             res["found_number"] += found

@@ -31,6 +31,7 @@ from conftest import private_demo_settings
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 from fakes.slack_api import FakeSlack
+from fakes.vllm_server import FakeVLLM, Reply
 from test_docs import DocCommand, all_commands
 
 from sovra.config import Settings
@@ -138,6 +139,16 @@ class Workspace:
         today = datetime.date.today()
         self.values |= {"2026-11-01": str(today.replace(day=1)), "2026-11-30": str(today + datetime.timedelta(days=1))}
         self._files()
+        # `sovra translate` and the translate agent need a served `translation` route (no bundled
+        # model translates): the vLLM fake at the HTTP boundary, answering each segment with itself.
+        self.translator = FakeVLLM()
+        self.translator.responder = lambda body: Reply(content=body["messages"][-1]["content"])
+        (cwd / "routes.toml").write_text(
+            '[routes.chat]\nmodel = "local"\n'
+            f'[routes.translation]\nmodel = "{self.translator.base_model}"\n'
+            f'base_url = "{self.translator.base_url}"\nmax_retries = 0\n'
+        )
+        self.translate_env = {"SOVRA_ROUTES_FILE": str(cwd / "routes.toml")}
 
     def _files(self) -> None:
         (self.cwd / "tokens.json").write_text(json.dumps({self.env["SOVRA_MCP_TOKEN"]: "alice"}))
@@ -146,6 +157,19 @@ class Workspace:
             (self.cwd / folder / "note.md").write_text(
                 "# Supplier note\n\nThe Nimbus Cloud contract renews on 1 March 2027 for twelve months.\n"
             )
+        # translation.md's inputs: a contract, a prospectus and a bank glossary
+        from docx import Document as Docx
+        from fpdf import FPDF
+
+        pdf = FPDF()
+        pdf.set_font("Helvetica", size=11)
+        pdf.add_page()
+        pdf.multi_cell(0, 6, "The Lender grants the Borrower a loan of EUR 1,000,000.50 at 3.5% per annum.")
+        pdf.output(str(self.cwd / "contract.pdf"))
+        docx = Docx()
+        docx.add_paragraph("The notes bear interest at 4.25% and mature on 15 March 2031.")
+        docx.save(str(self.cwd / "prospectus.docx"))
+        (self.cwd / "terms.csv").write_text("source,target\nrepo rate,taux de pension\n")
         (self.cwd / "notes").mkdir()
         (self.cwd / "notes" / "nimbus.json").write_text(
             json.dumps({"title": "Nimbus", "text": "Nimbus renews in March."})
@@ -181,9 +205,8 @@ class Workspace:
         return out
 
     def run(self, words: list[str], timeout: float = 600) -> subprocess.CompletedProcess[str]:
-        return subprocess.run(
-            [SOVRA, *words], cwd=self.cwd, env=self.env, capture_output=True, text=True, timeout=timeout
-        )
+        env = self.env | (self.translate_env if "translate" in words else {})
+        return subprocess.run([SOVRA, *words], cwd=self.cwd, env=env, capture_output=True, text=True, timeout=timeout)
 
     def serve(self, words: list[str], probe: str) -> str:
         """Start a face, wait until it answers on its port (or, for stdio, exits on EOF), stop it."""
@@ -262,7 +285,9 @@ def test_every_documented_command_is_run() -> None:
 @pytest.fixture(scope="module")
 def ws(demo_settings: Settings, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Workspace]:
     settings = private_demo_settings(demo_settings, tmp_path_factory.mktemp("docs-run") / "data")
-    yield Workspace(settings, tmp_path_factory.mktemp("docs-cwd"))
+    ws = Workspace(settings, tmp_path_factory.mktemp("docs-cwd"))
+    yield ws
+    ws.translator.close()
 
 
 def _record_run_ids(ws: Workspace, out: str) -> None:

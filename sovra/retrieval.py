@@ -181,6 +181,7 @@ class Retriever:
             return hits
         named = sorted(named_by)
         own = [h for h in hits if h.doc_id in named_by]
+        pages: set[tuple[str, int]] = set()  # statement pages the question asks for (first among own)
         if not flt.doc_ids:
             # Within the named documents, the words that named them no longer tell passages apart.
             rest = residual_question(query, [t for texts in named_by.values() for t in texts])
@@ -193,9 +194,8 @@ class Retriever:
                 more = rerank(self.reranker, query, more, self.config.rerank_candidates)
             seen = {h.chunk_id for h in more}
             own = more + [h for h in own if h.chunk_id not in seen]
-        pages: set[tuple[str, int]] = set()
-        if not flt.doc_ids and (statements := named_statements(query) or implied_statements(query)):
-            own, pages = self._statement_pages(statements, own, flt, named, mode)
+            if statements := named_statements(query) or implied_statements(query):
+                own, pages = self._statement_pages(statements, own, narrowed, mode)
         order = {h.chunk_id: i for i, h in enumerate(own)}
         own.sort(key=lambda h: (-period_fit(scope, h.metadata), (h.doc_id, h.page) not in pages, order[h.chunk_id]))
         return own + [h for h in hits if h.doc_id not in named_by]
@@ -204,22 +204,21 @@ class Retriever:
         self,
         statements: list[Any],
         own: list[Hit],
-        flt: SearchFilter,
-        named: list[str],
+        narrowed: SearchFilter,
         mode: SearchMode,
     ) -> tuple[list[Hit], set[tuple[str, int]]]:
         """A question that names a primary financial statement ("... shown in the balance sheet")
         is answered from that statement's pages of the named documents: found by searching those
-        documents for the statement's title and keeping the hits whose page opens with it. Their
+        documents (``narrowed``) for the statement's title and keeping the hits whose page opens with it. Their
         chunks come first (after the period fit); a statement page that the question's own search
         missed is added."""
         pages: set[tuple[str, int]] = set()
         found: list[Hit] = []
         for _kind, pattern, title in statements:
             dense, sparse = self.embed(title)
-            narrowed = replace(flt, doc_ids=tuple(named))
             # Notes cite the statements by name ("... on the Consolidated Balance Sheets"): look past them.
-            for h in self.index.search(dense, sparse, narrowed, min(60, 10 * len(named) + 10), mode=mode):
+            limit = min(60, 10 * len(narrowed.doc_ids) + 10)
+            for h in self.index.search(dense, sparse, narrowed, limit, mode=mode):
                 if is_statement_page(h.text, pattern) and (h.doc_id, h.page) not in pages:
                     pages.add((h.doc_id, h.page))
                     found.append(h)

@@ -23,7 +23,8 @@ from sovra.errors import SovraError
 from sovra.index import SearchFilter
 from sovra.runtime import Answer, RunContext
 from sovra.tools.contract_docs import ContractDocument, _mentioned, _parties_of, _search, _whole, _words
-from sovra.tools.facts import ALL_KINDS, Fact, compare_facts, facts_of, settle_by_value
+from sovra.tools.facts import ALL_KINDS, Fact, compare_facts, counterpart, facts_of, settle_by_value
+from sovra.tools.terms.layout import Passage, passages
 
 _CANDIDATES = 8
 _MIN_SHARED = 0.5  # a translation restates at least half of the other version's facts
@@ -43,6 +44,18 @@ class State(TypedDict, total=False):
 
 def _facts(doc: ContractDocument) -> list[Fact]:
     return facts_of(doc.pages(), ALL_KINDS)
+
+
+def _with_counterpart(f: Fact, own: list[Passage], other: list[Passage], window: float | None) -> dict[str, Any]:
+    """The fact, and where the other document says what its passage says (None when nothing matches):
+    a difference is shown with both sides' wording, the changed value beside the original."""
+    out = dict(f.__dict__)
+    p = counterpart(f, own, other, window)
+    out["counterpart"] = None
+    if p is not None:
+        quote = p.text if len(p.text) <= 300 else p.text[:299] + "…"
+        out["counterpart"] = {"page": p.page, "char_start": p.start, "char_end": p.end, "quote": quote}
+    return out
 
 
 def _text(doc: ContractDocument) -> str:
@@ -104,12 +117,15 @@ def compare(state: State, config: RunnableConfig) -> State:
     if state.get("one_way"):  # the shorter one is the summary: all of its facts must be in the body
         (left, lf), (right, rf) = sorted([(left, lf), (right, rf)], key=lambda x: len(x[1]))
     res = settle_by_value(compare_facts(lf, rf, ALL_KINDS), _text(left), _text(right))
+    lp, rp = passages(left.pages()), passages(right.pages())
+    # A summary restates its body's facts in another order: look for the counterpart anywhere.
+    window = None if state.get("one_way") else 0.2
     result = {
         "left": left.model_dump(mode="json", include={"doc_id", "title", "url"}),
         "right": right.model_dump(mode="json", include={"doc_id", "title", "url"}),
         "matched": [[a.__dict__, b.__dict__] for a, b in res.matched],
-        "only_left": [f.__dict__ for f in res.only_left],
-        "only_right": [] if state.get("one_way") else [f.__dict__ for f in res.only_right],
+        "only_left": [_with_counterpart(f, lp, rp, window) for f in res.only_left],
+        "only_right": [] if state.get("one_way") else [_with_counterpart(f, rp, lp, window) for f in res.only_right],
         "unreadable": res.unreadable,
         "by_value": [f.__dict__ for f in res.by_value],
         "chunks": {d.doc_id: [c.model_dump() for c in d.chunks] for d in (left, right)},
@@ -145,15 +161,25 @@ def report(state: State, config: RunnableConfig) -> State:
     book = CitationBook()
     lines = [f"Compared {left['title']} with {right['title']}."]
     if r["unreadable"]:
-        sides = [left["title"] if s == "left" else right["title"] for s in r["unreadable"]]
-        lines.append(f"Could not compare: no fact could be read from {'; '.join(sides)} (scanned, empty?).")
+        sides = [left if s == "left" else right for s in r["unreadable"]]
+        empty = [d["title"] for d in sides if not any(c["text"].strip() for c in chunks[d["doc_id"]])]
+        factless = [d["title"] for d in sides if d["title"] not in empty]
+        if empty:
+            lines.append(f"Could not compare: no text could be read from {'; '.join(empty)} (scanned or empty?).")
+        if factless:
+            lines.append(f"Could not compare: {'; '.join(factless)} states no amount, rate, date, period, year "
+                         "or governing law to compare.")  # fmt: skip
     diffs = [(left, f) for f in r["only_left"]] + [(right, f) for f in r["only_right"]]
     if diffs:
         lines.append(f"{len(diffs)} fact(s) stated in one document and not found in the other:")
         for doc, f in diffs:
             other = right if doc is left else left
             n = _cite(book, doc, chunks[doc["doc_id"]], f)
-            lines.append(f"- {f['kind']} {f['show']} in {doc['title']} [{n}], not in {other['title']}.")
+            there = ""
+            if f.get("counterpart"):
+                m = _cite(book, other, chunks[other["doc_id"]], f["counterpart"])
+                there = f" (the corresponding passage there [{m}])"
+            lines.append(f"- {f['kind']} {f['show']} in {doc['title']} [{n}], not in {other['title']}{there}.")
     by_value = r.get("by_value", [])
     if by_value:
         shown = ", ".join(sorted({f["show"] for f in by_value}))

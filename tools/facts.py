@@ -258,5 +258,36 @@ def _period_number(f: Fact) -> int | None:
     return int(m.group(1)) if m else None
 
 
+_ANCHOR_WORD = re.compile(r"[^\W\d_]{3,}")
+_ANCHOR_NUMBER = re.compile(r"\d+")
+
+
+def _anchors(text: str) -> set[str]:
+    """What a passage and its translation share whatever the language: digit runs and capitalised
+    words (names: "Elway", "Broncos", "Kenvue"; German's capitalised nouns rarely match English)."""
+    return set(_ANCHOR_NUMBER.findall(text)) | {w for w in _ANCHOR_WORD.findall(text) if w[0].isupper()}
+
+
+def counterpart(fact: Fact, own: list[Passage], other: list[Passage], window: float | None = 0.2) -> Passage | None:
+    """The passage of the other document that says what ``fact``'s passage says: among the passages
+    at about the same place in the document (``window``: a share of its length; None: anywhere), the
+    one sharing most numbers and names with it; None when none shares any. A translation keeps the
+    order of its source, so a changed value's counterpart is where the original value is stated."""
+    at = next((i for i, p in enumerate(own) if p.page == fact.page and p.start == fact.char_start), None)
+    if at is None or not other:
+        return None
+    mine = _anchors(own[at].text)
+    where = at / max(1, len(own) - 1)
+    best: tuple[int, float, int] | None = None
+    for j, p in enumerate(other):
+        dist = abs(j / max(1, len(other) - 1) - where)
+        if window is not None and dist > window:
+            continue
+        shared = len(mine & _anchors(p.text))
+        if shared and (best is None or (shared, -dist) > (best[0], best[1])):
+            best = (shared, -dist, j)
+    return other[best[2]] if best else None
+
+
 def fact_counts(facts: list[Fact]) -> Counter[Kind]:
     return Counter(f.kind for f in facts)

@@ -28,3 +28,23 @@ def test_a_value_without_its_unit_is_not_verified_and_not_consistent():
 def test_an_empty_side_gets_no_verdict():
     st = run_pair(document("en", "Article (en)", EN), document("de", "Artikel (de)", ""))
     assert "Could not compare" in st["answer"] and "Consistent" not in st["answer"]
+
+
+def test_a_difference_is_shown_beside_the_other_documents_corresponding_passage():
+    # English states the age as a bare number (not a fact); the translation's "39 Jahren" was changed.
+    en = "The record was held by John Elway, who won Super Bowl XXXIII at age 38. Attendance was high."
+    de = "Der Rekord wurde von John Elway gehalten, der im Alter von 39 Jahren den Super Bowl XXXIII gewann."
+    st = run_pair(document("en", "Article (en)", en), document("de", "Artikel (de)", de))
+    assert (
+        "period 39 years in Artikel (de) [1], not in Article (en) (the corresponding passage there [2])" in st["answer"]
+    )
+    en_quotes = [c["quote"] for c in st["citations"] if c["url"] == "xquad://en"]
+    assert len(en_quotes) == 1 and "who won Super Bowl XXXIII at age 38" in en_quotes[0]
+    assert "Consistent" not in st["answer"]
+
+
+def test_a_text_without_comparable_facts_is_not_called_empty():
+    plain = document("en", "Article (en)", "The museum opened to the public.")
+    st = run_pair(plain, document("de", "Artikel (de)", DE))
+    assert "Article (en) states no amount, rate, date, period, year or governing law to compare" in st["answer"]
+    assert "scanned" not in st["answer"] and "Consistent" not in st["answer"]

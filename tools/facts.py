@@ -67,7 +67,7 @@ _DECADE = re.compile(
     r"(?<![\w'’])(?:\d{2})?(?P<a>\d)0(?:s|er|ern)(?![\w])|['’](?P<b>\d)0s\b|"
     r"\b(?:años|décadas?\s+de(?:\s+los)?|decenni?o\s+de|années|anni|anii|jaren)\s+['’]?(?:\d{2})?(?P<c>\d)0(?![\w])"
     r"(?:\s+(?:y|e|et|and|und|și|en)\s+['’]?(?:\d{2})?(?P<d>\d)0(?![\w]))?|"
-    r"\b(?:(?:los\s+)?años|anni|années)\s+(?P<w>veinte|treinta|cuarenta|cincuenta|sesenta|setenta|ochenta|noventa|"
+    r"\b(?:(?:los\s+)?años|anni|années)\s+(?P<w>quatre-vingt-dix|quatre-vingts?|soixante-dix|veinte|treinta|cuarenta|cincuenta|sesenta|setenta|ochenta|noventa|"
     r"venti|trenta|quaranta|cinquanta|sessanta|settanta|ottanta|novanta|vingt|trente|quarante|cinquante|soixante)\b|"
     r"\b(?P<x>twenties|thirties|forties|fifties|sixties|seventies|eighties|nineties|zwanziger|dreißiger|vierziger|"
     r"fünfziger|sechziger|siebziger|achtziger|neunziger)\b",
@@ -78,7 +78,7 @@ _DECADE_WORDS = {
     for words in (
         "veinte treinta cuarenta cincuenta sesenta setenta ochenta noventa",
         "venti trenta quaranta cinquanta sessanta settanta ottanta novanta",
-        "vingt trente quarante cinquante soixante",
+        "vingt trente quarante cinquante soixante soixante-dix quatre-vingt quatre-vingt-dix",
         "twenties thirties forties fifties sixties seventies eighties nineties",
         "zwanziger dreißiger vierziger fünfziger sechziger siebziger achtziger neunziger",
     )
@@ -102,6 +102,7 @@ def find_years(text: str) -> list[tuple[str, int, int]]:
     out = []
     for m in _DECADE.finditer(text):
         word = (m["w"] or m["x"] or "").lower()
+        word = word if word in _DECADE_WORDS or not word else word.removesuffix("s")  # "quatre-vingts"
         out.append((f"{m['a'] or m['b'] or m['c'] or _DECADE_WORDS[word]}0s", m.start(), m.end()))
         if m["d"]:  # "las décadas de 1960 y 1970": two decades
             out.append((f"{m['d']}0s", m.start("d"), m.end()))

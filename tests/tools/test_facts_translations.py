@@ -105,6 +105,7 @@ def test_a_period_whose_number_the_other_side_does_not_state_stays_a_difference(
         ("seit den 1970ern, in den 80er Jahren, in den siebziger Jahren", ["70s", "80s", "70s"]),
         ("desde los años setenta, en las décadas de 1960 y 1970", ["70s", "60s", "70s"]),
         ("depuis les années 1990", ["90s"]),
+        ("dans les années quatre-vingt-dix, les années quatre-vingts et soixante-dix", ["90s", "80s"]),
         ("Avicenna (981–1037) and a mid-2013 trip, in 1998", ["1037", "2013", "1998"]),
         ("the campaign of George Maniaces in 1038–40", ["1038", "1040"]),  # = "(1038-1040)"
         # not years: a count with separators, a measure, a compound, a fraction, a date, an amount
@@ -131,3 +132,8 @@ def test_a_long_passage_is_quoted_around_the_value():
     text = "Filler words here. " * 40 + "In 1998 the network began a new logo." + " More filler." * 20
     (f,) = [f for f in facts_of({1: text}, ALL_KINDS) if f.kind == "year"]
     assert "1998" in f.quote and len(f.quote) <= 301
+
+
+def test_one_day_is_some_day_unless_it_is_a_length_of_time():
+    assert not [f for f in facts_of({1: "The partnership will perhaps one day become strategic."}) if f.kind == "period"]
+    assert [f.key for f in facts_of({1: "Notice is given within one day of the request."})] == ["1 days"]

@@ -193,11 +193,15 @@ def _not_a_period(text: str, m: re.Match[str], n: int, start: int) -> bool:
     if _NAMED_WAR.match(text, m.end()) or _WAR_OF.search(text[max(0, start - 30) : start]):
         return True
     words = (m["word"] or "").lower().split()
+    before = re.findall(r"[^\W\d_]+", text[max(0, start - 30) : start].lower())
+    # "will perhaps one day become": "one day" is "some day" unless a span word makes it a length of
+    # time ("within one day")
+    if words and words[-1] == "one" and unit == "day" and (not before or before[-1] not in _SPAN_WORDS):
+        return True
     if words and words[-1] in _ARTICLE_ONE:
         article = words[-1]
         if article in ("a", "an") and unit not in _EN_UNITS:
             return True
-        before = re.findall(r"[^\W\d_]+", text[max(0, start - 30) : start].lower())
         return not before or before[-1] not in _SPAN_WORDS
     return False
 

@@ -27,12 +27,16 @@ from sovra.agents.scope import (
     scope_to_named,
     states_quantity,
 )
+from sovra.doc_profile import names_entity, names_title, question_scope
 from sovra.errors import SovraError
+from sovra.guard import scan_for_injection
+from sovra.index import SearchFilter
 from sovra.runtime import Answer, Citation, RunContext
 from sovra.tools.base import ToolContext
 from sovra.tools.evidence import best_sentences, split_sentences
 from sovra.tools.ledger_tool import LedgerLookupArgs, ledger_lookup
 from sovra.tools.search import SearchArgs, search_documents
+from sovra.tools.table_cells import best_cell, cell_line, last_header
 
 NOT_FOUND = "I could not find this in the documents you can access."
 _MAX_SOURCE_CHARS = 700
@@ -115,6 +119,9 @@ def plan(state: State, config: RunnableConfig) -> State:
     }
 
 
+_PINNED = 2
+
+
 def retrieve(state: State, config: RunnableConfig) -> State:
     ctx = _ctx(config)
     tctx = ToolContext(user=ctx.user, services=ctx.services, recorder=ctx.recorder)
@@ -122,6 +129,8 @@ def retrieve(state: State, config: RunnableConfig) -> State:
     seen: dict[str, dict[str, Any]] = {}
     # The user's own words and the planner's query both go in: a small planner may drop a key term.
     context = state.get("context") or state["question"]
+    named: set[str] = set()  # the documents of the entity the question names, if it names one
+    lists: list[list[dict[str, Any]]] = []
     for query in dict.fromkeys([context, state["plan"]["search_query"]]):
         args = SearchArgs(query=query, limit=k)
         with ctx.recorder.step("tool.search_documents", args=args.model_dump()) as step:
@@ -132,9 +141,23 @@ def retrieve(state: State, config: RunnableConfig) -> State:
                     for h in result.hits
                 ]
             }
-        for h in result.hits:
-            seen.setdefault(h.chunk_id, {"kind": "document", **h.model_dump()})
-    ranked = sorted(seen.values(), key=lambda s: -s["score"])
+        hits = result.hits
+        if query == context:
+            scope = question_scope(context)
+            named = {h.doc_id for h in hits if names_entity(scope, h.metadata) or names_title(scope, h.title)}
+        elif named:
+            # The planner may drop the company the user named ("net PP&E" for "3M's net PP&E"): its
+            # query is answered from that company's documents only, so an answer never mixes companies.
+            hits = [h for h in hits if h.doc_id in named]
+        lists.append([{"kind": "document", **h.model_dump()} for h in hits])
+    # The user's question's first hits keep their place: the retrieval pipeline put them first (the
+    # named entity's statement page for the period, say), which their fused scores alone do not say.
+    pinned = lists[0][:_PINNED] if lists else []
+    for hits_of_query in lists:
+        for h in hits_of_query:
+            seen.setdefault(h["chunk_id"], h)
+    ids = {h["chunk_id"] for h in pinned}
+    ranked = pinned + sorted((h for h in seen.values() if h["chunk_id"] not in ids), key=lambda s: -s["score"])
     # A question about a named party is answered from that party's documents only; when none the
     # user may read mentions it, the answer says so (search is ACL-filtered: nothing restricted
     # is confirmed or denied).
@@ -213,8 +236,72 @@ def _add_evidence(question: str, sources: list[dict[str, Any]], embedder: Any) -
     return sources
 
 
-def _extractive(sources: list[dict[str, Any]], min_dense: float, max_units: int = 3) -> tuple[str, list[int]]:
-    """An answer made only of what the sources say: the ledger summary and the best units.
+_TABLE_PAGES = 3  # pages of tables read whole for a figure: the first sources' with a table on them
+
+
+def _page_chunks(ctx: RunContext, sources: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Every chunk of the pages of the first sources that hold a table, in source order: a statement
+    page is cut into several chunks and the search may have found only its heading's."""
+    pages: list[tuple[str, int]] = []
+    for s in sources:
+        if s["kind"] == "document" and "|" in s["text"] and (s["doc_id"], s["page"]) not in pages:
+            pages.append((s["doc_id"], s["page"]))
+    out: list[dict[str, Any]] = []
+    by_doc: dict[str, list[Any]] = {}
+    for doc_id, page in pages[:_TABLE_PAGES]:
+        if doc_id not in by_doc:  # the ACL term stays in the filter: only what the user may read
+            flt = SearchFilter(principals=tuple(ctx.user.principals), doc_ids=(doc_id,))
+            by_doc[doc_id] = ctx.services.index.chunks(flt)
+        hits = sorted((h for h in by_doc[doc_id] if h.page == page), key=lambda h: h.char_start)
+        # A chunk that tries to instruct the reader (sovra.guard) is never quoted.
+        out += [
+            {"kind": "document", "chunk_id": h.chunk_id, "doc_id": h.doc_id, "title": h.title, "url": h.url,
+             "source": h.source, "page": h.page, "char_start": h.char_start, "char_end": h.char_end,
+             "text": h.text, "score": 0.0, "scores": {}, "metadata": h.metadata, "injection": []}
+            for h in hits
+            if not scan_for_injection(h.text)
+        ]  # fmt: skip
+    return out
+
+
+def _table_figure(
+    ctx: RunContext, question: str, sources: list[dict[str, Any]]
+) -> tuple[int, str, dict[str, Any], list[dict[str, Any]]] | None:
+    """The figure a question asks for, read from a table row (:mod:`sovra.tools.table_cells`) of a
+    source or of the rest of its page: (source number, the labelled figure, what the audit records,
+    the sources with the row's chunk added when it was not one of them)."""
+    docs = [s for s in sources if s["kind"] == "document"]
+    # The rows may be on the rest of a source's page.
+    page = _page_chunks(ctx, sources)
+    extra = [c for c in page if c["chunk_id"] not in {s["chunk_id"] for s in docs}]
+    # A chunk that starts inside a table reads its unit and columns from the header an earlier
+    # chunk of the page holds.
+    carried: dict[str, str] = {}
+    for prev, c in zip([None, *page], page, strict=False):
+        same = prev is not None and (prev["doc_id"], prev["page"]) == (c["doc_id"], c["page"])
+        carried[c["chunk_id"]] = (last_header(prev["text"]) or carried[prev["chunk_id"]]) if same and prev else ""
+    texts = [f"{carried[s['chunk_id']]}\n{s['text']}" if carried.get(s["chunk_id"]) else s["text"]
+             for s in docs + extra]  # fmt: skip
+    found = best_cell(question, texts)
+    if found is None:
+        return None
+    chunk = (docs + extra)[found[0]]
+    if found[0] < len(docs):
+        n = sources.index(chunk) + 1
+    else:
+        sources = [*sources, chunk]
+        n = len(sources)
+    _, cell, converted = found
+    record = {"source": n, "chunk_id": chunk["chunk_id"], "label": cell.label, "period": cell.period,
+              "value": cell.value, "unit": cell.unit, "converted": converted, "row": cell.row}  # fmt: skip
+    return n, cell_line(cell, converted, chunk.get("page")), record, sources
+
+
+def _extractive(
+    sources: list[dict[str, Any]], min_dense: float, max_units: int = 3, lead: tuple[int, str] | None = None
+) -> tuple[str, list[int]]:
+    """An answer made only of what the sources say: the ledger summary, the asked table figure with
+    its labels (``lead``), and the best units.
 
     At most one unit per source is taken first, so three passages of one document do not crowd
     out the passage that answers (unless all are of one document); a unit already quoted inside
@@ -226,6 +313,9 @@ def _extractive(sources: list[dict[str, Any]], min_dense: float, max_units: int 
         if s["kind"] == "ledger":
             lines.append(f"Ledger: {s['headline']} [{i}]")
             cited.append(i)
+    if lead is not None:
+        lines.append(f"{lead[1]} [{lead[0]}]")
+        cited.append(lead[0])
     # Lines stating the asked quantity come first, the ones sharing most of the question's words
     # among them; then the fused similarity.
     ranked = sorted(
@@ -271,12 +361,17 @@ def answer(state: State, config: RunnableConfig) -> State:
     sources = _add_evidence(asked, sources, ctx.services.embedder)
     settings = ctx.services.settings
     if settings.resolved_answer_mode == "extractive":
-        text, cited = _extractive(sources, settings.min_evidence_score)
+        figure = _table_figure(ctx, state["question"], sources)
+        lead = (figure[0], figure[1]) if figure else None
+        if figure:
+            sources = figure[3]
+        text, cited = _extractive(sources, settings.min_evidence_score, lead=lead)
         ctx.recorder.record(
             "answer.extractive",
             {
                 "cited": cited,
                 "min_score": settings.min_evidence_score,
+                "table_figure": figure[2] if figure else None,
                 "sentences": {i: s.get("sentences", []) for i, s in enumerate(sources, start=1)},
             },
         )

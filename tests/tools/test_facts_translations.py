@@ -135,5 +135,6 @@ def test_a_long_passage_is_quoted_around_the_value():
 
 
 def test_one_day_is_some_day_unless_it_is_a_length_of_time():
-    assert not [f for f in facts_of({1: "The partnership will perhaps one day become strategic."}) if f.kind == "period"]
+    facts = facts_of({1: "The partnership will perhaps one day become strategic."})
+    assert not [f for f in facts if f.kind == "period"]
     assert [f.key for f in facts_of({1: "Notice is given within one day of the request."})] == ["1 days"]

@@ -59,6 +59,8 @@ class E5Embedder(Bm25Sparse):
     Thread-safe: one engine per instance, calls serialized (the engine parallelizes a batch itself).
     """
 
+    multilingual = True  # questions and passages may be in different languages (sovra.retrieval)
+
     def __init__(self, cache_dir: Path, batch_size: int = 64, threads: int | None = None) -> None:
         self.weights = e5_weights_path()
         self.cache_dir = cache_dir

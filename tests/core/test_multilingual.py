@@ -96,3 +96,23 @@ def test_the_evidence_floor_follows_the_multilingual_model_unless_set(monkeypatc
     assert Settings().min_evidence_score == 0.8  # e5's cosines are bunched higher
     monkeypatch.setenv("SOVRA_MIN_EVIDENCE_SCORE", "0.6")
     assert Settings().min_evidence_score == 0.6  # a value the operator set wins
+
+
+def test_a_question_in_a_language_no_passage_is_in_is_searched_dense_only(e5: E5Embedder, tmp_path: Path) -> None:
+    from multilingual_support import EVERYONE
+
+    from sovra.retrieval import Retriever
+
+    files = {k: v for k, v in PASSAGES.items() if k in ("law_fr.txt", "termination_it.txt")}
+    index = build_index(tmp_path, e5, files)
+    try:
+        r = Retriever(index, e5)
+        # English over French and Italian passages: BM25 can only match names and numbers.
+        assert r._across_languages("Which law governs the loan agreement?", EVERYONE)
+        assert not r._across_languages("Quel droit régit le contrat de prêt et quels tribunaux ?", EVERYONE)
+        hits = r.search("Which law governs the loan agreement and which courts decide disputes?", EVERYONE, 2)
+        assert name_of(hits[0].doc_id) == "law_fr.txt"
+        # The English model is never switched: its BM25 leg is what carries a foreign question.
+        assert not Retriever(index, Embedder(None, tmp_path / "m"))._across_languages("Which law?", EVERYONE)
+    finally:
+        index.close()

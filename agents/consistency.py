@@ -23,7 +23,16 @@ from sovra.errors import SovraError
 from sovra.index import SearchFilter
 from sovra.runtime import Answer, RunContext
 from sovra.tools.contract_docs import ContractDocument, _mentioned, _parties_of, _search, _whole, _words
-from sovra.tools.facts import ALL_KINDS, Fact, compare_facts, counterpart, facts_of, settle_by_value
+from sovra.tools.facts import (
+    ALL_KINDS,
+    Fact,
+    compare_facts,
+    compare_parties,
+    counterpart,
+    facts_of,
+    party_facts,
+    settle_by_value,
+)
 from sovra.tools.terms.layout import Passage, passages
 
 _CANDIDATES = 8
@@ -117,6 +126,14 @@ def compare(state: State, config: RunnableConfig) -> State:
     if state.get("one_way"):  # the shorter one is the summary: all of its facts must be in the body
         (left, lf), (right, rf) = sorted([(left, lf), (right, rf)], key=lambda x: len(x[1]))
     res = settle_by_value(compare_facts(lf, rf, ALL_KINDS), _text(left), _text(right))
+    unverified: list[Fact] = []
+    if not res.unreadable:  # parties: names with a legal form, found by name on the other side
+        parties, unverified = compare_parties(
+            party_facts(left.pages()), party_facts(right.pages()), _text(left), _text(right)
+        )
+        res.matched += parties.matched
+        res.only_left += parties.only_left
+        res.only_right += [] if state.get("one_way") else parties.only_right
     lp, rp = passages(left.pages()), passages(right.pages())
     # A summary restates its body's facts in another order: look for the counterpart anywhere.
     window = None if state.get("one_way") else 0.2
@@ -128,11 +145,12 @@ def compare(state: State, config: RunnableConfig) -> State:
         "only_right": [] if state.get("one_way") else [_with_counterpart(f, rp, lp, window) for f in res.only_right],
         "unreadable": res.unreadable,
         "by_value": [f.__dict__ for f in res.by_value],
+        "parties_unverified": [f.__dict__ for f in unverified],
         "chunks": {d.doc_id: [c.model_dump() for c in d.chunks] for d in (left, right)},
     }
     ctx.recorder.record(
         "consistency.compare",
-        {k: result[k] for k in ("matched", "only_left", "only_right", "unreadable", "by_value")}
+        {k: result[k] for k in ("matched", "only_left", "only_right", "unreadable", "by_value", "parties_unverified")}
         | {"one_way": state.get("one_way")},
     )
     return {"result": result}
@@ -185,9 +203,14 @@ def report(state: State, config: RunnableConfig) -> State:
         shown = ", ".join(sorted({f["show"] for f in by_value}))
         lines.append(f"{len(by_value)} period(s) read on one side only, whose number the other states without "
                      f"its unit (same value, not verified as a period): {shown}.")  # fmt: skip
-    if r["matched"] and not diffs and not r["unreadable"] and not by_value:
+    unverified = r.get("parties_unverified", [])
+    if unverified:
+        shown = "; ".join(sorted({f["show"] for f in unverified}))
+        lines.append(f"{len(unverified)} part(y/ies) whose name the other document states only in part (the legal "
+                     f"form and the last word: not verified as the same party): {shown}.")  # fmt: skip
+    if r["matched"] and not diffs and not r["unreadable"] and not by_value and not unverified:
         lines.append(f"Consistent: all {len(r['matched'])} facts compared (amounts, rates, dates, periods, "
-                     "jurisdictions) are stated in both.")  # fmt: skip
+                     "jurisdictions, parties) are stated in both.")  # fmt: skip
     elif r["matched"]:
         lines.append(f"{len(r['matched'])} facts agree.")
     for a, b in r["matched"][:3]:

@@ -21,8 +21,11 @@ its first digit run changed (last digit + 1), so "7. Februar 2016" becomes "8. F
 translation without such a fact gets its first bare number (a count) changed instead (kind
 ``number``): the agent does not compare bare counts (the same count is written "two", "2" or "zwei"
 and German ordinals read "19.", so a naive comparison flags 44 of 48 unchanged XQuAD pairs), so those
-show what it cannot see, and it must then give no verdict. Party names are not planted: the agent has
-no fact for a name without a legal form.
+show what it cannot see, and it must then give no verdict. Party names: every translation that names
+a party with a legal form ("Hearst Corporation") is also run once more with the first letter of the
+word before the legal form changed ("Iearst Corporation"); found = the report lists the changed name
+as a difference, "not verified" = it lists it as a name the other side states only in part. Names
+without a legal form are not parties to the agent.
 
 Each pair goes through the agent's own ``compare`` and ``report`` nodes (the documents are chunked
 with the ingest chunker; only the search that finds the pair is skipped). Per language pair:
@@ -54,7 +57,7 @@ from sovra.agents.consistency import compare, report
 from sovra.chunking import chunk_pages
 from sovra.documents import Page
 from sovra.tools.contract_docs import ContractDocument, DocChunk
-from sovra.tools.facts import _PCT, find_years
+from sovra.tools.facts import _PARTY_NAME, _PCT, find_years
 from sovra.tools.terms.normalize import find_dates, find_durations, find_money
 
 DATASETS = Path(__file__).parent / "datasets"
@@ -136,6 +139,23 @@ def plant(text: str, rng: random.Random) -> dict[str, Any] | None:
     return {"kind": kind, "text": out, "old": old, "new": new, "at": a}
 
 
+def plant_party(text: str) -> dict[str, Any] | None:
+    """The translation's first name with a legal form changed: the first letter of the word before
+    the legal form moved one on ("Hearst Corporation" -> "Iearst Corporation"); None when the
+    translation names no such party."""
+    m = _PARTY_NAME.search(text)
+    if m is None:
+        return None
+    old = m.group(0)
+    words = old.split(" ")
+    if len(words) < 2:
+        return None
+    w = words[-2]
+    words[-2] = ("A" if w[0] == "Z" else chr(ord(w[0]) + 1)) + w[1:]
+    new = " ".join(words)
+    return {"kind": "party", "text": text[: m.start()] + new + text[m.end() :], "old": old, "new": new}
+
+
 def document(doc_id: str, title: str, text: str) -> ContractDocument:
     chunks = chunk_pages(doc_id, [Page(number=1, text=text)]) if text.strip() else []
     return ContractDocument(
@@ -183,10 +203,20 @@ def evaluate(lang: str, limit: int | None = None, show: bool = False, name: str 
         "planted_number": 0, "found_number": 0, "false_alarms": 0, "consistent": 0,
         "consistent_not_fully_read": 0, "consistent_with_planted_change": 0, "could_not_compare": 0,
         "real_differences": len(errors), "real_differences_found": 0,
+        "party_planted": 0, "party_found": 0, "party_not_verified": 0,
         "by_kind": {}, "missed": [], "alarms": [],
     }  # fmt: skip
     for i in range(n):
         text = tr[i]
+        # Party names, separately: every translation that names a party gets one changed, in a copy.
+        if (pp := plant_party(text)) is not None:
+            left = document(f"en-{i:02d}", f"{titles[i]} (en)", en[i])
+            st = run_pair(left, document(f"{lang}-{i:02d}", f"{titles[i]} ({lang})", pp["text"]))
+            res["party_planted"] += 1
+            changed = " ".join(pp["new"].split()[-2:])
+            res["party_found"] += any(f["kind"] == "party" and changed in f["show"] for f in st["result"]["only_right"])
+            res["party_not_verified"] += any(changed in f["show"] for f in st["result"]["parties_unverified"])
+            res["consistent_with_planted_change"] += "Consistent:" in st["answer"]
         p = plant(text, rng) if i in planted_ids else None
         if p:
             text = p["text"]
@@ -266,6 +296,8 @@ def main(argv: list[str] | None = None) -> int:
                 f" {r['false_alarms']:12d}"
                 f" {r['consistent']:10d}({r['consistent_not_fully_read']}, {r['consistent_with_planted_change']})"
                 f" {r['could_not_compare']:10d}"
+                f"  parties changed: {r['party_found']}/{r['party_planted']} found"
+                f" ({r['party_not_verified']} not verified)"
                 f"  empty side consistent: {r['empty_side_consistent']}"
             )
     if args.out:

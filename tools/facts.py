@@ -28,7 +28,7 @@ from sovra.tools.terms.normalize import (
     number_word,
 )
 
-Kind = Literal["amount", "percentage", "date", "period", "jurisdiction", "year"]
+Kind = Literal["amount", "percentage", "date", "period", "jurisdiction", "year", "party"]
 KINDS: tuple[Kind, ...] = ("amount", "percentage", "date", "period", "jurisdiction")
 # What the consistency agent compares: also the years a document names without a day ("in 1998",
 # "the 1990s"), which a translation must keep as well. The translation checker compares those as
@@ -288,6 +288,67 @@ def counterpart(fact: Fact, own: list[Passage], other: list[Passage], window: fl
         if shared and (best is None or (shared, -dist) > (best[0], best[1])):
             best = (shared, -dist, j)
     return other[best[2]] if best else None
+
+
+# A party is a name with a legal form: "Nordbank Luxembourg S.A.", "Rheintal Logistik SE". Words that
+# also end ordinary names ("Company", "Bank", "Trust": "the World Bank") are left out, and so are the
+# capitalised words before the name that only start the sentence or, in German, are nouns.
+_LEGAL_FORM = (
+    r"(?:Inc|Incorporated|Corp|Corporation|LLC|L\.L\.C|Ltd|Limited|LP|L\.P|LLP|L\.L\.P|PLC|plc|GmbH|AG|SE|"
+    r"S\.A|SA|N\.V|NV|B\.V|BV|S\.p\.A|SpA|SAS|SARL|S\.à\s?r\.l|Pte|Pty|KG|KGaA|AB|ASA|A/S|Oy|S\.L|S\.R\.L)\b\.?"
+)
+# Name words: capitalised, an initial may end with a point ("Arley D."), a long word may not (it ends a sentence).
+_PARTY_NAME = re.compile(rf"\b(?:[A-Z][\w&'-]*\s+|[A-Z][\w&'-]{{0,2}}\.\s+){{1,5}}{_LEGAL_FORM}")
+_CORE_WORDS = 3  # "Nordbank Luxembourg S.A.": a changed first word is a different party
+
+
+def _norm_name(text: str) -> str:
+    # "L.P." = "LP", "S.A." = "SA"; other punctuation separates words ("Bloomberg L.P., CEO")
+    return " ".join(re.sub(r"[^\w&/]+", " ", text.replace(".", "")).casefold().split())
+
+
+def party_core(name: str, words: int = _CORE_WORDS) -> str:
+    """What two documents compare a party on: its last words with the legal form, normalised."""
+    return " ".join(_norm_name(name).split()[-words:])
+
+
+def party_facts(pages: dict[int, str]) -> list[Fact]:
+    """Every name with a legal form the document states, with its passage."""
+    out = []
+    for p in passages(pages):
+        for m in _PARTY_NAME.finditer(p.text):
+            name = m.group(0).rstrip(".") if m.group(0).endswith(".") and "." not in m.group(0)[:-1] else m.group(0)
+            quote = p.text if len(p.text) <= 300 else p.text[:299] + "…"
+            out.append(Fact("party", party_core(name), name, p.page, p.start, p.end, quote))
+    return out
+
+
+def compare_parties(
+    left: list[Fact], right: list[Fact], left_text: str, right_text: str
+) -> tuple[FactComparison, list[Fact]]:
+    """Each party of one document looked up by name in the other, wherever and however it is
+    introduced there: found when its last three words are (name and legal form), a difference when
+    not even its last two are, and *not verified* in between: "Die Firma Energiprojekt AB" against
+    "Energiprojekt AB" (a German noun before the name) cannot be told from a changed first word."""
+    out, unverified = FactComparison(), []
+    texts = (f" {_norm_name(left_text)} ", f" {_norm_name(right_text)} ")
+    for facts, other, other_facts, only in (
+        (left, texts[1], right, out.only_left),
+        (right, texts[0], left, out.only_right),
+    ):
+        seen: set[str] = set()
+        for f in facts:
+            if f.key in seen:  # each party once
+                continue
+            seen.add(f.key)
+            if f" {f.key} " in other:
+                if only is out.only_left:
+                    out.matched.append((f, next((g for g in other_facts if f.key in g.key or g.key in f.key), f)))
+            elif f" {party_core(f.key, 2)} " in other:
+                unverified.append(f)
+            else:
+                only.append(f)
+    return out, unverified
 
 
 def fact_counts(facts: list[Fact]) -> Counter[Kind]:

@@ -48,3 +48,25 @@ def test_a_text_without_comparable_facts_is_not_called_empty():
     st = run_pair(plain, document("de", "Artikel (de)", DE))
     assert "Article (en) states no amount, rate, date, period, year or governing law to compare" in st["answer"]
     assert "scanned" not in st["answer"] and "Consistent" not in st["answer"]
+
+
+def test_parties_are_compared_by_name_with_their_legal_form():
+    en = "This loan agreement is made between Nordbank Luxembourg S.A. and Rheintal Logistik SE in 2024."
+    de = (
+        "Dieser Darlehensvertrag wird 2024 zwischen der Nordbank Luxembourg S.A. und der Darlehensnehmerin {} "
+        "geschlossen."
+    )
+    same = run_pair(document("en", "Loan (en)", en), document("de", "Darlehen (de)", de.format("Rheintal Logistik SE")))
+    # "Darlehensnehmerin Rheintal Logistik SE": a German noun before the name is not a different party
+    assert "Consistent: all 3 facts" in same["answer"], same["answer"]
+    changed = run_pair(
+        document("en", "Loan (en)", en), document("de", "Darlehen (de)", de.format("Rheintal Logistik AG"))
+    )
+    assert "party Rheintal Logistik SE in Loan (en)" in changed["answer"]
+    assert "Logistik AG in Darlehen (de)" in changed["answer"] and "Consistent" not in changed["answer"]
+    # the first word changed and the rest kept: named in part only, so not verified (and no verdict)
+    other = en.replace("Nordbank", "Sudbank")
+    part = run_pair(
+        document("en", "Loan (en)", other), document("de", "Darlehen (de)", de.format("Rheintal Logistik SE"))
+    )
+    assert "not verified as the same party" in part["answer"] and "Consistent" not in part["answer"]

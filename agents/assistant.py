@@ -35,8 +35,8 @@ from sovra.runtime import Answer, Citation, RunContext
 from sovra.tools.base import ToolContext
 from sovra.tools.evidence import best_sentences, split_sentences
 from sovra.tools.ledger_tool import LedgerLookupArgs, ledger_lookup
-from sovra.tools.search import SearchArgs, search_documents
-from sovra.tools.table_cells import best_cell, cell_line, last_header
+from sovra.tools.search import SearchArgs, search_documents, search_hit
+from sovra.tools.table_cells import asks_one_figure, best_cell, cell_line, last_header
 
 NOT_FOUND = "I could not find this in the documents you can access."
 _MAX_SOURCE_CHARS = 700
@@ -255,12 +255,10 @@ def _page_chunks(ctx: RunContext, sources: list[dict[str, Any]]) -> list[dict[st
         hits = sorted((h for h in by_doc[doc_id] if h.page == page), key=lambda h: h.char_start)
         # A chunk that tries to instruct the reader (sovra.guard) is never quoted.
         out += [
-            {"kind": "document", "chunk_id": h.chunk_id, "doc_id": h.doc_id, "title": h.title, "url": h.url,
-             "source": h.source, "page": h.page, "char_start": h.char_start, "char_end": h.char_end,
-             "text": h.text, "score": 0.0, "scores": {}, "metadata": h.metadata, "injection": []}
+            {"kind": "document", **search_hit(h).model_dump(), "score": 0.0, "scores": {}}
             for h in hits
             if not scan_for_injection(h.text)
-        ]  # fmt: skip
+        ]
     return out
 
 
@@ -270,6 +268,8 @@ def _table_figure(
     """The figure a question asks for, read from a table row (:mod:`sovra.tools.table_cells`) of a
     source or of the rest of its page: (source number, the labelled figure, what the audit records,
     the sources with the row's chunk added when it was not one of them)."""
+    if not asks_one_figure(question):  # no page is read for a question no cell answers
+        return None
     docs = [s for s in sources if s["kind"] == "document"]
     # The rows may be on the rest of a source's page.
     page = _page_chunks(ctx, sources)
@@ -279,7 +279,7 @@ def _table_figure(
     carried: dict[str, str] = {}
     for prev, c in zip([None, *page], page, strict=False):
         same = prev is not None and (prev["doc_id"], prev["page"]) == (c["doc_id"], c["page"])
-        carried[c["chunk_id"]] = (last_header(prev["text"]) or carried[prev["chunk_id"]]) if same and prev else ""
+        carried[c["chunk_id"]] = (last_header(prev["text"]) or carried[prev["chunk_id"]]) if same else ""
     texts = [f"{carried[s['chunk_id']]}\n{s['text']}" if carried.get(s["chunk_id"]) else s["text"]
              for s in docs + extra]  # fmt: skip
     found = best_cell(question, texts)

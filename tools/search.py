@@ -117,26 +117,25 @@ def search_documents(args: SearchArgs, ctx: ToolContext) -> SearchResult:
                     "findings": [{"kind": f.kind, "excerpt": f.excerpt} for f in findings[h.chunk_id]],
                 },
             )
-    return SearchResult(
-        query=query,
-        hits=[
-            SearchHit(
-                chunk_id=h.chunk_id,
-                doc_id=h.doc_id,
-                title=h.title,
-                url=h.url,
-                source=h.source,
-                page=h.page,
-                char_start=h.char_start,
-                char_end=h.char_end,
-                text=h.text,
-                score=h.score,
-                scores=h.scores,
-                metadata=h.metadata,
-                injection=[f.kind for f in findings[h.chunk_id]],
-            )
-            for h in hits
-        ],
+    return SearchResult(query=query, hits=[search_hit(h, [f.kind for f in findings[h.chunk_id]]) for h in hits])
+
+
+def search_hit(h: Any, injection: list[str] | None = None) -> SearchHit:
+    """An index hit as the tool returns it (``injection``: what sovra.guard found in it)."""
+    return SearchHit(
+        chunk_id=h.chunk_id,
+        doc_id=h.doc_id,
+        title=h.title,
+        url=h.url,
+        source=h.source,
+        page=h.page,
+        char_start=h.char_start,
+        char_end=h.char_end,
+        text=h.text,
+        score=h.score,
+        scores=h.scores,
+        metadata=h.metadata,
+        injection=injection or [],
     )
 
 

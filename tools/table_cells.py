@@ -179,6 +179,11 @@ def asks_figure(question: str) -> bool:
     return bool(_ASKS_FIGURE.search(question)) and not _ASKS_OTHER.search(question)
 
 
+def asks_one_figure(question: str) -> bool:
+    """The question asks for a figure of exactly one period ("FY2015 - FY2017 average" is arithmetic)."""
+    return len(asked_periods(question)) == 1 and asks_figure(question)
+
+
 MIN_SHARED = 2
 MIN_COVERAGE = 0.66  # two of a three-word label
 
@@ -190,9 +195,9 @@ def best_cell(question: str, texts: list[str]) -> tuple[int, Cell, str] | None:
     column of the one period it asks for. Returns (text index, cell, the figure in the asked unit
     when the question asks for another scale than the table's, else ""). None when the question
     names no single period or no row's label is (nearly) all asked for."""
-    periods = asked_periods(question)
-    if len(periods) != 1 or not asks_figure(question):  # "FY2015 - FY2017 average" is arithmetic
+    if not asks_one_figure(question):
         return None
+    periods = asked_periods(question)
     terms = asked_terms(question) - {periods[0]}
     keys = key_terms(question)
     best: tuple[tuple[int, int, float, int], int, Cell] | None = None

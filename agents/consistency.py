@@ -27,9 +27,11 @@ from sovra.tools.facts import (
     ALL_KINDS,
     Fact,
     compare_facts,
+    compare_numbers,
     compare_parties,
     counterpart,
     facts_of,
+    number_facts,
     party_facts,
     settle_by_value,
 )
@@ -123,10 +125,13 @@ def compare(state: State, config: RunnableConfig) -> State:
     ctx = ctx_of(config)
     left, right = (ContractDocument.model_validate(d) for d in state["docs"][:2])
     lf, rf = _facts(left), _facts(right)
+    ln, rn = number_facts(left.pages()), number_facts(right.pages())
     if state.get("one_way"):  # the shorter one is the summary: all of its facts must be in the body
-        (left, lf), (right, rf) = sorted([(left, lf), (right, rf)], key=lambda x: len(x[1]))
-    res = settle_by_value(compare_facts(lf, rf, ALL_KINDS), _text(left), _text(right))
+        (left, lf, ln), (right, rf, rn) = sorted([(left, lf, ln), (right, rf, rn)], key=lambda x: len(x[1]))
+    # A side is read when it states any fact, a bare number included ("2 Gegenstimmen")
+    res = settle_by_value(compare_facts(lf + ln, rf + rn, ALL_KINDS), _text(left), _text(right))
     unverified: list[Fact] = []
+    unverified_numbers: list[Fact] = []
     if not res.unreadable:  # parties: names with a legal form, found by name on the other side
         parties, unverified = compare_parties(
             party_facts(left.pages()), party_facts(right.pages()), _text(left), _text(right)
@@ -134,6 +139,15 @@ def compare(state: State, config: RunnableConfig) -> State:
         res.matched += parties.matched
         res.only_left += parties.only_left
         res.only_right += [] if state.get("one_way") else parties.only_right
+        # numbers outside those facts (counts, measures, article numbers): a changed one is a difference
+        numbers, unverified_numbers = compare_numbers(
+            ln, rn, left.pages(), right.pages(), None if state.get("one_way") else 0.2
+        )
+        res.matched += numbers.matched
+        res.only_left += numbers.only_left
+        res.only_right += [] if state.get("one_way") else numbers.only_right
+        if state.get("one_way"):  # a body says more than its summary: only the summary's numbers count
+            unverified_numbers = [f for f in unverified_numbers if any(f is g for g in ln)]
     lp, rp = passages(left.pages()), passages(right.pages())
     # A summary restates its body's facts in another order: look for the counterpart anywhere.
     window = None if state.get("one_way") else 0.2
@@ -146,11 +160,13 @@ def compare(state: State, config: RunnableConfig) -> State:
         "unreadable": res.unreadable,
         "by_value": [f.__dict__ for f in res.by_value],
         "parties_unverified": [f.__dict__ for f in unverified],
+        "numbers_unverified": [f.__dict__ for f in unverified_numbers],
         "chunks": {d.doc_id: [c.model_dump() for c in d.chunks] for d in (left, right)},
     }
     ctx.recorder.record(
         "consistency.compare",
-        {k: result[k] for k in ("matched", "only_left", "only_right", "unreadable", "by_value", "parties_unverified")}
+        {k: result[k] for k in ("matched", "only_left", "only_right", "unreadable", "by_value")}
+        | {k: result[k] for k in ("parties_unverified", "numbers_unverified")}
         | {"one_way": state.get("one_way")},
     )
     return {"result": result}
@@ -208,9 +224,14 @@ def report(state: State, config: RunnableConfig) -> State:
         shown = "; ".join(sorted({f["show"] for f in unverified}))
         lines.append(f"{len(unverified)} part(y/ies) whose name the other document states only in part (the legal "
                      f"form and the last word: not verified as the same party): {shown}.")  # fmt: skip
-    if r["matched"] and not diffs and not r["unreadable"] and not by_value and not unverified:
+    numbers = r.get("numbers_unverified", [])
+    if numbers:
+        shown = ", ".join(sorted({f["show"] for f in numbers}))
+        lines.append(f"{len(numbers)} number(s) stated in one document whose value was not read in the other (in "
+                     f"digits or words; written another way, or left out: not verified): {shown}.")  # fmt: skip
+    if r["matched"] and not diffs and not r["unreadable"] and not by_value and not unverified and not numbers:
         lines.append(f"Consistent: all {len(r['matched'])} facts compared (amounts, rates, dates, periods, "
-                     "jurisdictions, parties) are stated in both.")  # fmt: skip
+                     "jurisdictions, parties, other numbers) are stated in both.")  # fmt: skip
     elif r["matched"]:
         lines.append(f"{len(r['matched'])} facts agree.")
     for a, b in r["matched"][:3]:

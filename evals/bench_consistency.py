@@ -19,9 +19,10 @@ in the translation, on top of the real text: a fact that the translation states 
 amount, a percentage, a date, a period or a year: the kinds the agent compares), drawn at random, has
 its first digit run changed (last digit + 1), so "7. Februar 2016" becomes "8. Februar 2016". A
 translation without such a fact gets its first bare number (a count) changed instead (kind
-``number``): the agent does not compare bare counts (the same count is written "two", "2" or "zwei"
-and German ordinals read "19.", so a naive comparison flags 44 of 48 unchanged XQuAD pairs), so those
-show what it cannot see, and it must then give no verdict. Party names: every translation that names
+``number``). Bare numbers, separately: every translation that states one (a count, a measure, outside
+the kinds above) is also run once more with one of them, drawn at random, changed the same way; found
+= the report lists the new number as a difference, "not verified" = it lists it as a number whose value
+the other side does not state (no verdict either way). Party names: every translation that names
 a party with a legal form ("Hearst Corporation") is also run once more with the first letter of the
 word before the legal form changed ("Iearst Corporation"); found = the report lists the changed name
 as a difference, "not verified" = it lists it as a name the other side states only in part. Names
@@ -57,7 +58,8 @@ from sovra.agents.consistency import compare, report
 from sovra.chunking import chunk_pages
 from sovra.documents import Page
 from sovra.tools.contract_docs import ContractDocument, DocChunk
-from sovra.tools.facts import _PARTY_NAME, _PCT, find_years
+from sovra.tools.facts import _PARTY_NAME, _PCT, find_years, number_spans
+from sovra.tools.terms.layout import passages
 from sovra.tools.terms.normalize import find_dates, find_durations, find_money
 
 DATASETS = Path(__file__).parent / "datasets"
@@ -156,6 +158,20 @@ def plant_party(text: str) -> dict[str, Any] | None:
     return {"kind": "party", "text": text[: m.start()] + new + text[m.end() :], "old": old, "new": new}
 
 
+def plant_number(text: str, rng: random.Random) -> dict[str, Any] | None:
+    """One of the translation's bare numbers (a count, a measure: not an amount, rate, date, period
+    or year), drawn at random, changed (last digit + 1); None when it states none."""
+    spans = [(p.start + a, p.start + b) for p in passages({1: text}) for a, b in number_spans(p.text)]
+    spans = [(a, b) for a, b in spans if _DIGITS.search(text, a, b)]
+    if not spans:
+        return None
+    a, b = rng.choice(spans)
+    bumped = _bump(text, a, b)
+    assert bumped is not None
+    out, old, new = bumped
+    return {"kind": "number", "text": out, "old": old, "new": new, "at": a}
+
+
 def document(doc_id: str, title: str, text: str) -> ContractDocument:
     chunks = chunk_pages(doc_id, [Page(number=1, text=text)]) if text.strip() else []
     return ContractDocument(
@@ -197,13 +213,15 @@ def evaluate(lang: str, limit: int | None = None, show: bool = False, name: str 
     errors = known_errors(name, lang)
     n = len(en)
     planted_ids = set(random.Random(SEED).sample(range(n), n // 2))
-    rng = random.Random(SEED)
+    rng, nrng = random.Random(SEED), random.Random(SEED)
     res: dict[str, Any] = {
         "pairs": n, "planted": 0, "planted_compared_kind": 0, "found": 0, "found_both_sides": 0,
         "planted_number": 0, "found_number": 0, "false_alarms": 0, "consistent": 0,
         "consistent_not_fully_read": 0, "consistent_with_planted_change": 0, "could_not_compare": 0,
         "real_differences": len(errors), "real_differences_found": 0,
         "party_planted": 0, "party_found": 0, "party_not_verified": 0,
+        "number_planted": 0, "number_found": 0, "number_found_both_sides": 0, "number_not_verified": 0,
+        "numbers_not_verified_unplanted": 0,
         "by_kind": {}, "missed": [], "alarms": [],
     }  # fmt: skip
     for i in range(n):
@@ -217,6 +235,23 @@ def evaluate(lang: str, limit: int | None = None, show: bool = False, name: str 
             res["party_found"] += any(f["kind"] == "party" and changed in f["show"] for f in st["result"]["only_right"])
             res["party_not_verified"] += any(changed in f["show"] for f in st["result"]["parties_unverified"])
             res["consistent_with_planted_change"] += "Consistent:" in st["answer"]
+        # Bare numbers, separately: every translation that states one gets one changed, in a copy.
+        if (pn := plant_number(text, nrng)) is not None:
+            left = document(f"en-{i:02d}", f"{titles[i]} (en)", en[i])
+            right = document(f"{lang}-{i:02d}", f"{titles[i]} ({lang})", pn["text"])
+            st = run_pair(left, right)
+            new_facts = [f for f in st["result"]["only_right"] if f["kind"] == "number" and f["show"] == pn["new"]]
+            res["number_planted"] += 1
+            res["number_found"] += bool(new_facts) and "Consistent:" not in st["answer"]
+            res["number_found_both_sides"] += (
+                bool(new_facts)
+                and _cited(st, right.url, pn["new"])
+                and _cited(st, left.url, _DIGITS.findall(pn["old"])[0])
+            )
+            res["number_not_verified"] += any(f["show"] == pn["new"] for f in st["result"]["numbers_unverified"])
+            res["consistent_with_planted_change"] += "Consistent:" in st["answer"]
+            if not new_facts:
+                res["missed"].append({"article": titles[i], "kind": "number (all)", "old": pn["old"], "new": pn["new"]})
         p = plant(text, rng) if i in planted_ids else None
         if p:
             text = p["text"]
@@ -230,6 +265,7 @@ def evaluate(lang: str, limit: int | None = None, show: bool = False, name: str 
         res["consistent_not_fully_read"] += verdict and bool(r["unreadable"])
         res["could_not_compare"] += bool(r["unreadable"])
         if p is None:
+            res["numbers_not_verified_unplanted"] += bool(r["numbers_unverified"])
             seen = (sorted(f["show"] for f in r["only_left"]), sorted(f["show"] for f in r["only_right"]))
             if diffs and errors.get(titles[i]) == seen:
                 res["real_differences_found"] += 1
@@ -298,6 +334,9 @@ def main(argv: list[str] | None = None) -> int:
                 f" {r['could_not_compare']:10d}"
                 f"  parties changed: {r['party_found']}/{r['party_planted']} found"
                 f" ({r['party_not_verified']} not verified)"
+                f"  numbers changed: {r['number_found']}/{r['number_planted']} found"
+                f" ({r['number_found_both_sides']} both sides, {r['number_not_verified']} not verified);"
+                f" unplanted pairs with a number not verified: {r['numbers_not_verified_unplanted']}"
                 f"  empty side consistent: {r['empty_side_consistent']}"
             )
     if args.out:

@@ -11,14 +11,18 @@ no verdict at all: the same honesty rule as the contracts agent.
 
 from __future__ import annotations
 
+import contextlib
 import re
+import unicodedata
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Literal
 
 from sovra.tools.terms.fields import _LAW_STRONG
 from sovra.tools.terms.layout import Passage, passages
 from sovra.tools.terms.normalize import (
+    _MULT_WORDS,
     Duration,
     find_dates,
     find_durations,
@@ -28,7 +32,7 @@ from sovra.tools.terms.normalize import (
     number_word,
 )
 
-Kind = Literal["amount", "percentage", "date", "period", "jurisdiction", "year", "party"]
+Kind = Literal["amount", "percentage", "date", "period", "jurisdiction", "year", "party", "number"]
 KINDS: tuple[Kind, ...] = ("amount", "percentage", "date", "period", "jurisdiction")
 # What the consistency agent compares: also the years a document names without a day ("in 1998",
 # "the 1990s"), which a translation must keep as well. The translation checker compares those as
@@ -266,12 +270,19 @@ _ANCHOR_NUMBER = re.compile(r"\d+")
 def _anchors(text: str) -> set[str]:
     """What a passage and its translation share whatever the language: digit runs and capitalised
     words (names: "Elway", "Broncos", "Kenvue"; German's capitalised nouns rarely match English)."""
-    return set(_ANCHOR_NUMBER.findall(text)) | {w for w in _ANCHOR_WORD.findall(text) if w[0].isupper()}
+    words = {w for w in _ANCHOR_WORD.findall(text) if w[0].isupper()}
+    return set(_ANCHOR_NUMBER.findall(text)) | {_fold(w) for w in words}
+
+
+def _fold(word: str) -> str:
+    """Without accents: "Président" = "President", "Zürich" = "Zurich"."""
+    return "".join(c for c in unicodedata.normalize("NFKD", word) if not unicodedata.combining(c))
 
 
 def counterpart(fact: Fact, own: list[Passage], other: list[Passage], window: float | None = 0.2) -> Passage | None:
     """The passage of the other document that says what ``fact``'s passage says: among the passages
-    at about the same place in the document (``window``: a share of its length; None: anywhere), the
+    at about the same place in the document (``window``: a share of its length, and one passage more,
+    as a heading may be a passage of its own in one language and not the other; None: anywhere), the
     one sharing most numbers and names with it; None when none shares any. A translation keeps the
     order of its source, so a changed value's counterpart is where the original value is stated."""
     at = next((i for i, p in enumerate(own) if p.page == fact.page and p.start == fact.char_start), None)
@@ -282,12 +293,201 @@ def counterpart(fact: Fact, own: list[Passage], other: list[Passage], window: fl
     best: tuple[int, float, int] | None = None
     for j, p in enumerate(other):
         dist = abs(j / max(1, len(other) - 1) - where)
-        if window is not None and dist > window:
+        if window is not None and dist > window + 1 / max(1, len(other) - 1):  # a short text: one passage on
             continue
         shared = len(mine & _anchors(p.text))
         if shared and (best is None or (shared, -dist) > (best[0], best[1])):
             best = (shared, -dist, j)
     return other[best[2]] if best else None
+
+
+# A number stated with digits, outside the facts above: a count ("27 Mitgliedstaaten"), a measure, a
+# number of a text ("Änderungsantrag 12"). Thousands and decimal separators of any locale, and a
+# scale word after it ("1,5 Milliarden", "1.500 millones").
+_NUMERAL = re.compile(
+    r"(?<![\w.,/])(?:\d{1,3}(?:[,.\u00a0\u202f ]\d{3})+(?:[.,]\d+)?|\d+(?:[.,]\d+)?)(?![\w%/]|[.,]\d)"
+)
+_ANY_DIGITS = re.compile(r"\d{1,3}(?:[,.\u00a0\u202f ]\d{3})+(?:[.,]\d+)?|\d+(?:[.,]\d+)?")
+_SCALE_AFTER = re.compile(r"\s*(?P<w>mil\s+millones|[^\W\d_]+)\.?", re.I)
+
+
+def _number_values(raw: str, after: str = "") -> set[str]:
+    """The values a numeral may mean: "1,388" is 1388 in English and 1.388 in German; with a scale
+    word after it ("1,5 Milliarden" = "1.5 billion")."""
+    s = re.sub(r"[\u00a0\u202f ]", "", raw)
+    out = {float(re.sub(r"\D", "", s))}
+    for dec, thou in ((".", ","), (",", ".")):
+        head, _, tail = s.rpartition(dec) if dec in s else (s, "", "")
+        if head and thou not in tail:
+            with contextlib.suppress(ValueError):
+                out.add(float(head.replace(thou, "").replace(dec, "") + "." + tail))
+    m = _SCALE_AFTER.match(after)
+    scale = _MULT_WORDS.get(" ".join(m["w"].lower().split())) if m else None
+    if scale:
+        out |= {v * scale for v in out}
+    keys = {f"{v:.6g}" for v in out}
+    if u := _UNIT_AFTER.match(after):  # "20 miles" = "32 km": a translator converts measures
+        unit = _unit_of(u["u"])
+        to = _OTHER_UNIT[unit]
+        for v in out:
+            w = _UNITS[unit](v)
+            keys.add(f"{v:.6g}@{unit}")  # as stated, and as converted ("~"): one matches only the other
+            keys |= {f"{x:.6g}@{to}~" for x in (round(w), round(w, 1), float(f"{w:.2g}"))}
+    return keys
+
+
+def _across(key: str) -> str:
+    """The key under which the other document states the same measure: "32@km~" (converted from 20
+    miles) is matched by a stated "32@km", and the other way round; a plain value by itself."""
+    return key[:-1] if key.endswith("~") else key + "~" if "@" in key else key
+
+
+# Measures a translation may restate in the other system of units, as the factor to it.
+_UNIT_WORDS = {
+    "mile": ("miles", "mile", "mi", "meilen", "meile", "milles", "millas", "milla", "miglia", "miglio",
+             "mijl"),
+    "km": ("km", "kilometres", "kilometers", "kilometre", "kilometer", "kilometern", "kilomètres", "kilomètre",
+           "kilómetros", "kilómetro", "chilometri", "chilometro"),
+    "ft": ("feet", "foot", "ft", "fuß", "fuss", "pieds", "pies", "piedi", "voet"),
+    "m": ("m", "metres", "meters", "metre", "meter", "metern", "mètres", "mètre", "metros", "metro", "metri"),
+    "in": ("inches", "inch", "zoll", "pouces", "pulgadas", "pollici", "duim"),
+    "cm": ("cm", "centimetres", "centimeters", "zentimeter", "centimètres", "centímetros", "centimetri"),
+    "lb": ("lb", "lbs"),
+    "kg": ("kg", "kilograms", "kilogrammes", "kilogramm", "kilogramos", "chilogrammi", "kilo", "kilos"),
+    "acre": ("acres", "acre"),
+    "ha": ("ha", "hectares", "hektar", "hectáreas", "ettari"),
+    "sqmi": ("square miles", "sq mi", "quadratmeilen", "milles carrés", "millas cuadradas", "miglia quadrate"),
+    "km2": ("km2", "km²", "square kilometres", "square kilometers", "quadratkilometer", "quadratkilometern",
+            "kilomètres carrés", "kilómetros cuadrados", "chilometri quadrati"),
+    "F": ("°f", "degrees fahrenheit", "grad fahrenheit"),
+    "C": ("°c", "degrees celsius", "grad celsius", "degrés celsius", "grados celsius", "gradi celsius"),
+    "gal": ("gallons", "gallon", "gallonen", "galones"),
+    "l": ("litres", "liters", "litre", "liter", "litern", "litros", "litri"),
+}  # fmt: skip
+_UNITS: dict[str, Callable[[float], float]] = {
+    "mile": lambda v: v * 1.609344, "km": lambda v: v / 1.609344, "ft": lambda v: v * 0.3048,
+    "m": lambda v: v / 0.3048, "in": lambda v: v * 2.54, "cm": lambda v: v / 2.54, "lb": lambda v: v * 0.45359237,
+    "kg": lambda v: v / 0.45359237, "acre": lambda v: v * 0.40468564, "ha": lambda v: v / 0.40468564,
+    "sqmi": lambda v: v * 2.58998811, "km2": lambda v: v / 2.58998811, "F": lambda v: (v - 32) * 5 / 9,
+    "C": lambda v: v * 9 / 5 + 32, "gal": lambda v: v * 3.78541178, "l": lambda v: v / 3.78541178,
+}  # fmt: skip
+_PAIRS = (("mile", "km"), ("ft", "m"), ("in", "cm"), ("lb", "kg"), ("acre", "ha"), ("sqmi", "km2"), ("F", "C"),
+          ("gal", "l"))  # fmt: skip
+_OTHER_UNIT = {a: b for a, b in _PAIRS} | {b: a for a, b in _PAIRS}
+_UNIT_OF = {w: unit for unit, words in _UNIT_WORDS.items() for w in words}
+_UNIT_AFTER = re.compile(
+    r"\s?(?P<u>" + "|".join(sorted(map(re.escape, _UNIT_OF), key=len, reverse=True)) + r")(?![\w²])", re.I
+)
+
+
+def _unit_of(word: str) -> str:
+    return _UNIT_OF[" ".join(word.lower().split())]
+
+
+def _number_counts(text: str) -> Counter[str]:
+    """How many times the text states each value, in digits or in words (a numeral that may mean
+    two values counts for both)."""
+    out: Counter[str] = Counter()
+    for m in _ANY_DIGITS.finditer(text):
+        out.update(_number_values(m.group(0), text[m.end() : m.end() + 20]))
+    for w in _WORD.findall(text.lower()):
+        n = number_word(w) if len(w) > 2 and w not in _ONE else None
+        if n is not None:
+            out[f"{float(n):.6g}"] += 1
+    return out
+
+
+def number_spans(text: str) -> list[tuple[int, int]]:
+    """Where the text states a number with digits outside amounts, percentages, dates, periods and
+    years."""
+    spans = [(f.start, f.end) for f in find_money(text) + find_dates(text) + find_durations(text)]
+    spans += [m.span() for m in _PCT.finditer(text)] + [(a, b) for _, a, b in find_years(text)]
+    return [m.span() for m in _NUMERAL.finditer(text) if not any(a <= m.start() < b for a, b in spans)]
+
+
+def number_facts(pages: dict[int, str]) -> list[Fact]:
+    """Every number the document states with digits outside the other kinds of fact, with its passage."""
+    out = []
+    for p in passages(pages):
+        t = p.text
+        for a, b in number_spans(t):
+            key = "|".join(sorted(_number_values(t[a:b], t[b : b + 20])))
+            quote = t if len(t) <= 300 else t[max(0, a - 120) : max(0, a - 120) + 299]
+            out.append(Fact("number", key, t[a:b], p.page, p.start, p.end, quote))
+    return out
+
+
+def compare_numbers(
+    left: list[Fact],
+    right: list[Fact],
+    left_pages: dict[int, str],
+    right_pages: dict[int, str],
+    window: float | None = 0.2,
+) -> tuple[FactComparison, list[Fact]]:
+    """Numbers of one document looked up where the other says the same thing: the passage that
+    corresponds to the number's own (``counterpart``; the one at the same place when none shares a
+    number or a name with it) and its neighbours, whatever the locale or wording (digits, words,
+    converted units). Found there: matched. Not found, and that passage states a number that is
+    not found near its own counterpart either: a *difference* on both sides (a number was changed:
+    "27 Mitgliedstaaten" / "28 Member States"). Otherwise *not verified*: the other side words it
+    in a way not read, or leaves it out; the same value stated elsewhere in the other document
+    does not count, as a changed number may equal another one. ``window``: as for ``counterpart``."""
+    lp, rp = passages(left_pages), passages(right_pages)
+    said: dict[int, Counter[str]] = {}
+
+    def stated(p: Passage) -> Counter[str]:
+        if id(p) not in said:
+            said[id(p)] = _number_counts(p.text)
+        return said[id(p)]
+
+    def where(f: Fact, own: list[Passage], other: list[Passage]) -> tuple[int | None, int | None]:
+        """The index of ``f``'s passage, and of the one in ``other`` that corresponds to it."""
+        mine = next((i for i, p in enumerate(own) if p.page == f.page and p.start == f.char_start), None)
+        if mine is None or not other:
+            return mine, None
+        q = counterpart(f, own, other, window)
+        if q is not None:
+            return mine, other.index(q)
+        return mine, None if window is None else round(mine / max(1, len(own) - 1) * (len(other) - 1))
+
+    def lost(facts: list[Fact], own: list[Passage], other: list[Passage]) -> dict[int, int | None]:
+        """The facts whose value the passage stating it states more often than the passages around
+        its counterpart do ("20–18 ... 17 seconds" / "20 a 18 ... 18 segundos": one 18 too many)."""
+        out: dict[int, int | None] = {}
+        for n, f in enumerate(facts):
+            i, j = where(f, own, other)
+            if i is None:
+                continue
+            there: Counter[str] = Counter()
+            for p in other[j : j + 1] if j is not None else []:  # its counterpart only
+                there += stated(p)
+            if not any(there[_across(v)] >= stated(own[i])[v] for v in f.key.split("|")):
+                out[n] = j
+        return out
+
+    lost_l, lost_r = lost(left, lp, rp), lost(right, rp, lp)
+    out = FactComparison()
+    out.matched = [(f, f) for n, f in enumerate(left) if n not in lost_l]
+    at_l = {n: next(i for i, p in enumerate(lp) if p.page == f.page and p.start == f.char_start) for n, f in
+            enumerate(left) if n in lost_l}  # fmt: skip
+    at_r = {n: next(i for i, p in enumerate(rp) if p.page == f.page and p.start == f.char_start) for n, f in
+            enumerate(right) if n in lost_r}  # fmt: skip
+    diff_l: set[int] = set()
+    diff_r: set[int] = set()
+    for n, j in lost_l.items():  # a lost number whose corresponding passage has a lost number of its own
+        subs = {m for m, i in at_r.items() if i == j}
+        if subs:
+            diff_l.add(n)
+            diff_r |= subs
+    for m, i in lost_r.items():
+        subs = {n for n, k in at_l.items() if k == i}
+        if subs:
+            diff_r.add(m)
+            diff_l |= subs
+    out.only_left = [left[n] for n in sorted(diff_l)]
+    out.only_right = [right[m] for m in sorted(diff_r)]
+    unverified = [left[n] for n in lost_l if n not in diff_l] + [right[m] for m in lost_r if m not in diff_r]
+    return out, unverified
 
 
 # A party is a name with a legal form: "Nordbank Luxembourg S.A.", "Rheintal Logistik SE". Words that

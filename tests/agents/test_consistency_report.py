@@ -22,7 +22,7 @@ def test_a_value_without_its_unit_is_not_verified_and_not_consistent():
     st = run_pair(document("en", "Article (en)", EN), document("de", "Artikel (de)", DE))
     assert "not found in the other" not in st["answer"]
     assert "1 period(s) read on one side only" in st["answer"] and "18 years" in st["answer"]
-    assert "Consistent" not in st["answer"] and "2 facts agree" in st["answer"]
+    assert "Consistent" not in st["answer"] and "4 facts agree" in st["answer"]  # 2 years, 1,200 and 18
 
 
 def test_an_empty_side_gets_no_verdict():
@@ -70,3 +70,46 @@ def test_parties_are_compared_by_name_with_their_legal_form():
         document("en", "Loan (en)", other), document("de", "Darlehen (de)", de.format("Rheintal Logistik SE"))
     )
     assert "not verified as the same party" in part["answer"] and "Consistent" not in part["answer"]
+
+
+def test_a_changed_count_is_a_difference_cited_on_both_sides():
+    en = "The treaty was signed by 27 Member States. It entered into force two years later."
+    de = "Der Vertrag wurde von 28 Mitgliedstaaten unterzeichnet. Er trat zwei Jahre später in Kraft."
+    st = run_pair(document("en", "Treaty (en)", en), document("de", "Vertrag (de)", de))
+    assert "number 27 in Treaty (en)" in st["answer"] and "number 28 in Vertrag (de)" in st["answer"]
+    assert "Consistent" not in st["answer"]
+    assert any("27 Member States" in c["quote"] for c in st["citations"] if c["url"] == "xquad://en")
+    assert any("28 Mitgliedstaaten" in c["quote"] for c in st["citations"] if c["url"] == "xquad://de")
+
+
+def test_numbers_in_another_locale_in_words_or_in_converted_units_agree():
+    en = ("In 1998, 1,388 couples lived on the estate, sixteen of them farmers. The land lies 20 miles "
+          "above the falls and covers 3.5 square kilometres.")  # fmt: skip
+    fr = ("En 1998, 1 388 couples vivaient sur le domaine, dont 16 agriculteurs. Les terres sont situées "
+          "à 32 km en amont des chutes et couvrent 3,5 kilomètres carrés.")  # fmt: skip
+    st = run_pair(document("en", "Estate (en)", en), document("fr", "Domaine (fr)", fr))
+    assert "Consistent: all" in st["answer"], st["answer"]
+
+
+def test_a_changed_number_is_found_even_when_the_new_value_is_stated_nearby():
+    # the same passage states 18 already (the score): the change 17 -> 18 leaves one 18 too many
+    en = "They beat the Patriots 20–18 by intercepting a pass with 17 seconds left on the clock."
+    es = "Batieron a los Patriots por 20 a 18 al interceptar un pase cuando quedaban 18 segundos."
+    st = run_pair(document("en", "Game (en)", en), document("es", "Partido (es)", es))
+    assert "number 17 in Game (en)" in st["answer"] and "Consistent" not in st["answer"]
+
+
+def test_a_measure_changed_in_the_same_unit_is_not_hidden_by_its_conversion():
+    # 900 km and 901 km both round to 560 miles: a conversion matches only the other unit
+    en = "The relic was carried some 900 km on carts to a monastery."
+    de = "Die Reliquie wurde über etwa 901 km auf Karren in ein Kloster gebracht."
+    st = run_pair(document("en", "Relic (en)", en), document("de", "Reliquie (de)", de))
+    assert "number 901 in Reliquie (de)" in st["answer"] and "Consistent" not in st["answer"]
+
+
+def test_a_number_the_other_side_leaves_out_is_not_verified():
+    en = "The committee met in 2019. It heard 14 witnesses and adopted the report."
+    de = "Der Ausschuss tagte 2019. Er hörte Zeugen an und nahm den Bericht an."
+    st = run_pair(document("en", "Report (en)", en), document("de", "Bericht (de)", de))
+    assert "number(s) stated in one document whose value was not read in the other" in st["answer"]
+    assert "14" in st["answer"] and "Consistent" not in st["answer"] and "not found in the other" not in st["answer"]

@@ -64,7 +64,7 @@ from sovra.tools.terms.normalize import find_dates, find_durations, find_money
 
 DATASETS = Path(__file__).parent / "datasets"
 XQUAD_DIR = DATASETS / "xquad"
-LANGS = {"xquad": ("de", "es"), "europarl": ("fr", "de")}
+LANGS = {"xquad": ("de", "es"), "europarl": ("fr", "de", "es", "it", "nl")}
 PER_ARTICLE = 5
 SEED = 25
 # The 48 article titles of xquad.en.json at the pinned commit (evals/datasets/xquad/README.md).

@@ -38,7 +38,10 @@ KINDS: tuple[Kind, ...] = ("amount", "percentage", "date", "period", "jurisdicti
 # "the 1990s"), which a translation must keep as well. The translation checker compares those as
 # numbers, so its default stays KINDS.
 ALL_KINDS: tuple[Kind, ...] = (*KINDS, "year")
-_PCT = re.compile(r"(?<![\w.,])(\d{1,3}(?:[.,]\d{1,4})?)\s?(?:%|per\s*cent|percent|pour\s*cent|prozent)", re.I)
+_PERCENT = r"(?:%|per\s*cent|percent|pour\s*cent|prozent|por\s*ciento|per\s*cento|percento|procent)"
+_PCT = re.compile(rf"(?<![\w.,])(\d{{1,3}}(?:[.,]\d{{1,4}})?)\s?{_PERCENT}", re.I)
+# "one per cent", "l'un percento", "zwei Prozent": a number in words
+_PCT_WORDS = re.compile(rf"\b([^\W\d_]+)\s+{_PERCENT}(?!\w)", re.I)
 
 
 @dataclass(frozen=True)
@@ -71,8 +74,9 @@ _DECADE = re.compile(
     r"(?<![\w'’])(?:\d{2})?(?P<a>\d)0(?:s|er|ern)(?![\w])|['’](?P<b>\d)0s\b|"
     r"\b(?:años|décadas?\s+de(?:\s+los)?|decenni?o\s+de|années|anni|anii|jaren)\s+['’]?(?:\d{2})?(?P<c>\d)0(?![\w])"
     r"(?:\s+(?:y|e|et|and|und|și|en)\s+['’]?(?:\d{2})?(?P<d>\d)0(?![\w]))?|"
-    r"\b(?:(?:los\s+)?años|anni|années)\s+(?P<w>quatre-vingt-dix|quatre-vingts?|soixante-dix|veinte|treinta|cuarenta|cincuenta|sesenta|setenta|ochenta|noventa|"
-    r"venti|trenta|quaranta|cinquanta|sessanta|settanta|ottanta|novanta|vingt|trente|quarante|cinquante|soixante)\b|"
+    r"\b(?:(?:los\s+)?años|anni|années|jaren)\s+(?P<w>quatre-vingt-dix|quatre-vingts?|soixante-dix|veinte|treinta|cuarenta|cincuenta|sesenta|setenta|ochenta|noventa|"
+    r"venti|trenta|quaranta|cinquanta|sessanta|settanta|ottanta|novanta|vingt|trente|quarante|cinquante|soixante|"
+    r"twintig|dertig|veertig|vijftig|zestig|zeventig|tachtig|negentig)\b|"
     r"\b(?P<x>twenties|thirties|forties|fifties|sixties|seventies|eighties|nineties|zwanziger|dreißiger|vierziger|"
     r"fünfziger|sechziger|siebziger|achtziger|neunziger)\b",
     re.I,
@@ -85,6 +89,7 @@ _DECADE_WORDS = {
         "vingt trente quarante cinquante soixante soixante-dix quatre-vingt quatre-vingt-dix",
         "twenties thirties forties fifties sixties seventies eighties nineties",
         "zwanziger dreißiger vierziger fünfziger sechziger siebziger achtziger neunziger",
+        "twintig dertig veertig vijftig zestig zeventig tachtig negentig",
     )
     for k, w in enumerate(words.split())
 }
@@ -134,6 +139,9 @@ def _facts_in(p: Passage, years: bool = False) -> list[Fact]:
         fact("amount", f"{m.value.currency} {m.value.amount:.2f}", str(m.value), m.start) for m in find_money(p.text)
     ]  # type: ignore[attr-defined]
     out += [fact("percentage", _percent(m.group(1)), _percent(m.group(1)), m.start()) for m in _PCT.finditer(p.text)]
+    for m in _PCT_WORDS.finditer(p.text):
+        if (n := number_word(m.group(1))) is not None:
+            out.append(fact("percentage", f"{n}%", f"{n}%", m.start()))
     out += [fact("date", d.value.isoformat(), d.value.isoformat(), d.start) for d in find_dates(p.text)]  # type: ignore[attr-defined]
     for f in find_durations(p.text):
         dur: Duration = f.value  # type: ignore[assignment]
@@ -286,7 +294,14 @@ def counterpart(fact: Fact, own: list[Passage], other: list[Passage], window: fl
     one sharing most numbers and names with it; None when none shares any. A translation keeps the
     order of its source, so a changed value's counterpart is where the original value is stated."""
     at = next((i for i, p in enumerate(own) if p.page == fact.page and p.start == fact.char_start), None)
-    if at is None or not other:
+    if at is None:
+        return None
+    j = _counterpart_at(at, own, other, window)
+    return None if j is None else other[j]
+
+
+def _counterpart_at(at: int, own: list[Passage], other: list[Passage], window: float | None) -> int | None:
+    if not other:
         return None
     mine = _anchors(own[at].text)
     where = at / max(1, len(own) - 1)
@@ -298,7 +313,7 @@ def counterpart(fact: Fact, own: list[Passage], other: list[Passage], window: fl
         shared = len(mine & _anchors(p.text))
         if shared and (best is None or (shared, -dist) > (best[0], best[1])):
             best = (shared, -dist, j)
-    return other[best[2]] if best else None
+    return best[2] if best else None
 
 
 # A number stated with digits, outside the facts above: a count ("27 Mitgliedstaaten"), a measure, a
@@ -332,7 +347,7 @@ def _number_values(raw: str, after: str = "") -> set[str]:
         for v in out:
             w = _UNITS[unit](v)
             keys.add(f"{v:.6g}@{unit}")  # as stated, and as converted ("~"): one matches only the other
-            keys |= {f"{x:.6g}@{to}~" for x in (round(w), round(w, 1), float(f"{w:.2g}"))}
+            keys |= {f"{x:.6g}@{to}~" for x in (round(w), round(w, 1))}
     return keys
 
 
@@ -394,7 +409,26 @@ def _number_counts(text: str) -> Counter[str]:
         n = number_word(w) if len(w) > 2 and w not in _ONE else None
         if n is not None:
             out[f"{float(n):.6g}"] += 1
+    for m in _ROMAN.finditer(text):  # "Category I" = "rubriek 1", "Titel IV" = "Title 4"
+        before = text[: m.start()].split()
+        if len(m.group(1)) > 1 or (before and before[-1][0].isupper()):  # not the pronoun in "and I think"
+            out[f"{float(_roman(m.group(1))):.6g}"] += 1
     return out
+
+
+# A Roman numeral after a word ("Category II", "Annex IV", "siglo XIX"); one letter only after a
+# capitalised word ("Category I", "Title V")
+_ROMAN = re.compile(
+    r"(?<=[^\W\d_]\s)(?=[MDCLXVI])(M{0,3}(?:CM|CD|D?C{0,3})(?:XC|XL|L?X{0,3})(?:IX|IV|V?I{0,3}))(?![\w'’])"
+)
+
+
+def _roman(numeral: str) -> int:
+    values = {"I": 1, "V": 5, "X": 10, "L": 50, "C": 100, "D": 500, "M": 1000}
+    total = 0
+    for a, b in zip(numeral, numeral[1:] + " ", strict=True):
+        total += -values[a] if b != " " and values[b] > values[a] else values[a]
+    return total
 
 
 def number_spans(text: str) -> list[tuple[int, int]]:
@@ -424,69 +458,62 @@ def compare_numbers(
     right_pages: dict[int, str],
     window: float | None = 0.2,
 ) -> tuple[FactComparison, list[Fact]]:
-    """Numbers of one document looked up where the other says the same thing: the passage that
-    corresponds to the number's own (``counterpart``; the one at the same place when none shares a
-    number or a name with it) and its neighbours, whatever the locale or wording (digits, words,
-    converted units). Found there: matched. Not found, and that passage states a number that is
-    not found near its own counterpart either: a *difference* on both sides (a number was changed:
-    "27 Mitgliedstaaten" / "28 Member States"). Otherwise *not verified*: the other side words it
-    in a way not read, or leaves it out; the same value stated elsewhere in the other document
-    does not count, as a changed number may equal another one. ``window``: as for ``counterpart``."""
+    """Numbers of one document looked up where the other says the same thing, whatever the locale or
+    wording (digits, words, Roman numerals, converted units). The passages are aligned first: each is
+    joined to its counterpart in the other document (``counterpart``; the one at the same place when
+    none shares a number or a name with it), and passages joined directly or through others form one
+    block (one sentence in English may be three passages in Dutch). A number is matched when the
+    other document's side of its block states its value at least as often as its own side does
+    ("20–18 ... 17 seconds" / "20 a 18 ... 18 segundos": one 18 too many). Not matched on both sides
+    of one block: a *difference* on both sides (a number was changed: "27 Member States" / "28
+    Mitgliedstaaten"). Otherwise *not verified*: the other side words it in a way not read, or leaves
+    it out; the same value stated elsewhere in the other document does not count, as a changed
+    number may equal another one. ``window``: as for ``counterpart``."""
     lp, rp = passages(left_pages), passages(right_pages)
-    said: dict[int, Counter[str]] = {}
+    parent: dict[tuple[str, int], tuple[str, int]] = {}
 
-    def stated(p: Passage) -> Counter[str]:
-        if id(p) not in said:
-            said[id(p)] = _number_counts(p.text)
-        return said[id(p)]
+    def find(x: tuple[str, int]) -> tuple[str, int]:
+        while parent.setdefault(x, x) != x:
+            parent[x] = parent[parent[x]]
+            x = parent[x]
+        return x
 
-    def where(f: Fact, own: list[Passage], other: list[Passage]) -> tuple[int | None, int | None]:
-        """The index of ``f``'s passage, and of the one in ``other`` that corresponds to it."""
-        mine = next((i for i, p in enumerate(own) if p.page == f.page and p.start == f.char_start), None)
-        if mine is None or not other:
-            return mine, None
-        q = counterpart(f, own, other, window)
-        if q is not None:
-            return mine, other.index(q)
-        return mine, None if window is None else round(mine / max(1, len(own) - 1) * (len(other) - 1))
+    for side, own, other, there in (("L", lp, rp, "R"), ("R", rp, lp, "L")):
+        for i in range(len(own)):
+            j = _counterpart_at(i, own, other, window)
+            if j is None and window is not None and other:
+                j = round(i / max(1, len(own) - 1) * (len(other) - 1))
+            if j is not None:
+                parent[find((side, i))] = find((there, j))
+    counts: dict[tuple[str, tuple[str, int]], Counter[str]] = {}
+    for side, ps in (("L", lp), ("R", rp)):
+        for i, p in enumerate(ps):
+            key = (side, find((side, i)))
+            counts[key] = counts.get(key, Counter()) + _number_counts(p.text)
 
-    def lost(facts: list[Fact], own: list[Passage], other: list[Passage]) -> dict[int, int | None]:
-        """The facts whose value the passage stating it states more often than the passages around
-        its counterpart do ("20–18 ... 17 seconds" / "20 a 18 ... 18 segundos": one 18 too many)."""
-        out: dict[int, int | None] = {}
+    def block(f: Fact, side: str, ps: list[Passage]) -> tuple[str, int] | None:
+        i = next((i for i, p in enumerate(ps) if p.page == f.page and p.start == f.char_start), None)
+        return None if i is None else find((side, i))
+
+    def lost(facts: list[Fact], side: str, ps: list[Passage], there: str) -> dict[int, tuple[str, int] | None]:
+        out: dict[int, tuple[str, int] | None] = {}
         for n, f in enumerate(facts):
-            i, j = where(f, own, other)
-            if i is None:
+            b = block(f, side, ps)
+            if b is None:
                 continue
-            there: Counter[str] = Counter()
-            for p in other[j : j + 1] if j is not None else []:  # its counterpart only
-                there += stated(p)
-            if not any(there[_across(v)] >= stated(own[i])[v] for v in f.key.split("|")):
-                out[n] = j
+            mine, theirs = counts.get((side, b), Counter()), counts.get((there, b), Counter())
+            if not any(theirs[_across(v)] >= mine[v] for v in f.key.split("|")):
+                out[n] = b
         return out
 
-    lost_l, lost_r = lost(left, lp, rp), lost(right, rp, lp)
+    lost_l, lost_r = lost(left, "L", lp, "R"), lost(right, "R", rp, "L")
     out = FactComparison()
     out.matched = [(f, f) for n, f in enumerate(left) if n not in lost_l]
-    at_l = {n: next(i for i, p in enumerate(lp) if p.page == f.page and p.start == f.char_start) for n, f in
-            enumerate(left) if n in lost_l}  # fmt: skip
-    at_r = {n: next(i for i, p in enumerate(rp) if p.page == f.page and p.start == f.char_start) for n, f in
-            enumerate(right) if n in lost_r}  # fmt: skip
-    diff_l: set[int] = set()
-    diff_r: set[int] = set()
-    for n, j in lost_l.items():  # a lost number whose corresponding passage has a lost number of its own
-        subs = {m for m, i in at_r.items() if i == j}
-        if subs:
-            diff_l.add(n)
-            diff_r |= subs
-    for m, i in lost_r.items():
-        subs = {n for n, k in at_l.items() if k == i}
-        if subs:
-            diff_r.add(m)
-            diff_l |= subs
-    out.only_left = [left[n] for n in sorted(diff_l)]
-    out.only_right = [right[m] for m in sorted(diff_r)]
-    unverified = [left[n] for n in lost_l if n not in diff_l] + [right[m] for m in lost_r if m not in diff_r]
+    blocks_l, blocks_r = set(lost_l.values()), set(lost_r.values())
+    out.only_left = [left[n] for n, b in lost_l.items() if b in blocks_r]
+    out.only_right = [right[n] for n, b in lost_r.items() if b in blocks_l]
+    unverified = [left[n] for n, b in lost_l.items() if b not in blocks_r]
+    unverified += [right[n] for n, b in lost_r.items() if b not in blocks_l]
     return out, unverified
 
 

@@ -113,3 +113,15 @@ def test_a_number_the_other_side_leaves_out_is_not_verified():
     st = run_pair(document("en", "Report (en)", en), document("de", "Bericht (de)", de))
     assert "number(s) stated in one document whose value was not read in the other" in st["answer"]
     assert "14" in st["answer"] and "Consistent" not in st["answer"] and "not found in the other" not in st["answer"]
+
+
+def test_roman_numerals_and_sentences_split_differently_still_match():
+    # one English sentence is two Dutch passages; "Category I" is "rubriek 1"
+    en = "We know Letter of Amendment No. 2, i.e. that around 900 million can be saved in Category I. It no longer holds."
+    nl = "Wij kennen de nota van wijzigingen nr. 2.\n\nDeze houdt in dat in rubriek 1 ongeveer 900 miljoen wordt bespaard."
+    same = run_pair(document("en", "Budget (en)", en), document("nl", "Begroting (nl)", nl))
+    assert "Consistent: all" in same["answer"], same["answer"]
+    changed = run_pair(
+        document("en", "Budget (en)", en), document("nl", "Begroting (nl)", nl.replace("rubriek 1", "rubriek 2"))
+    )
+    assert "Consistent" not in changed["answer"], changed["answer"]

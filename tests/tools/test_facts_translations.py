@@ -138,3 +138,33 @@ def test_one_day_is_some_day_unless_it_is_a_length_of_time():
     facts = facts_of({1: "The partnership will perhaps one day become strategic."})
     assert not [f for f in facts if f.kind == "period"]
     assert [f.key for f in facts_of({1: "Notice is given within one day of the request."})] == ["1 days"]
+
+
+@pytest.mark.parametrize(
+    ("text", "key"),
+    [
+        ("el 1,06 por ciento del PIB", "1.06%"),
+        ("quell'un percento del bilancio comunitario", "1%"),
+        ("one per cent of the budget", "1%"),
+        ("ongeveer 3,5 procent", "3.5%"),
+        ("il 2 per cento", "2%"),
+    ],
+)
+def test_percentages_in_spanish_italian_dutch_and_in_words(text, key):
+    assert _keys(text, "percentage") == [key]
+
+
+def test_dutch_decades_in_words():
+    assert [f.key for f in facts_of({1: "in de loop van de jaren negentig"}, ALL_KINDS) if f.kind == "year"] == ["90s"]
+
+
+def test_a_currency_word_inside_a_compound_is_not_an_amount():
+    assert find_money("Laat de 15 Euro-parlementsleden de IGC voorbereiden") == []
+    assert [str(f.value) for f in find_money("15 euro per maand")] == ["EUR 15.00"]
+
+
+@pytest.mark.parametrize(
+    "text", ["in un anno importante come il 2001", "in a year like 2001", "in einem Jahr wie diesem"]
+)
+def test_which_year_is_not_a_length_of_time(text):
+    assert find_durations(text) == []

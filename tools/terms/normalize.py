@@ -178,6 +178,7 @@ _SPAN_WORDS = frozenset({
     "für", "innerhalb", "binnen", "nach", "während", "über", "pour", "dans", "pendant", "durant", "après",
     "durante", "por", "en", "tras", "dentro", "voor", "gedurende", "na", "entro", "dopo",
 })  # fmt: skip
+_A_KIND = re.compile(r"\s+(?:[^\W\d_]+\s+)?(?:like|come|como|comme|wie|zoals)\b", re.I)
 _NAMED_WAR = re.compile(r"\s+(?:War|Wars|Krieg|Guerra|Guerre)\b")
 _WAR_OF = re.compile(r"\b(?:Guerra|Guerre|Guerra)\s+(?:de\s+(?:los\s+|las\s+)?|des\s+|dei\s+)$")
 
@@ -186,7 +187,7 @@ def _not_a_period(text: str, m: re.Match[str], n: int, start: int) -> bool:
     """Readings the period pattern allows but that are not periods: a year followed by the English or
     German word "an" ("in 1998 an ...", French "an" is one year only: two are "ans"), "a" or "un" as
     one where it is not an article of that unit's language ("a día de hoy") or not a length of time
-    ("a year later"), and a war's name ("the Seven Years' War", "la Guerra de los Siete Años")."""
+    ("a year later", "an important year like 2001"), and a war's name ("the Seven Years' War", "la Guerra de los Siete Años")."""
     unit = m["unit"].split()[-1].lower()
     if unit == "an" and n != 1:
         return True
@@ -201,6 +202,8 @@ def _not_a_period(text: str, m: re.Match[str], n: int, start: int) -> bool:
     if words and words[-1] in _ARTICLE_ONE:
         article = words[-1]
         if article in ("a", "an") and unit not in _EN_UNITS:
+            return True
+        if _A_KIND.match(text, m.end()):  # "in un anno importante come il 2001": which year, not how long
             return True
         return not before or before[-1] not in _SPAN_WORDS
     return False
@@ -254,7 +257,7 @@ _WORDS_RE = re.compile(
 )
 _MONEY_RE = re.compile(
     rf"(?:(?P<cur1>{_CODES}|US\$|C\$|CA\$|A\$|[$€£¥])\s?(?P<amt1>{_NUM}){_MULTS.replace('mult', 'mult1')}"
-    rf"|(?P<amt2>{_NUM}){_MULTS.replace('mult', 'mult2')}\s?(?P<cur2>{_CODES}|€|\$|£|euros?|dollars|pounds)(?!\w))",
+    rf"|(?P<amt2>{_NUM}){_MULTS.replace('mult', 'mult2')}\s?(?P<cur2>{_CODES}|€|\$|£|euros?|dollars|pounds)(?![\w-]))",
     re.I,
 )
 

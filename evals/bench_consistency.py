@@ -58,7 +58,7 @@ from sovra.agents.consistency import compare, report
 from sovra.chunking import chunk_pages
 from sovra.documents import Page
 from sovra.tools.contract_docs import ContractDocument, DocChunk
-from sovra.tools.facts import _PARTY_NAME, _PCT, find_years, number_spans
+from sovra.tools.facts import _PARTY_NAME, _PCT, _number_counts, find_years, number_spans
 from sovra.tools.terms.layout import passages
 from sovra.tools.terms.normalize import find_dates, find_durations, find_money
 
@@ -203,7 +203,13 @@ def run_pair(left: ContractDocument, right: ContractDocument) -> dict[str, Any]:
 
 
 def _cited(state: dict[str, Any], url: str, value: str) -> bool:
-    return any(c["url"] == url and value in c["quote"] for c in state["citations"])
+    """A citation of ``url`` quotes ``value`` (digits), also when it writes it with a thousands
+    separator ("EUR 1 600 million" for 1600) or in words ("Eighty per cent" for 80)."""
+    n = f"{float(value):.6g}" if value.isdigit() else None
+    return any(
+        c["url"] == url and (value in c["quote"] or (n is not None and _number_counts(c["quote"])[n] > 0))
+        for c in state["citations"]
+    )
 
 
 def evaluate(lang: str, limit: int | None = None, show: bool = False, name: str = "xquad") -> dict[str, Any]:

@@ -168,3 +168,19 @@ def test_a_currency_word_inside_a_compound_is_not_an_amount():
 )
 def test_which_year_is_not_a_length_of_time(text):
     assert find_durations(text) == []
+
+
+@pytest.mark.parametrize(
+    ("text", "value"),
+    [
+        ("a total of around EUR five million, is a huge step", "EUR 5,000,000.00"),  # Europarl 2-031 (en)
+        ("environ cinq milliards d'euros", "EUR 5,000,000,000.00"),
+        ("twenty-five million dollars", "USD 25,000,000.00"),
+    ],
+)
+def test_amounts_in_words_with_a_scale_word(text, value):
+    assert [str(f.value) for f in find_money(text)] == [value]
+
+
+def test_an_amount_without_a_number_is_not_read():
+    assert find_money("a few million euros") == [] and find_money("des millions d'euros") == []

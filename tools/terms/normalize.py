@@ -187,7 +187,8 @@ def _not_a_period(text: str, m: re.Match[str], n: int, start: int) -> bool:
     """Readings the period pattern allows but that are not periods: a year followed by the English or
     German word "an" ("in 1998 an ...", French "an" is one year only: two are "ans"), "a" or "un" as
     one where it is not an article of that unit's language ("a día de hoy") or not a length of time
-    ("a year later", "an important year like 2001"), and a war's name ("the Seven Years' War", "la Guerra de los Siete Años")."""
+    ("a year later", "an important year like 2001"), and a war's name ("the Seven Years' War", "la
+    Guerra de los Siete Años")."""
     unit = m["unit"].split()[-1].lower()
     if unit == "an" and n != 1:
         return True
@@ -303,7 +304,26 @@ def find_money(text: str) -> list[Found]:
         scale = _MULT_WORDS[m["mult"].lower()] if m["mult"] else 1
         cur = _CUR_WORDS[re.sub(r"\s+", " ", m["cur"].lower())]
         out.append(Found(Money(cur, round(amount * scale, 2)), m.start(), m.end()))
+    for m in _SPELLED_RE.finditer(text):  # "EUR five million", "cinq milliards d'euros"
+        n = number_word(m["w1"] or m["w2"] or "")
+        if n is None or any(f.start <= m.start() < f.end or m.start() <= f.start < m.end() for f in out):
+            continue
+        raw = (m["cur1"] or m["cur2"] or "").lower()
+        cur = _SYMBOLS.get(raw, _CUR_WORDS.get(re.sub(r"\s+", " ", raw), raw.upper()))
+        scale = _MULT_WORDS[re.sub(r"\s+", " ", (m["m1"] or m["m2"]).lower())]
+        out.append(Found(Money(cur, round(n * scale, 2)), m.start(), m.end()))
     return sorted(out, key=lambda f: f.start)
+
+
+_SCALE_WORDS = "|".join(sorted(map(re.escape, _MULT_WORDS), key=len, reverse=True))
+# An amount in words, always with a scale word: "EUR five million", "five million euros", "cinq
+# milliards d'euros" ("a few million euros" has no number and is not read).
+_SPELLED_RE = re.compile(
+    rf"(?:(?P<cur1>{_CODES}|€|\$|£)\s?(?P<w1>[^\W\d_]+(?:-[^\W\d_]+)?)\s+(?P<m1>{_SCALE_WORDS})(?![\w-])"
+    rf"|\b(?P<w2>[^\W\d_]+(?:-[^\W\d_]+)?)\s+(?P<m2>{_SCALE_WORDS})\s+(?:(?:de|d['’]|di|van)\s*)?"
+    rf"(?P<cur2>{'|'.join(sorted(map(re.escape, _CUR_WORDS), key=len, reverse=True))})(?![\w-]))",
+    re.I,
+)
 
 
 # --- jurisdictions --------------------------------------------------------------------------------------

@@ -137,23 +137,31 @@ class Retriever:
     def embed(self, query: str) -> tuple[list[float], Sparse]:
         return embed_query(self.embedder, query)
 
-    def _across_languages(self, query: str, flt: SearchFilter) -> bool:
+    def _across_languages(self, query: str, flt: SearchFilter) -> tuple[str, dict[str, int]] | None:
         """A question in a language no passage it may reach is written in ("What does the lease say
-        about rent?" over French leases), with a multilingual embedder: BM25 can then only match
+        about rent?" over French leases), with a multilingual embedder: its language, and how many
+        reachable passages each language with a known mean vector has. BM25 can then only match
         names and numbers, which on XQuAD pulls cross-language nDCG@10 from 0.91-0.94 (dense) down
         to 0.65-0.84 (hybrid), so the dense leg alone answers. Same-language and mixed-language
-        collections keep the hybrid search."""
+        collections keep the hybrid search (None)."""
         if not getattr(self.embedder, "multilingual", False):
-            return False
+            return None
         lang = detect_language(query)
-        return lang is not None and self.index.count(replace(flt, languages=(lang,))) == 0
+        if lang is None or self.index.count(replace(flt, languages=(lang,))) > 0:
+            return None
+        means = getattr(self.embedder, "language_means", {})
+        return lang, {k: self.index.count(replace(flt, languages=(k,))) for k in sorted(means) if k != lang}
 
     def search(self, query: str, flt: SearchFilter, limit: int, mode: SearchMode = "hybrid") -> list[Hit]:
         flt = narrow(flt)  # the filters the asking person chose for the run (sovra.search_scope)
         cfg = self.config
-        if mode == "hybrid" and self._across_languages(query, flt):
-            mode = "dense"
+        across = self._across_languages(query, flt) if mode == "hybrid" else None
         dense, sparse = self.embed(query)
+        if across is not None:  # dense only, the question moved towards the passages' language
+            mode = "dense"
+            lang, targets = across
+            if hasattr(self.embedder, "shift"):
+                dense = self.embedder.shift(dense, lang, targets)
         wide = limit
         if self.reranker is not None:
             wide = max(wide, cfg.rerank_candidates)

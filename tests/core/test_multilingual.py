@@ -164,3 +164,19 @@ def test_across_languages_counts_the_reachable_passages_per_language(e5: E5Embed
         assert lang == "en" and targets["fr"] >= 1 and targets["it"] >= 1 and targets["de"] == 0
     finally:
         index.close()
+
+
+def test_a_cross_language_hit_carries_its_shared_names_bonus(e5: E5Embedder, tmp_path: Path) -> None:
+    from multilingual_support import EVERYONE
+
+    from sovra.retrieval import Retriever
+
+    files = {k: v for k, v in PASSAGES.items() if k in ("law_fr.txt", "termination_it.txt")}
+    index = build_index(tmp_path, e5, files)
+    try:
+        hits = Retriever(index, e5).search("Which law governs the loan agreement?", EVERYONE, 2)
+        assert all("names" in h.scores for h in hits) and "sparse" not in hits[0].scores
+        same = Retriever(index, e5).search("Quel droit régit le contrat de prêt ?", EVERYONE, 2)
+        assert all("names" not in h.scores for h in same)  # same language: the hybrid search, no bonus
+    finally:
+        index.close()

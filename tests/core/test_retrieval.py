@@ -252,3 +252,24 @@ def test_collection_settings_reach_the_server(tmp_path):
     (kwargs,) = sent
     assert (kwargs["hnsw_config"].m, kwargs["hnsw_config"].ef_construct) == (8, 64)
     assert kwargs["on_disk_payload"] is True
+
+
+def test_names_and_numbers_a_question_shares_with_a_passage_move_it_up_across_languages():
+    from sovra.retrieval import NAMES_BONUS, question_names, shared_names_first
+
+    # the first word is capitalised by the sentence, not by a name; accents do not count
+    assert question_names("Wie viele Punkte erzielten die Broncos 1998 in Zürich?") == {
+        "punkte", "broncos", "1998", "zurich"
+    }  # fmt: skip
+    hits = [
+        _hit("a#1", "Los Patriots ganaron el partido de la final.", 0.800, [1.0]),
+        _hit("b#1", "Los Broncos ganaron en 1998 en Zurich.", 0.795, [1.0]),
+    ]
+    out = shared_names_first("How many points did the Broncos score in 1998 in Zürich?", hits)
+    assert [h.chunk_id for h in out] == ["b#1", "a#1"]
+    assert out[0].scores["names"] == pytest.approx(3 * NAMES_BONUS) and out[1].scores["names"] == 0
+    assert [h.chunk_id for h in shared_names_first("what is it?", hits)] == ["a#1", "b#1"]  # no name: same order
+    # at most three shared names count: a list of names cannot outweigh the meaning
+    many = [_hit("c#1", "Alpha Beta Gamma Delta Epsilon", 0.7, [1.0])]
+    q = "Compare Alpha, Beta, Gamma, Delta and Epsilon"
+    assert shared_names_first(q, many)[0].scores["names"] == pytest.approx(3 * NAMES_BONUS)

@@ -217,8 +217,8 @@ def report(state: State, config: RunnableConfig) -> State:
     by_value = r.get("by_value", [])
     if by_value:
         shown = ", ".join(sorted({f["show"] for f in by_value}))
-        lines.append(f"{len(by_value)} period(s) read on one side only, whose number the other states without "
-                     f"its unit (same value, not verified as a period): {shown}.")  # fmt: skip
+        lines.append(f"{len(by_value)} value(s) read on one side only, whose number the other states without "
+                     f"its unit or currency (same value, not verified): {shown}.")  # fmt: skip
     unverified = r.get("parties_unverified", [])
     if unverified:
         shown = "; ".join(sorted({f["show"] for f in unverified}))

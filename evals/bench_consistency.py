@@ -212,19 +212,23 @@ def _cited(state: dict[str, Any], url: str, value: str) -> bool:
     )
 
 
-def evaluate(lang: str, limit: int | None = None, show: bool = False, name: str = "xquad") -> dict[str, Any]:
+def evaluate(
+    lang: str, limit: int | None = None, show: bool = False, name: str = "xquad", seed: int = SEED
+) -> dict[str, Any]:
     en_docs, tr_docs = documents(name, "en", limit), documents(name, lang, limit)
     assert [t for t, _ in en_docs] == [t for t, _ in tr_docs], f"{name}: en and {lang} list different documents"
     titles, en, tr = [t for t, _ in en_docs], [x for _, x in en_docs], [x for _, x in tr_docs]
     errors = known_errors(name, lang)
     n = len(en)
-    planted_ids = set(random.Random(SEED).sample(range(n), n // 2))
-    rng, nrng = random.Random(SEED), random.Random(SEED)
+    planted_ids = set(random.Random(seed).sample(range(n), n // 2))
+    rng, nrng = random.Random(seed), random.Random(seed)
     res: dict[str, Any] = {
         "pairs": n, "planted": 0, "planted_compared_kind": 0, "found": 0, "found_both_sides": 0,
         "planted_number": 0, "found_number": 0, "false_alarms": 0, "consistent": 0,
         "consistent_not_fully_read": 0, "consistent_with_planted_change": 0, "could_not_compare": 0,
-        "real_differences": len(errors), "real_differences_found": 0,
+        # listed differences of the published translation, on the pairs left unchanged
+        "real_differences": sum(t in errors for i, t in enumerate(titles) if i not in planted_ids),
+        "real_differences_found": 0,
         "party_planted": 0, "party_found": 0, "party_not_verified": 0,
         "number_planted": 0, "number_found": 0, "number_found_both_sides": 0, "number_not_verified": 0,
         "numbers_not_verified_unplanted": 0,
@@ -321,6 +325,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--langs", default=None, help="Translation languages (default: xquad de,es; europarl fr,de).")
     ap.add_argument("--limit", type=int, default=None, help="First N documents only.")
     ap.add_argument("--show", action="store_true", help="Print every false alarm and missed change.")
+    ap.add_argument("--seed", type=int, default=SEED, help="Which pairs get a change, and which change.")
     ap.add_argument("--out", type=Path, default=None, help="Write the results as JSON here.")
     args = ap.parse_args(argv)
     out: dict[str, Any] = {}
@@ -330,7 +335,7 @@ def main(argv: list[str] | None = None) -> int:
         if name not in LANGS:
             ap.error(f"unknown set {name!r}: choose from {', '.join(LANGS)}")
         for lang in args.langs.split(",") if args.langs else LANGS[name]:
-            r = evaluate(lang, args.limit, args.show, name)
+            r = evaluate(lang, args.limit, args.show, name, args.seed)
             out[f"{name}/{lang}"] = r
             print(
                 f"{name}/en-{lang:3s} {r['pairs']:5d} {r['planted']:7d} {r['found']:5d}({r['found_both_sides']})"

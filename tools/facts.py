@@ -40,6 +40,11 @@ KINDS: tuple[Kind, ...] = ("amount", "percentage", "date", "period", "jurisdicti
 ALL_KINDS: tuple[Kind, ...] = (*KINDS, "year")
 _PERCENT = r"(?:%|per\s*cent|percent|pour\s*cent|prozent|por\s*ciento|per\s*cento|percento|procent)"
 _PCT = re.compile(rf"(?<![\w.,])(\d{{1,3}}(?:[.,]\d{{1,4}})?)\s?{_PERCENT}", re.I)
+_PCT_RANGE = re.compile(
+    rf"(?<![\w.,])(\d{{1,3}}(?:[.,]\d{{1,4}})?)\s?(?:[-–]|to|bis|à|a|al|tot|e|y|and|und|et|en)\s?"
+    rf"(?:(?:el|un|le|il|the)\s)?(?=\d{{1,3}}(?:[.,]\d{{1,4}})?\s?{_PERCENT})",
+    re.I,
+)
 # "one per cent", "l'un percento", "zwei Prozent": a number in words
 _PCT_WORDS = re.compile(rf"\b([^\W\d_]+)\s+{_PERCENT}(?!\w)", re.I)
 
@@ -139,6 +144,8 @@ def _facts_in(p: Passage, years: bool = False) -> list[Fact]:
         fact("amount", f"{m.value.currency} {m.value.amount:.2f}", str(m.value), m.start) for m in find_money(p.text)
     ]  # type: ignore[attr-defined]
     out += [fact("percentage", _percent(m.group(1)), _percent(m.group(1)), m.start()) for m in _PCT.finditer(p.text)]
+    for m in _PCT_RANGE.finditer(p.text):  # "30-40%", "10 to 30%": the first number is a percentage too
+        out.append(fact("percentage", _percent(m.group(1)), _percent(m.group(1)), m.start()))
     for m in _PCT_WORDS.finditer(p.text):
         if (n := number_word(m.group(1))) is not None:
             out.append(fact("percentage", f"{n}%", f"{n}%", m.start()))
@@ -246,17 +253,22 @@ _BARE = re.compile(r"(?<![\w.,])(?:\d{1,3}(?:[,.\s\u00a0]\d{3})+|\d+)(?![\w%]|[.
 
 
 def settle_by_value(cmp: FactComparison, left_text: str, right_text: str) -> FactComparison:
-    """Move to ``by_value`` each period or year read on one side only whose number the other side states
-    as a bare number (once per time it states it): a translator who writes "under the age of 18" for
-    "unter 18 Jahren", or "1388 parejas" for "1,388 couples", changed the wording, not the value. A
-    period whose number the other side does not state stays a difference."""
+    """Move to ``by_value`` each period, year or amount read on one side only whose number the other
+    side states as a bare number (once per time it states it): a translator who writes "under the age
+    of 18" for "unter 18 Jahren", "1388 parejas" for "1,388 couples" or "900 miljoen" for "EUR 900
+    million" changed the wording, not the value. One whose number the other side does not state stays
+    a difference."""
     for facts, other in ((cmp.only_left, right_text), (cmp.only_right, left_text)):
         values = _bare_values(other) if any(f.kind in ("period", "year") for f in facts) else Counter()
+        numbers = _number_counts(other) if any(f.kind == "amount" for f in facts) else Counter()
         keep = []
         for f in facts:  # each bare number settles one period, as many times as the other side states it
             n = _period_number(f)
             if n is not None and values[n] > 0:
                 values[n] -= 1
+                cmp.by_value.append(f)
+            elif f.kind == "amount" and numbers[v := f"{float(f.key.split()[1]):.6g}"] > 0:
+                numbers[v] -= 1  # "EUR 900 million" / "900 miljoen": the currency left out
                 cmp.by_value.append(f)
             else:
                 keep.append(f)
@@ -326,6 +338,9 @@ _ANY_DIGITS = re.compile(r"\d{1,3}(?:[,.\u00a0\u202f ]\d{3})+(?:[.,]\d+)?|\d+(?:
 _SCALE_AFTER = re.compile(r"\s*(?P<w>mil\s+millones|[^\W\d_]+)\.?", re.I)
 
 
+_RANGE_SCALE = re.compile(r"\s?(?:[-–]|to|bis|à|a|al|tot|e|and|und|et|y|en)\s?\d[\d.,]*\s*(?P<w>[^\W\d_]+)\.?", re.I)
+
+
 def _number_values(raw: str, after: str = "") -> set[str]:
     """The values a numeral may mean: "1,388" is 1388 in English and 1.388 in German; with a scale
     word after it ("1,5 Milliarden" = "1.5 billion")."""
@@ -336,8 +351,10 @@ def _number_values(raw: str, after: str = "") -> set[str]:
         if head and thou not in tail:
             with contextlib.suppress(ValueError):
                 out.add(float(head.replace(thou, "").replace(dec, "") + "." + tail))
-    m = _SCALE_AFTER.match(after)
-    scale = _MULT_WORDS.get(" ".join(m["w"].lower().split())) if m else None
+    scale = None
+    for pattern in (_SCALE_AFTER, _RANGE_SCALE):  # "1,5 Milliarden"; "30 to 50 thousand": 30 thousand
+        if (m := pattern.match(after)) and (scale := _MULT_WORDS.get(" ".join(m["w"].lower().split()))):
+            break
     if scale:
         out |= {v * scale for v in out}
     keys = {f"{v:.6g}" for v in out}
@@ -435,7 +452,8 @@ def number_spans(text: str) -> list[tuple[int, int]]:
     """Where the text states a number with digits outside amounts, percentages, dates, periods and
     years."""
     spans = [(f.start, f.end) for f in find_money(text) + find_dates(text) + find_durations(text)]
-    spans += [m.span() for m in _PCT.finditer(text)] + [(a, b) for _, a, b in find_years(text)]
+    spans += [m.span() for m in _PCT.finditer(text)] + [m.span() for m in _PCT_RANGE.finditer(text)]
+    spans += [(a, b) for _, a, b in find_years(text)]
     return [m.span() for m in _NUMERAL.finditer(text) if not any(a <= m.start() < b for a, b in spans)]
 
 

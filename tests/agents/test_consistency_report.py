@@ -21,7 +21,7 @@ def test_a_changed_year_is_cited_on_both_sides():
 def test_a_value_without_its_unit_is_not_verified_and_not_consistent():
     st = run_pair(document("en", "Article (en)", EN), document("de", "Artikel (de)", DE))
     assert "not found in the other" not in st["answer"]
-    assert "1 period(s) read on one side only" in st["answer"] and "18 years" in st["answer"]
+    assert "1 value(s) read on one side only" in st["answer"] and "18 years" in st["answer"]
     assert "Consistent" not in st["answer"] and "4 facts agree" in st["answer"]  # 2 years, 1,200 and 18
 
 

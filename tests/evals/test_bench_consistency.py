@@ -39,3 +39,22 @@ def test_a_known_error_of_the_published_translation_is_not_a_false_alarm() -> No
     # XQuAD's German "Huguenot" article says 1589 where English, Spanish and Romanian say 1580.
     r = evaluate("de", limit=ARTICLES.index("Huguenot") + 1)
     assert r["real_differences_found"] >= 1 and r["false_alarms"] == 0, r["alarms"]
+
+
+def test_europarl_in_spanish_italian_dutch_with_changed_bare_numbers() -> None:
+    for lang in ("es", "it", "nl"):
+        r = evaluate(lang, limit=6, name="europarl")
+        assert r["pairs"] == 6 and r["found"] == r["found_both_sides"] == r["planted"], r["missed"]
+        assert r["false_alarms"] == 0, r["alarms"]
+        assert r["consistent_with_planted_change"] == 0 and r["consistent_not_fully_read"] == 0
+        # a changed bare number is found or "not verified": never missed with a verdict
+        assert r["number_planted"] >= 2 and r["number_found"] >= 1
+        assert r["number_found"] + r["number_not_verified"] == r["number_planted"], r["missed"]
+
+
+def test_the_dutch_translation_that_drops_a_year_is_a_real_difference() -> None:
+    # Europarl 2-107: the Dutch version leaves out "2004 is too late" (French, German, Spanish, Italian keep it)
+    lines = (Path(__file__).parents[2] / "evals/datasets/europarl/en.jsonl").read_text().splitlines()
+    ids = [json.loads(line)["id"] for line in lines]
+    r = evaluate("nl", limit=ids.index("20001212/2-107") + 1, name="europarl")
+    assert r["real_differences_found"] >= 1 and r["false_alarms"] == 0, r["alarms"]  # 2-031 too: "five million"

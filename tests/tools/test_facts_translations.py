@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import pytest
 
+from sovra.evals.bench_consistency import document, run_pair
 from sovra.tools.facts import ALL_KINDS, compare_facts, facts_of, settle_by_value
 from sovra.tools.terms.normalize import find_durations, find_money
 
@@ -184,3 +185,23 @@ def test_amounts_in_words_with_a_scale_word(text, value):
 
 def test_an_amount_without_a_number_is_not_read():
     assert find_money("a few million euros") == [] and find_money("des millions d'euros") == []
+
+
+@pytest.mark.parametrize("text", ["a partire dal 1° gennaio 2001 non", "a partir del 1-1-2001 no", "ab 1.1.2001 keine"])
+def test_day_first_dates_of_italian_spanish_and_german(text):
+    assert _keys(text, "date") == ["2001-01-01"]
+
+
+@pytest.mark.parametrize(
+    ("text", "keys"),
+    [("Today 30-40% of EU gas", ["30%", "40%"]), ("entre el 10 y el 30 % durante", ["10%", "30%"])],
+)
+def test_both_ends_of_a_percentage_range(text, keys):
+    assert sorted(_keys(text, "percentage")) == keys
+
+
+def test_a_scale_word_after_a_range_applies_to_both_ends():
+    en = "Algiers lost 30 to 50 thousand inhabitants to it."
+    es = "Argel perdió de 30 000 a 50 000 habitantes."
+    st = run_pair(document("en", "Plague (en)", en), document("es", "Peste (es)", es))
+    assert "Consistent: all" in st["answer"], st["answer"]

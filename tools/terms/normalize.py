@@ -18,7 +18,7 @@ _LANGS = ["en", "de", "fr", "nl", "es", "it"]
 
 # --- dates ----------------------------------------------------------------------------------------------
 
-_ORD = r"(?:st|nd|rd|th|er|e|\.)?"
+_ORD = r"(?:st|nd|rd|th|er|e|\.|°|º|ª)?"  # "1st", "1er", "1.", Italian and Spanish "1°", "1º"
 _WORDMONTH = r"[A-Za-zÀ-ÿ]{3,10}\.?"
 _DATE_RE = re.compile(
     r"(?<![\w/.-])(?:"
@@ -27,8 +27,8 @@ _DATE_RE = re.compile(
     rf"(?P<dmy>\d{{1,2}}\s?{_ORD}\s*(?:day\s+of\s+|de\s+)?{_WORDMONTH},?\s+(?:de\s+|del\s+)?(?:A\.?D\.?\s+)?\d{{4}})"
     # March 15, 2019 / July 11 , 2006 / Sept. 3rd 2020
     rf"|(?P<mdy>{_WORDMONTH}\s+\d{{1,2}}\s?{_ORD}\s*,?\s*\d{{4}})"
-    # 3/15/2019, 15.03.2019, 2019-03-15
-    r"|(?P<num>\d{1,2}[/.]\d{1,2}[/.](?:\d{4}|\d{2})|\d{4}-\d{2}-\d{2})"
+    # 3/15/2019, 15.03.2019, 2019-03-15, 1-1-2001 (day first, as Spanish and Dutch write it)
+    r"|(?P<num>\d{1,2}[/.]\d{1,2}[/.](?:\d{4}|\d{2})|\d{4}-\d{2}-\d{2}|\d{1,2}-\d{1,2}-\d{4})"
     r")(?![\w/])"
 )
 _DAY_OF = re.compile(r"\bday\s+of\b", re.I)
@@ -57,7 +57,7 @@ def parse_date(text: str, day_first: bool = False) -> dt.date | None:
             return dt.date.fromisoformat(t)
         except ValueError:
             return None
-    order = "DMY" if day_first or re.fullmatch(r"\d{1,2}\.\d{1,2}\.\d{2,4}", t) else "MDY"
+    order = "DMY" if day_first or re.fullmatch(r"\d{1,2}([.-])\d{1,2}\1\d{2,4}", t) else "MDY"
     settings = {"STRICT_PARSING": True, "DATE_ORDER": order, "PREFER_DAY_OF_MONTH": "first"}
     try:
         got = dateparser.parse(t, languages=_LANGS, settings=settings)  # type: ignore[arg-type]

@@ -1,5 +1,6 @@
 """Consistency between a document and its translation or summary: amounts, percentages and rates,
-dates, periods and jurisdictions, compared on meaning across languages, cited on both sides.
+dates, periods, years, jurisdictions, parties, defined terms and other numbers, compared on meaning
+across languages, cited on both sides.
 
 The graph is find -> compare -> report. ``find`` takes the document the question names (by its
 parties or title, as the contracts agent does) and, among the documents the user may read, the one
@@ -21,15 +22,18 @@ from sovra.agents.assistant import NOT_FOUND
 from sovra.agents.contracts import CitationBook, ctx_of, report_answer, tool_ctx
 from sovra.errors import SovraError
 from sovra.index import SearchFilter
+from sovra.language import detect_language
 from sovra.runtime import Answer, RunContext
 from sovra.tools.contract_docs import ContractDocument, _mentioned, _parties_of, _search, _whole, _words
 from sovra.tools.facts import (
     ALL_KINDS,
     Fact,
+    compare_defined_terms,
     compare_facts,
     compare_numbers,
     compare_parties,
     counterpart,
+    defined_term_facts,
     facts_of,
     number_facts,
     party_facts,
@@ -148,6 +152,15 @@ def compare(state: State, config: RunnableConfig) -> State:
         res.only_right += [] if state.get("one_way") else numbers.only_right
         if state.get("one_way"):  # a body says more than its summary: only the summary's numbers count
             unverified_numbers = [f for f in unverified_numbers if any(f is g for g in ln)]
+        # defined terms: the same term in one language, the term defined at the same place across two
+        languages = {detect_language(_text(left)), detect_language(_text(right))}
+        terms = compare_defined_terms(
+            defined_term_facts(left.pages()), defined_term_facts(right.pages()), left.pages(), right.pages(),
+            same_language=len(languages) == 1 and None not in languages, window=None if state.get("one_way") else 0.2,
+        )  # fmt: skip
+        res.matched += terms.matched
+        res.only_left += terms.only_left
+        res.only_right += [] if state.get("one_way") else terms.only_right
     lp, rp = passages(left.pages()), passages(right.pages())
     # A summary restates its body's facts in another order: look for the counterpart anywhere.
     window = None if state.get("one_way") else 0.2
@@ -213,7 +226,8 @@ def report(state: State, config: RunnableConfig) -> State:
             if f.get("counterpart"):
                 m = _cite(book, other, chunks[other["doc_id"]], f["counterpart"])
                 there = f" (the corresponding passage there [{m}])"
-            lines.append(f"- {f['kind']} {f['show']} in {doc['title']} [{n}], not in {other['title']}{there}.")
+            kind = f["kind"].replace("_", " ")
+            lines.append(f"- {kind} {f['show']} in {doc['title']} [{n}], not in {other['title']}{there}.")
     by_value = r.get("by_value", [])
     if by_value:
         shown = ", ".join(sorted({f["show"] for f in by_value}))
@@ -229,9 +243,13 @@ def report(state: State, config: RunnableConfig) -> State:
         shown = ", ".join(sorted({f["show"] for f in numbers}))
         lines.append(f"{len(numbers)} number(s) stated in one document whose value was not read in the other (in "
                      f"digits or words; written another way, or left out: not verified): {shown}.")  # fmt: skip
+    renderings = [(a["show"], b["show"]) for a, b in r["matched"] if a["kind"] == "defined_term" and a != b]
+    if renderings:
+        shown = "; ".join(f'"{a}" = "{b}"' for a, b in renderings)
+        lines.append(f"Defined terms paired by where they are defined (the renderings are yours to check): {shown}.")
     if r["matched"] and not diffs and not r["unreadable"] and not by_value and not unverified and not numbers:
         lines.append(f"Consistent: all {len(r['matched'])} facts compared (amounts, rates, dates, periods, "
-                     "jurisdictions, parties, other numbers) are stated in both.")  # fmt: skip
+                     "jurisdictions, parties, defined terms, other numbers) are stated in both.")  # fmt: skip
     elif r["matched"]:
         lines.append(f"{len(r['matched'])} facts agree.")
     for a, b in r["matched"][:3]:

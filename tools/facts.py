@@ -32,7 +32,7 @@ from sovra.tools.terms.normalize import (
     number_word,
 )
 
-Kind = Literal["amount", "percentage", "date", "period", "jurisdiction", "year", "party", "number"]
+Kind = Literal["amount", "percentage", "date", "period", "jurisdiction", "year", "party", "number", "defined_term"]
 KINDS: tuple[Kind, ...] = ("amount", "percentage", "date", "period", "jurisdiction")
 # What the consistency agent compares: also the years a document names without a day ("in 1998",
 # "the 1990s"), which a translation must keep as well. The translation checker compares those as
@@ -533,6 +533,71 @@ def compare_numbers(
     unverified = [left[n] for n, b in lost_l.items() if b not in blocks_r]
     unverified += [right[n] for n, b in lost_r.items() if b not in blocks_l]
     return out, unverified
+
+
+# A defined term: ("the Borrower"), (le « Prêteur »), (die „Darlehensnehmerin"), (hereinafter "Bank").
+_QUOTES = "\"“”«»„‘’'"
+# The term starts with a capital letter: (el "extremo del muro") is a gloss, not a definition.
+DEFINED_TERM = re.compile(
+    rf"\(\s*(?:(?i:the|hereinafter|ci-après|le|la|les|der|die|das|de|het|il|lo|gli|el|los)\s+|(?i:l)['’]\s*)?"
+    rf"[{_QUOTES}]\s*(?P<term>[A-ZÀ-Ý][^{_QUOTES}()]{{0,60}}?)\s*[{_QUOTES}]\s*\)"
+)
+
+
+def defined_term_facts(pages: dict[int, str]) -> list[Fact]:
+    """Every term the document defines, with its passage (the first definition of each term)."""
+    out, seen = [], set()
+    for p in passages(pages):
+        for m in DEFINED_TERM.finditer(p.text):
+            key = " ".join(m["term"].casefold().split())
+            if key not in seen:
+                seen.add(key)
+                a = max(0, m.start() - 120)
+                quote = p.text if len(p.text) <= 300 else p.text[a : a + 299]
+                out.append(Fact("defined_term", key, m["term"], p.page, p.start, p.end, quote))
+    return out
+
+
+def compare_defined_terms(
+    left: list[Fact],
+    right: list[Fact],
+    left_pages: dict[int, str],
+    right_pages: dict[int, str],
+    same_language: bool,
+    window: float | None = 0.2,
+) -> FactComparison:
+    """Defined terms of two documents. In one language, a term is found when the other defines the
+    same term. Across languages a term is translated, so it is paired with the term the other
+    document defines in the corresponding passage (``counterpart``; the one at the same place when
+    none shares a number or a name), in order: a definition with no counterpart definition is a
+    difference. The pairs are shown, as a glossary would: that "Emprunteur" renders "Borrower" is
+    the reader's to judge."""
+    out = FactComparison()
+    if same_language:
+        keys = ({f.key for f in left}, {f.key for f in right})
+        out.matched = [(f, next(g for g in right if g.key == f.key)) for f in left if f.key in keys[1]]
+        out.only_left = [f for f in left if f.key not in keys[1]]
+        out.only_right = [g for g in right if g.key not in keys[0]]
+        return out
+    lp, rp = passages(left_pages), passages(right_pages)
+    used: set[int] = set()
+    for f in left:
+        i = next((i for i, p in enumerate(lp) if p.page == f.page and p.start == f.char_start), None)
+        j = None if i is None else _counterpart_at(i, lp, rp, window)
+        if i is not None and j is None and window is not None and rp:
+            j = round(i / max(1, len(lp) - 1) * (len(rp) - 1))
+        twin = next(
+            (n for n, g in enumerate(right) if n not in used and j is not None and g.page == rp[j].page
+             and g.char_start == rp[j].start),
+            None,
+        )  # fmt: skip
+        if twin is None:
+            out.only_left.append(f)
+        else:
+            used.add(twin)
+            out.matched.append((f, right[twin]))
+    out.only_right = [g for n, g in enumerate(right) if n not in used]
+    return out
 
 
 # A party is a name with a legal form: "Nordbank Luxembourg S.A.", "Rheintal Logistik SE". Words that

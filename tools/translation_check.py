@@ -22,19 +22,14 @@ from pathlib import Path
 from typing import Any, Literal
 
 from sovra.errors import InputError
-from sovra.tools.facts import _PCT, Fact, compare_facts, facts_of
+from sovra.tools.facts import _PCT, DEFINED_TERM, Fact, compare_facts, facts_of
 from sovra.tools.terms.normalize import find_dates, find_durations, find_money, number_word
 from sovra.tools.terms.parties import _SUFFIX
 
 Status = Literal["preserved", "changed", "could_not_check", "no_facts"]
 LANGS = ("en", "fr", "de", "nl", "it", "es")
 
-_QUOTES = "\"“”«»„‘’'"
-_DEFINED = re.compile(
-    rf"\(\s*(?:(?:the|hereinafter|ci-après|le|la|les|der|die|das|de|het|il|lo|gli|el|los)\s+|l['’]\s*)?"
-    rf"[{_QUOTES}]\s*(?P<term>[A-ZÀ-Ý][^{_QUOTES}()]{{0,60}}?)\s*[{_QUOTES}]\s*\)",
-    re.I,
-)
+_DEFINED = DEFINED_TERM
 _PARTY = re.compile(rf"\b(?:[A-Z][\w&'-]*\.?\s+){{1,5}}{_SUFFIX}")
 _NUMBER = re.compile(r"(?<![\w.,])\d+(?:[ \u00a0\u202f.,']\d+)*")
 

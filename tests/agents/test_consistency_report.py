@@ -125,3 +125,27 @@ def test_roman_numerals_and_sentences_split_differently_still_match():
         document("en", "Budget (en)", en), document("nl", "Begroting (nl)", nl.replace("rubriek 1", "rubriek 2"))
     )
     assert "Consistent" not in changed["answer"], changed["answer"]
+
+
+def test_defined_terms_are_paired_across_languages_and_a_missing_one_is_a_difference():
+    en = (
+        'This agreement is made between Nordbank Luxembourg S.A. (the "Lender") and Rheintal Logistik SE '
+        '(the "Borrower") in 2024.\n\nThe Facility (the "Loan") bears interest at 3.5%.'
+    )
+    fr = (
+        "Le présent contrat est conclu entre Nordbank Luxembourg S.A. (le « Prêteur ») et Rheintal Logistik SE "
+        "(l'« Emprunteur ») en 2024.\n\nLe crédit (le « Prêt ») porte intérêt à 3,5 %."
+    )
+    same = run_pair(document("en", "Loan (en)", en), document("fr", "Prêt (fr)", fr))
+    assert "Consistent: all" in same["answer"], same["answer"]
+    assert '"Lender" = "Prêteur"' in same["answer"] and '"Borrower" = "Emprunteur"' in same["answer"]
+    dropped = run_pair(document("en", "Loan (en)", en), document("fr", "Prêt (fr)", fr.replace(" (le « Prêt »)", "")))
+    assert "defined term Loan in Loan (en)" in dropped["answer"] and "Consistent" not in dropped["answer"]
+
+
+def test_a_summary_must_use_the_terms_its_body_defines():
+    body = 'Acme Bank AG (the "Arranger") arranges the notes in 2025. The Arranger is paid 1.5%.'
+    summary = 'Acme Bank AG (the "Dealer") arranges the notes in 2025 for 1.5%.'
+    st = run_pair(document("en", "Body (en)", body), document("en2", "Summary (en)", summary))
+    assert "defined term Dealer in Summary (en)" in st["answer"] or "defined term Arranger" in st["answer"]
+    assert "Consistent" not in st["answer"]

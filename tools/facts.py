@@ -12,11 +12,13 @@ no verdict at all: the same honesty rule as the contracts agent.
 from __future__ import annotations
 
 import contextlib
+import math
 import re
 import unicodedata
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from functools import lru_cache
 from typing import Literal
 
 from sovra.tools.terms.fields import _LAW_STRONG
@@ -287,11 +289,12 @@ _ANCHOR_WORD = re.compile(r"[^\W\d_]{3,}")
 _ANCHOR_NUMBER = re.compile(r"\d+")
 
 
-def _anchors(text: str) -> set[str]:
+@lru_cache(maxsize=16384)
+def _anchors(text: str) -> frozenset[str]:
     """What a passage and its translation share whatever the language: digit runs and capitalised
     words (names: "Elway", "Broncos", "Kenvue"; German's capitalised nouns rarely match English)."""
     words = {w for w in _ANCHOR_WORD.findall(text) if w[0].isupper()}
-    return set(_ANCHOR_NUMBER.findall(text)) | {_fold(w) for w in words}
+    return frozenset(_ANCHOR_NUMBER.findall(text)) | {_fold(w) for w in words}
 
 
 def _fold(word: str) -> str:
@@ -316,13 +319,16 @@ def _counterpart_at(at: int, own: list[Passage], other: list[Passage], window: f
     if not other:
         return None
     mine = _anchors(own[at].text)
-    where = at / max(1, len(own) - 1)
+    n = len(other)
+    where = at / max(1, len(own) - 1) * (n - 1)  # the same place, as an index into ``other``
+    lo, hi = 0, n - 1
+    if window is not None:  # a share of the length, and one passage more (a short text)
+        reach = window * (n - 1) + 1
+        lo, hi = max(0, math.floor(where - reach)), min(n - 1, math.ceil(where + reach))
     best: tuple[int, float, int] | None = None
-    for j, p in enumerate(other):
-        dist = abs(j / max(1, len(other) - 1) - where)
-        if window is not None and dist > window + 1 / max(1, len(other) - 1):  # a short text: one passage on
-            continue
-        shared = len(mine & _anchors(p.text))
+    for j in range(lo, hi + 1):
+        shared = len(mine & _anchors(other[j].text))
+        dist = abs(j - where)
         if shared and (best is None or (shared, -dist) > (best[0], best[1])):
             best = (shared, -dist, j)
     return best[2] if best else None
@@ -427,7 +433,7 @@ def _number_counts(text: str) -> Counter[str]:
         if n is not None:
             out[f"{float(n):.6g}"] += 1
     for m in _ROMAN.finditer(text):  # "Category I" = "rubriek 1", "Titel IV" = "Title 4"
-        before = text[: m.start()].split()
+        before = text[max(0, m.start() - 40) : m.start()].split()
         if len(m.group(1)) > 1 or (before and before[-1][0].isupper()):  # not the pronoun in "and I think"
             out[f"{float(_roman(m.group(1))):.6g}"] += 1
     return out

@@ -69,6 +69,11 @@ def parse_date(text: str, day_first: bool = False) -> dt.date | None:
 
 
 def find_dates(text: str) -> list[Found]:
+    return list(_find_dates(text))  # a copy: the cached list is never handed out
+
+
+@lru_cache(maxsize=4096)  # a passage is read for several kinds of fact
+def _find_dates(text: str) -> list[Found]:
     out: list[Found] = []
     for m in _DATE_RE.finditer(text):
         d = parse_date(m.group(0))
@@ -145,6 +150,11 @@ def number_word(word: str) -> int | None:
 
 
 def find_durations(text: str) -> list[Found]:
+    return list(_find_durations(text))  # a copy: the cached list is never handed out
+
+
+@lru_cache(maxsize=4096)  # a passage is read for several kinds of fact
+def _find_durations(text: str) -> list[Found]:
     out: list[Found] = []
     for m in _DURATION_RE.finditer(text):
         unit = _UNITS[m["unit"].split()[-1].lower()]
@@ -287,6 +297,11 @@ def _number(raw: str) -> float | None:
 
 
 def find_money(text: str) -> list[Found]:
+    return list(_find_money(text))  # a copy: the cached list is never handed out
+
+
+@lru_cache(maxsize=4096)  # a passage is read for several kinds of fact
+def _find_money(text: str) -> list[Found]:
     out: list[Found] = []
     for m in _MONEY_RE.finditer(text):
         cur = (m["cur1"] or m["cur2"] or "").upper()

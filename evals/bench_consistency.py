@@ -1,7 +1,8 @@
 """Consistency benchmark (issue 25): the consistency agent's compare and report steps on real
 translated documents, half of them with one planted change.
 
-    python -m sovra.evals.bench_consistency [--sets xquad,europarl] [--langs de,fr] [--limit N] [--show] [--out F]
+    python -m sovra.evals.bench_consistency [--sets xquad,europarl] [--langs de,fr] [--limit N] [--seed N]
+        [--show] [--out F]
 
 Sets (both real, professionally translated text; provenance in each folder's README):
 
@@ -11,8 +12,11 @@ Sets (both real, professionally translated text; provenance in each folder's REA
   or Spanish translation (48 pairs per language). Romanian is in XQuAD too but the fact reader does
   not read Romanian dates and amounts (it reads en, fr, de, nl, it, es), so it is left out.
 * ``europarl`` (``evals/datasets/europarl``): European Parliament speeches on budgets and the
-  economy, as the Parliament published them in English, French and German. One document = one
-  speech; a pair = the English speech and its French or German version.
+  economy, as the Parliament published them in English, French, German, Spanish, Italian and Dutch.
+  One document = one speech; a pair = the English speech and one of its five other versions.
+
+``--seed`` draws other pairs and other changes (default 25): the pairs planted with one seed are the
+ones checked for false alarms with another.
 
 In half of the pairs (``random.Random(25)``, the same pairs for every language) ONE change is planted
 in the translation, on top of the real text: a fact that the translation states with digits (an

@@ -91,6 +91,7 @@ def test_every_step_is_in_the_audit_log_and_the_chain_verifies(demo_runtime):
     assert snapshot is not None and snapshot.checkpoint["channel_values"]["question"] == a.question
 
 
+@pytest.mark.slow  # ~40 s: every planted demo question through the bundled model
 def test_quality_on_the_planted_questions(demo_runtime, demo_settings):
     """The embedded defaults must answer most demo questions; the figure is printed for the report."""
     questions = [

@@ -31,6 +31,10 @@ def record_run(log: AuditLog, services: Services, user: User, question: str) -> 
         return rec.run_id
 
 
+# Builds its own demo corpus (about 50 s on the shared 2-core machine): run with the slow tests.
+pytestmark = pytest.mark.slow
+
+
 @pytest.fixture(scope="module")
 def services(module_demo_settings):  # type: ignore[no-untyped-def]
     s = Services(module_demo_settings)

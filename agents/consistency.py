@@ -73,8 +73,8 @@ def _with_counterpart(f: Fact, own: list[Passage], other: list[Passage], window:
     return out
 
 
-def _text(doc: ContractDocument) -> str:
-    return "\n\n".join(t for _, t in sorted(doc.pages().items()))
+def _joined(pages: dict[int, str]) -> str:
+    return "\n\n".join(t for _, t in sorted(pages.items()))
 
 
 def _shared(a: list[Fact], b: list[Fact]) -> float:
@@ -127,49 +127,45 @@ def find(state: State, config: RunnableConfig) -> State:
 
 def compare(state: State, config: RunnableConfig) -> State:
     ctx = ctx_of(config)
-    left, right = (ContractDocument.model_validate(d) for d in state["docs"][:2])
-    lf, rf = _facts(left), _facts(right)
-    ln, rn = number_facts(left.pages()), number_facts(right.pages())
-    if state.get("one_way"):  # the shorter one is the summary: all of its facts must be in the body
-        (left, lf, ln), (right, rf, rn) = sorted([(left, lf, ln), (right, rf, rn)], key=lambda x: len(x[1]))
+    one_way = bool(state.get("one_way"))
+    # each document's pages rebuilt from its chunks once, and its facts read once
+    read = []
+    for d in (ContractDocument.model_validate(d) for d in state["docs"][:2]):
+        pages = d.pages()
+        read.append((d, pages, facts_of(pages, ALL_KINDS)))
+    if one_way:  # the shorter one is the summary: all of its facts must be in the body
+        read.sort(key=lambda x: len(x[2]))
+    (left, lpages, lf), (right, rpages, rf) = read
+    ltext, rtext = _joined(lpages), _joined(rpages)
+    ln, rn = number_facts(lpages), number_facts(rpages)
+    window = None if one_way else 0.2  # a summary restates its body's facts in another order
     # A side is read when it states any fact, a bare number included ("2 Gegenstimmen")
-    res = settle_by_value(compare_facts(lf + ln, rf + rn, ALL_KINDS), _text(left), _text(right))
+    res = settle_by_value(compare_facts(lf + ln, rf + rn, ALL_KINDS), ltext, rtext)
     unverified: list[Fact] = []
     unverified_numbers: list[Fact] = []
     if not res.unreadable:  # parties: names with a legal form, found by name on the other side
-        parties, unverified = compare_parties(
-            party_facts(left.pages()), party_facts(right.pages()), _text(left), _text(right)
-        )
-        res.matched += parties.matched
-        res.only_left += parties.only_left
-        res.only_right += [] if state.get("one_way") else parties.only_right
+        parties, unverified = compare_parties(party_facts(lpages), party_facts(rpages), ltext, rtext)
         # numbers outside those facts (counts, measures, article numbers): a changed one is a difference
-        numbers, unverified_numbers = compare_numbers(
-            ln, rn, left.pages(), right.pages(), None if state.get("one_way") else 0.2
-        )
-        res.matched += numbers.matched
-        res.only_left += numbers.only_left
-        res.only_right += [] if state.get("one_way") else numbers.only_right
-        if state.get("one_way"):  # a body says more than its summary: only the summary's numbers count
+        numbers, unverified_numbers = compare_numbers(ln, rn, lpages, rpages, window)
+        if one_way:  # a body says more than its summary: only the summary's numbers count
             unverified_numbers = [f for f in unverified_numbers if any(f is g for g in ln)]
         # defined terms: the same term in one language, the term defined at the same place across two
-        languages = {detect_language(_text(left)), detect_language(_text(right))}
+        languages = {detect_language(ltext), detect_language(rtext)}
+        same_language = len(languages) == 1 and None not in languages
         terms = compare_defined_terms(
-            defined_term_facts(left.pages()), defined_term_facts(right.pages()), left.pages(), right.pages(),
-            same_language=len(languages) == 1 and None not in languages, window=None if state.get("one_way") else 0.2,
-        )  # fmt: skip
-        res.matched += terms.matched
-        res.only_left += terms.only_left
-        res.only_right += [] if state.get("one_way") else terms.only_right
-    lp, rp = passages(left.pages()), passages(right.pages())
-    # A summary restates its body's facts in another order: look for the counterpart anywhere.
-    window = None if state.get("one_way") else 0.2
+            defined_term_facts(lpages), defined_term_facts(rpages), lpages, rpages, same_language, window
+        )
+        for more in (parties, numbers, terms):
+            res.matched += more.matched
+            res.only_left += more.only_left
+            res.only_right += [] if one_way else more.only_right
+    lp, rp = passages(lpages), passages(rpages)
     result = {
         "left": left.model_dump(mode="json", include={"doc_id", "title", "url"}),
         "right": right.model_dump(mode="json", include={"doc_id", "title", "url"}),
         "matched": [[a.__dict__, b.__dict__] for a, b in res.matched],
         "only_left": [_with_counterpart(f, lp, rp, window) for f in res.only_left],
-        "only_right": [] if state.get("one_way") else [_with_counterpart(f, rp, lp, window) for f in res.only_right],
+        "only_right": [] if one_way else [_with_counterpart(f, rp, lp, window) for f in res.only_right],
         "unreadable": res.unreadable,
         "by_value": [f.__dict__ for f in res.by_value],
         "parties_unverified": [f.__dict__ for f in unverified],

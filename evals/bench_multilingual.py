@@ -53,7 +53,7 @@ from typing import Any
 
 import numpy as np
 
-from sovra.embeddings_e5 import load_language_means
+from sovra.embeddings_e5 import load_language_means, shift_vector
 from sovra.evals.dataset import load_beir
 from sovra.evals.metrics import retrieval_scores
 from sovra.retrieval import NAMES_CANDIDATES, names_bonus, passage_words, question_names
@@ -189,8 +189,7 @@ def run_xquad_shifted(c: Cached, langs: Sequence[str], means: dict[str, list[flo
             ds = sets[dl]
             dids = sorted(ds.corpus)
             dm = c.get(f"xquad-{dl}", [_doc_text(ds.corpus[i]) for i in dids], "docs")
-            shifted = qm - np.asarray(means[ql], dtype=np.float32) + np.asarray(means[dl], dtype=np.float32)
-            shifted /= np.linalg.norm(shifted, axis=1, keepdims=True)
+            shifted = np.asarray([shift_vector(q, means, ql, {dl: 1}) for q in qm.tolist()], dtype=np.float32)
             out[f"{ql}->{dl}"] = _score(sets[ql].qrels, _rank(shifted, dm, qids, dids))
             # and the shared-names bonus over the first NAMES_CANDIDATES (Retriever.search's order)
             words = [passage_words(_doc_text(ds.corpus[i])) for i in dids]

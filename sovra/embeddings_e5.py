@@ -70,6 +70,22 @@ def load_language_means(model_id: str, path: Path = LANGUAGE_MEANS) -> dict[str,
     return {k: [float(x) for x in v] for k, v in data.get("means", {}).items()}
 
 
+def shift_vector(
+    vector: Sequence[float], means: dict[str, list[float]], source: str, targets: dict[str, int]
+) -> list[float]:
+    """``vector`` minus the ``source`` language's mean plus the ``targets`` languages' means (weighted
+    by their passage counts), renormalised; unchanged when a language has no mean."""
+    targets = {k: n for k, n in targets.items() if k in means and n > 0}
+    if source not in means or not targets:
+        return list(vector)
+    total = sum(targets.values())
+    out = [v - m for v, m in zip(vector, means[source], strict=True)]
+    for lang, n in targets.items():
+        out = [v + m * n / total for v, m in zip(out, means[lang], strict=True)]
+    norm = sum(v * v for v in out) ** 0.5 or 1.0
+    return [v / norm for v in out]
+
+
 class E5Embedder(Bm25Sparse):
     """The ``Embeds`` interface of :class:`sovra.embeddings.Embedder` with multilingual-e5-small.
 
@@ -102,16 +118,7 @@ class E5Embedder(Bm25Sparse):
         Language Neutrality of Pre-trained Multilingual Representations*, 2020). On XQuAD it lifts
         cross-language nDCG@10 by 0.005-0.013 and leaves same-language search unchanged (never
         applied there). Unchanged when a language has no mean."""
-        means = self.language_means
-        targets = {k: n for k, n in targets.items() if k in means and n > 0}
-        if source not in means or not targets:
-            return vector
-        total = sum(targets.values())
-        out = [v - m for v, m in zip(vector, means[source], strict=True)]
-        for lang, n in targets.items():
-            out = [v + m * n / total for v, m in zip(out, means[lang], strict=True)]
-        norm = sum(v * v for v in out) ** 0.5 or 1.0
-        return [v / norm for v in out]
+        return shift_vector(vector, self.language_means, source, targets)
 
     @cached_property
     def model_id(self) -> str:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import importlib.util
 import threading
+import unicodedata
 from pathlib import Path
 from typing import Any
 
@@ -62,3 +63,9 @@ def detect_language(text: str) -> str | None:
     lang = str(found[0]["lang"])
     # lid.176 also knows ISO 639-2/3-only languages (e.g. "ceb"); only two-letter codes are kept.
     return lang if len(lang) == 2 else None
+
+
+def without_accents(word: str) -> str:
+    """The word without its accents ("Président" -> "President", "Zürich" -> "Zurich"): names and
+    words that two languages spell alike except for accents compare equal."""
+    return "".join(c for c in unicodedata.normalize("NFKD", word) if not unicodedata.combining(c))

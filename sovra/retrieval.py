@@ -22,7 +22,6 @@ from __future__ import annotations
 import math
 import re
 import threading
-import unicodedata
 import weakref
 from collections import OrderedDict
 from dataclasses import dataclass, replace
@@ -40,7 +39,7 @@ from sovra.doc_profile import (
     residual_question,
 )
 from sovra.index.base import Hit, SearchFilter, SearchMode, Sparse
-from sovra.language import detect_language
+from sovra.language import detect_language, without_accents
 from sovra.search_scope import narrow
 
 _WORD = re.compile(r"\w+")
@@ -265,19 +264,15 @@ _DIGITS = re.compile(r"\d+")
 _LETTERS = re.compile(r"[^\W\d_]{3,}")
 
 
-def _fold(word: str) -> str:
-    return "".join(c for c in unicodedata.normalize("NFKD", word) if not unicodedata.combining(c)).casefold()
-
-
 def question_names(query: str) -> set[str]:
     """The question's numbers and capitalised words after its first word (names, in most languages;
     German nouns too, which simply find no match in another language), without accents."""
     words = _LETTERS.findall(query)
-    return set(_DIGITS.findall(query)) | {_fold(w) for w in words[1:] if w[0].isupper()}
+    return set(_DIGITS.findall(query)) | {without_accents(w).casefold() for w in words[1:] if w[0].isupper()}
 
 
 def passage_words(text: str) -> set[str]:
-    return set(_DIGITS.findall(text)) | {_fold(w) for w in _LETTERS.findall(text)}
+    return set(_DIGITS.findall(text)) | {without_accents(w).casefold() for w in _LETTERS.findall(text)}
 
 
 def names_bonus(names: set[str], words: set[str]) -> float:

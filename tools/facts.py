@@ -14,13 +14,13 @@ from __future__ import annotations
 import contextlib
 import math
 import re
-import unicodedata
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from functools import lru_cache
 from typing import Literal
 
+from sovra.language import without_accents
 from sovra.tools.terms.fields import _LAW_STRONG
 from sovra.tools.terms.layout import Passage, passages
 from sovra.tools.terms.normalize import (
@@ -110,11 +110,16 @@ _YEAR = re.compile(
 _SHORT_END = re.compile(r"[–-](\d{2})(?![\w%/]|[.,]\d)")
 
 
+def _typed_spans(text: str) -> list[tuple[int, int]]:
+    """Where the text states an amount, a date, a period or a percentage."""
+    spans = [(f.start, f.end) for f in find_money(text) + find_dates(text) + find_durations(text)]
+    return spans + [m.span() for m in _PCT.finditer(text)]
+
+
 def find_years(text: str) -> list[tuple[str, int, int]]:
     """Years named without a day (``1998``) and decades (``90s``), outside amounts, dates, periods
     and percentages: (key, start, end)."""
-    spans = [(f.start, f.end) for f in find_money(text) + find_dates(text) + find_durations(text)]
-    spans += [m.span() for m in _PCT.finditer(text)]
+    spans = _typed_spans(text)
     out = []
     for m in _DECADE.finditer(text):
         word = (m["w"] or m["x"] or "").lower()
@@ -132,15 +137,18 @@ def find_years(text: str) -> list[tuple[str, int, int]]:
     return sorted(out, key=lambda x: x[1])
 
 
+def _quote(text: str, at: int) -> str:
+    """The passage, or for a long one the 299 characters around ``at``, so the quote a reader sees
+    contains the value."""
+    if len(text) <= 300:
+        return text
+    a = max(0, min(at - 120, len(text) - 299))
+    return ("…" if a else "") + text[a : a + 299] + ("…" if a + 299 < len(text) else "")
+
+
 def _facts_in(p: Passage, years: bool = False) -> list[Fact]:
     def fact(kind: Kind, key: str, show: str, at: int = 0) -> Fact:
-        # A long passage is quoted around the value, so the quote a reader sees contains it.
-        if len(p.text) <= 300:
-            quote = p.text
-        else:
-            a = max(0, min(at - 120, len(p.text) - 299))
-            quote = ("…" if a else "") + p.text[a : a + 299] + ("…" if a + 299 < len(p.text) else "")
-        return Fact(kind, key, show, p.page, p.start, p.end, quote)
+        return Fact(kind, key, show, p.page, p.start, p.end, _quote(p.text, at))
 
     out = [
         fact("amount", f"{m.value.currency} {m.value.amount:.2f}", str(m.value), m.start) for m in find_money(p.text)
@@ -235,17 +243,21 @@ _WORD = re.compile(r"[^\W\d_]+")
 def _bare_values(text: str) -> Counter[int]:
     """Whole numbers the text states outside amounts, dates, periods and percentages, in digits
     (``2,000``, ``2.000``, ``2 000``) or in words (``sixteen``, ``sechzehn``)."""
-    spans = [(f.start, f.end) for f in find_money(text) + find_dates(text) + find_durations(text)]
-    spans += [m.span() for m in _PCT.finditer(text)] + [(a, b) for _, a, b in find_years(text)]
+    spans = _typed_spans(text) + [(a, b) for _, a, b in find_years(text)]
     out: Counter[int] = Counter()
     for m in _BARE.finditer(text):
         if not any(a <= m.start() < b for a, b in spans):
             out[int(re.sub(r"\D", "", m.group(0)))] += 1
+    out.update(_number_words(text))
+    return out
+
+
+def _number_words(text: str) -> Iterator[int]:
+    """The numbers the text writes in words ("sixteen", "sechzehn"; not the article "a", "un")."""
     for w in _WORD.findall(text.lower()):
         n = number_word(w) if len(w) > 2 and w not in _ONE else None
         if n is not None:
-            out[n] += 1
-    return out
+            yield n
 
 
 _ONE = frozenset({"a", "an", "un", "une", "uno", "una", "ein", "eine", "einen", "einem", "einer", "een"})
@@ -294,12 +306,7 @@ def _anchors(text: str) -> frozenset[str]:
     """What a passage and its translation share whatever the language: digit runs and capitalised
     words (names: "Elway", "Broncos", "Kenvue"; German's capitalised nouns rarely match English)."""
     words = {w for w in _ANCHOR_WORD.findall(text) if w[0].isupper()}
-    return frozenset(_ANCHOR_NUMBER.findall(text)) | {_fold(w) for w in words}
-
-
-def _fold(word: str) -> str:
-    """Without accents: "Président" = "President", "Zürich" = "Zurich"."""
-    return "".join(c for c in unicodedata.normalize("NFKD", word) if not unicodedata.combining(c))
+    return frozenset(_ANCHOR_NUMBER.findall(text)) | {without_accents(w) for w in words}
 
 
 def counterpart(fact: Fact, own: list[Passage], other: list[Passage], window: float | None = 0.2) -> Passage | None:
@@ -308,11 +315,25 @@ def counterpart(fact: Fact, own: list[Passage], other: list[Passage], window: fl
     as a heading may be a passage of its own in one language and not the other; None: anywhere), the
     one sharing most numbers and names with it; None when none shares any. A translation keeps the
     order of its source, so a changed value's counterpart is where the original value is stated."""
-    at = next((i for i, p in enumerate(own) if p.page == fact.page and p.start == fact.char_start), None)
+    at = _index(own).get((fact.page, fact.char_start))
     if at is None:
         return None
     j = _counterpart_at(at, own, other, window)
     return None if j is None else other[j]
+
+
+def _index(ps: list[Passage]) -> dict[tuple[int, int], int]:
+    """Each passage's position in ``ps`` by (page, start): where a fact's passage is."""
+    return {(p.page, p.start): i for i, p in enumerate(ps)}
+
+
+def _aligned(at: int, own: list[Passage], other: list[Passage], window: float | None) -> int | None:
+    """``counterpart``'s passage for own[at], or, within a window, the one at the same place when
+    none shares a number or a name with it (the changed value was the only one)."""
+    j = _counterpart_at(at, own, other, window)
+    if j is None and window is not None and other:
+        j = round(at / max(1, len(own) - 1) * (len(other) - 1))
+    return j
 
 
 def _counterpart_at(at: int, own: list[Passage], other: list[Passage], window: float | None) -> int | None:
@@ -428,10 +449,7 @@ def _number_counts(text: str) -> Counter[str]:
     out: Counter[str] = Counter()
     for m in _ANY_DIGITS.finditer(text):
         out.update(_number_values(m.group(0), text[m.end() : m.end() + 20]))
-    for w in _WORD.findall(text.lower()):
-        n = number_word(w) if len(w) > 2 and w not in _ONE else None
-        if n is not None:
-            out[f"{float(n):.6g}"] += 1
+    out.update(f"{float(n):.6g}" for n in _number_words(text))
     for m in _ROMAN.finditer(text):  # "Category I" = "rubriek 1", "Titel IV" = "Title 4"
         before = text[max(0, m.start() - 40) : m.start()].split()
         if len(m.group(1)) > 1 or (before and before[-1][0].isupper()):  # not the pronoun in "and I think"
@@ -457,8 +475,7 @@ def _roman(numeral: str) -> int:
 def number_spans(text: str) -> list[tuple[int, int]]:
     """Where the text states a number with digits outside amounts, percentages, dates, periods and
     years."""
-    spans = [(f.start, f.end) for f in find_money(text) + find_dates(text) + find_durations(text)]
-    spans += [m.span() for m in _PCT.finditer(text)] + [m.span() for m in _PCT_RANGE.finditer(text)]
+    spans = _typed_spans(text) + [m.span() for m in _PCT_RANGE.finditer(text)]
     spans += [(a, b) for _, a, b in find_years(text)]
     return [m.span() for m in _NUMERAL.finditer(text) if not any(a <= m.start() < b for a, b in spans)]
 
@@ -470,8 +487,7 @@ def number_facts(pages: dict[int, str]) -> list[Fact]:
         t = p.text
         for a, b in number_spans(t):
             key = "|".join(sorted(_number_values(t[a:b], t[b : b + 20])))
-            quote = t if len(t) <= 300 else t[max(0, a - 120) : max(0, a - 120) + 299]
-            out.append(Fact("number", key, t[a:b], p.page, p.start, p.end, quote))
+            out.append(Fact("number", key, t[a:b], p.page, p.start, p.end, _quote(t, a)))
     return out
 
 
@@ -504,10 +520,7 @@ def compare_numbers(
 
     for side, own, other, there in (("L", lp, rp, "R"), ("R", rp, lp, "L")):
         for i in range(len(own)):
-            j = _counterpart_at(i, own, other, window)
-            if j is None and window is not None and other:
-                j = round(i / max(1, len(own) - 1) * (len(other) - 1))
-            if j is not None:
+            if (j := _aligned(i, own, other, window)) is not None:
                 parent[find((side, i))] = find((there, j))
     counts: dict[tuple[str, tuple[str, int]], Counter[str]] = {}
     for side, ps in (("L", lp), ("R", rp)):
@@ -515,16 +528,13 @@ def compare_numbers(
             key = (side, find((side, i)))
             counts[key] = counts.get(key, Counter()) + _number_counts(p.text)
 
-    def block(f: Fact, side: str, ps: list[Passage]) -> tuple[str, int] | None:
-        i = next((i for i, p in enumerate(ps) if p.page == f.page and p.start == f.char_start), None)
-        return None if i is None else find((side, i))
-
     def lost(facts: list[Fact], side: str, ps: list[Passage], there: str) -> dict[int, tuple[str, int] | None]:
+        where = _index(ps)
         out: dict[int, tuple[str, int] | None] = {}
         for n, f in enumerate(facts):
-            b = block(f, side, ps)
-            if b is None:
+            if (i := where.get((f.page, f.char_start))) is None:
                 continue
+            b = find((side, i))
             mine, theirs = counts.get((side, b), Counter()), counts.get((there, b), Counter())
             if not any(theirs[_across(v)] >= mine[v] for v in f.key.split("|")):
                 out[n] = b
@@ -558,9 +568,7 @@ def defined_term_facts(pages: dict[int, str]) -> list[Fact]:
             key = " ".join(m["term"].casefold().split())
             if key not in seen:
                 seen.add(key)
-                a = max(0, m.start() - 120)
-                quote = p.text if len(p.text) <= 300 else p.text[a : a + 299]
-                out.append(Fact("defined_term", key, m["term"], p.page, p.start, p.end, quote))
+                out.append(Fact("defined_term", key, m["term"], p.page, p.start, p.end, _quote(p.text, m.start())))
     return out
 
 
@@ -586,12 +594,11 @@ def compare_defined_terms(
         out.only_right = [g for g in right if g.key not in keys[0]]
         return out
     lp, rp = passages(left_pages), passages(right_pages)
+    where = _index(lp)
     used: set[int] = set()
     for f in left:
-        i = next((i for i, p in enumerate(lp) if p.page == f.page and p.start == f.char_start), None)
-        j = None if i is None else _counterpart_at(i, lp, rp, window)
-        if i is not None and j is None and window is not None and rp:
-            j = round(i / max(1, len(lp) - 1) * (len(rp) - 1))
+        i = where.get((f.page, f.char_start))
+        j = None if i is None else _aligned(i, lp, rp, window)
         twin = next(
             (n for n, g in enumerate(right) if n not in used and j is not None and g.page == rp[j].page
              and g.char_start == rp[j].start),

@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from sovra.config import Settings
+from sovra.errors import ConfigError
 
 _COLUMNS = (
     "run_id, thread_id, agent, user_id, interface, question, status, approval, "
@@ -42,6 +43,7 @@ CREATE TABLE IF NOT EXISTS sovra_runs (
     updated DOUBLE PRECISION NOT NULL
 )"""
 _INDEX = "CREATE INDEX IF NOT EXISTS sovra_runs_thread ON sovra_runs (thread_id, created)"
+_SETUP_LOCK = 7460240  # PostgreSQL advisory lock key held while the tables are created (audit: 7460239)
 
 # Statuses a run can end in; "running" and "awaiting_approval" are the live ones.
 LIVE = ("running", "awaiting_approval")
@@ -112,8 +114,22 @@ class RunStore:
             self._saver_conn: Any = connect()
             self.conn: Any = connect()
             self.saver: Any = PostgresSaver(self._saver_conn)
-            self.saver.setup()
             self._mark = "%s"
+            # Workers of one deployment start together: concurrent CREATE TABLE IF NOT EXISTS on a
+            # fresh database fails (duplicate pg_type row), so one process at a time creates the tables.
+            # Polled, not waited for: the saver's migrations run CREATE INDEX CONCURRENTLY, which waits
+            # for every open transaction, a blocked pg_advisory_lock() call included (a deadlock).
+            deadline = time.monotonic() + 300
+            while not self.conn.execute("SELECT pg_try_advisory_lock(%s) AS ok", (_SETUP_LOCK,)).fetchone()["ok"]:
+                if time.monotonic() > deadline:
+                    raise ConfigError("another process has held the checkpoint set-up lock for 5 minutes")
+                time.sleep(0.1)
+            try:
+                self.saver.setup()
+                self._exec(_DDL)
+                self._exec(_INDEX)
+            finally:
+                self.conn.execute("SELECT pg_advisory_unlock(%s)", (_SETUP_LOCK,))
         else:
             from langgraph.checkpoint.sqlite import SqliteSaver
 
@@ -137,8 +153,8 @@ class RunStore:
             self.conn = connect_sqlite(autocommit=True)
             self.saver = SqliteSaver(self._saver_conn)
             self._mark = "?"
-        self._exec(_DDL)
-        self._exec(_INDEX)
+            self._exec(_DDL)
+            self._exec(_INDEX)
 
     def _exec(self, sql: str, params: tuple[Any, ...] = ()) -> list[Any]:
         sql = sql.replace("?", self._mark)

@@ -87,9 +87,13 @@ def two_workers(tmp_path_factory) -> Iterator[str]:
     url = f"http://127.0.0.1:{port}"
     try:
         deadline = time.monotonic() + 300  # spawned workers import the whole stack: slow on a busy machine
-        while True:  # the workers start in their own time: wait until both answer (bounded)
+        # The workers start in their own time, and /health answers as soon as the first is up: wait
+        # until both have logged their start-up (uvicorn writes one line per worker) and one answers.
+        log_path = data / "server.log"
+        while True:
+            started = log_path.read_text(errors="replace").count("Application startup complete")
             try:
-                if httpx.get(f"{url}/health", timeout=5).status_code == 200:
+                if started >= 2 and httpx.get(f"{url}/health", timeout=5).status_code == 200:
                     break
             except httpx.TransportError:
                 pass
@@ -125,7 +129,7 @@ def _worker(answer: str) -> str:
 def test_two_workers_share_one_audit_chain(two_workers):
     pids: set[str] = set()
     runs: list[dict] = []
-    for _ in range(5):  # bounded: connections go to either worker; both must have served some
+    for _ in range(10):  # bounded: connections go to either worker; both must have served some
         rs = asyncio.run(_ask_many(two_workers, 24))
         assert all(r.status_code == 200 for r in rs), [r.text for r in rs if r.status_code != 200]
         runs += [r.json() for r in rs]

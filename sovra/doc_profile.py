@@ -237,6 +237,9 @@ class Scope:
     words: tuple[str, ...]
     years: frozenset[int]
     quarters: frozenset[int]
+    # Words the question writes with a capital inside the sentence ("the PlanetCAD agreement"),
+    # casefolded: names, where a lower-case word may be any word ("annual report").
+    capitalised: frozenset[str] = frozenset()
 
 
 def question_scope(question: str) -> Scope:
@@ -249,7 +252,9 @@ def question_scope(question: str) -> Scope:
     for m in _Q_HALF.finditer(question):
         half = 1 if (m.group(1) == "1" or (m.group(2) or "").casefold() == "first") else 2
         quarters |= {1, 2} if half == 1 else {3, 4}
-    return Scope(tuple(w.casefold() for w in _words(question)), frozenset(years), frozenset(quarters))
+    words = _words(question)
+    capitalised = frozenset(w.casefold() for w in words[1:] if not w.islower() and not w.isdigit())
+    return Scope(tuple(w.casefold() for w in words), frozenset(years), frozenset(quarters), capitalised)
 
 
 def names_entity(scope: Scope, metadata: dict[str, Any]) -> bool:
@@ -275,13 +280,23 @@ _STOP = {
 
 
 def names_title(scope: Scope, title: str) -> bool:
-    """Whether the question names the document by its title: at least three of the title's
-    distinctive words, and nearly all of them (a contract named by its parties, a report by name)."""
-    words = {w.casefold() for w in _words(title) if len(w) > 2 and w.casefold() not in _STOP}
-    if len(words) < 3:
+    """Whether the question names the document by its title (a contract by its kind and parties, a
+    report by name):
+
+    * at least three of the title's distinctive words, and nearly all of them;
+    * or its first four or more, in the title's order ("the Outsourcing Agreement between Photronics,
+      Dai Nippon Printing and others": a title that lists more parties than the question);
+    * or, for a title of two distinctive words, both, one of them a name the question capitalises
+      ("the PlanetCAD co-branding agreement"; "the annual report" names no document)."""
+    ordered = list(dict.fromkeys(w.casefold() for w in _words(title) if len(w) > 2 and w.casefold() not in _STOP))
+    asked = set(scope.words)
+    found = sum(1 for w in ordered if w in asked)
+    if len(ordered) == 2:
+        return found == 2 and any(w in scope.capitalised and w.isalpha() and len(w) > 3 for w in ordered)
+    if len(ordered) < 3 or found < 3:
         return False
-    found = len(words & set(scope.words))
-    return found >= 3 and found >= 0.8 * len(words)
+    lead = next((i for i, w in enumerate(ordered) if w not in asked), len(ordered))
+    return found >= 0.8 * len(ordered) or lead >= 4
 
 
 # The primary financial statements that every annual and quarterly report contains, in the wordings

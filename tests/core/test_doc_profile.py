@@ -8,6 +8,7 @@ from sovra.doc_profile import (
     is_statement_page,
     named_statements,
     names_entity,
+    names_title,
     period_fit,
     profile,
     question_scope,
@@ -179,3 +180,39 @@ def test_a_line_item_implies_the_statement_that_reports_it():
     }
     for question, want in kinds.items():
         assert sorted(k for k, _, _ in implied_statements(question)) == want, question
+
+
+def test_a_question_names_a_document_by_its_title():
+    def named(question: str, title: str) -> bool:
+        return names_title(question_scope(question), title)
+
+    # Nearly all of the title's distinctive words.
+    assert named(
+        "Which law governs the Supply Agreement between Acme Corp and Beta Ltd?",
+        "Supply Agreement (Acme Corp; Beta Ltd)",
+    )
+    assert not named(
+        "Which law governs the Supply Agreement between Acme Corp and Gamma Ltd?",
+        "Supply Agreement (Acme Corp; Beta Ltd)",
+    )
+    # The first parties of a title that lists more of them than the question ("... and others").
+    title = (
+        "Outsourcing Agreement (Northwind Traders, Inc.; Fabrikam Printing Co., Ltd.; Contoso Photomask Corporation)"
+    )
+    assert named(
+        "How long is the warranty in the Outsourcing Agreement between Northwind Traders, Fabrikam Printing and others",
+        title,
+    )
+    assert not named("What does the Outsourcing Agreement between Northwind and Tailspin say?", title)
+    # A title of two distinctive words: both, one of them a name the question writes with a capital.
+    assert named(
+        "Does the Co-Branding Agreement of PlanetCAD Inc. restrict competition?",
+        "Co-Branding Agreement (PlanetCAD Inc.)",
+    )
+    assert named(
+        "Does the CO-BRANDING Agreement of The Boxlot Company grant a license?",
+        "CO-BRANDING Agreement (The Boxlot Company)",
+    )
+    assert not named("What does the annual report say about risk?", "Annual Report")
+    assert not named("What supply terms apply?", "Supply Agreement (Acme)")
+    assert not named("What was revenue in 2018 per the 10K?", "3M_2018_10K")  # no name among the two

@@ -7,6 +7,7 @@ SSE streams, vLLM's error shape, 429 + Retry-After).
 
 from __future__ import annotations
 
+import contextlib
 import json
 import socket
 import threading
@@ -322,27 +323,34 @@ def test_breaker_half_open_failure_reopens() -> None:
 
 def test_concurrency_limit_per_endpoint(tmp_path: Path, vllm: list[FakeVLLM]) -> None:
     f = fake(vllm, Reply(status=0))
-    # The first call hangs until its timeout: long enough that a loaded CI machine still makes the
-    # second call while the first holds the slot (0.5 s was not).
-    gw, _ = gateway(tmp_path, {"chat": Route(model="kyc-lora", base_url=f.base_url, max_concurrency=1, timeout_s=3)})
+    # Two routes on one server share its one slot. The first call hangs until the test releases it;
+    # the second, on a route with a 1 s timeout, waits that long for the slot and is refused. (With
+    # one route, the first call's own timeout freed the slot about when the second gave up waiting:
+    # on a loaded CI machine the second sometimes got it.)
+    gw, _ = gateway(
+        tmp_path,
+        {"chat": Route(model="kyc-lora", base_url=f.base_url, max_concurrency=1, timeout_s=60),
+         "quick": Route(model="kyc-lora", base_url=f.base_url, max_concurrency=1, timeout_s=1)},
+    )  # fmt: skip
     _get_litellm()
-    errors: list[BaseException] = []
 
     def hold() -> None:
-        try:
+        with contextlib.suppress(ModelUnavailableError):  # released: its connection closes unanswered
             gw.complete_text(MSG)
-        except ModelUnavailableError as exc:
-            errors.append(exc)
 
     first = threading.Thread(target=hold)
     first.start()
-    while not f.chat_bodies():  # the first call is now in flight and holds the only slot
-        threading.Event().wait(0.005)
-    with pytest.raises(ModelUnavailableError, match="busy: 1 calls already in flight"):
-        gw.complete_text(MSG)
-    first.join()
-    assert f.max_in_flight == 1 and len(f.chat_bodies()) == 1
-    assert errors and "no answer within" in str(errors[0])
+    try:
+        while not f.chat_bodies():  # the first call is now in flight and holds the only slot
+            threading.Event().wait(0.005)
+        with pytest.raises(ModelUnavailableError, match="busy: 1 calls already in flight"):
+            gw.complete_text(MSG, route="quick")
+        assert len(f.chat_bodies()) == 1  # refused before any request was sent
+    finally:
+        f.release.set()
+        first.join(timeout=120)
+    assert not first.is_alive()
+    assert f.max_in_flight == 1
 
 
 # --------------------------------------------------------------------------- data protection

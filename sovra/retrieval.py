@@ -24,6 +24,7 @@ import re
 import threading
 import weakref
 from collections import OrderedDict
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 from typing import Any
 
@@ -157,11 +158,16 @@ class Retriever:
         cfg = self.config
         across = self._across_languages(query, flt) if mode == "hybrid" else None
         dense, sparse = self.embed(query)
+        shift = None
         if across is not None:  # dense only, the question moved towards the passages' language
             mode = "dense"
             lang, targets = across
             if hasattr(self.embedder, "shift"):
-                dense = self.embedder.shift(dense, lang, targets)
+
+                def shift(vector: list[float]) -> list[float]:
+                    return self.embedder.shift(vector, lang, targets)  # type: ignore[no-any-return]
+
+                dense = shift(dense)
         wide = limit if across is None else max(limit, NAMES_CANDIDATES)
         if self.reranker is not None:
             wide = max(wide, cfg.rerank_candidates)
@@ -176,7 +182,7 @@ class Retriever:
         if self.reranker is not None and hits:
             hits = rerank(self.reranker, query, hits, cfg.rerank_candidates)
         if scope is not None and hits:
-            hits = self._scoped(query, scope, hits, dense, sparse, flt, wide, mode)
+            hits = self._scoped(query, scope, hits, dense, sparse, flt, wide, mode, shift)
         if cfg.diversifies:
             return diversify(hits, limit, cfg.mmr_lambda, cfg.dedup_threshold)
         return hits[:limit]
@@ -191,8 +197,11 @@ class Retriever:
         flt: SearchFilter,
         wide: int,
         mode: SearchMode,
+        shift: Callable[[list[float]], list[float]] | None = None,
     ) -> list[Hit]:
-        """The named entity's documents first (searched again on their own), by period fit."""
+        """The named entity's documents first (searched again on their own), by period fit.
+        ``shift``: how the question's vector was moved to the passages' language (a cross-language
+        search), applied to the narrowed question too."""
         named_by: dict[str, list[str]] = {}
         for h in hits:
             if h.doc_id in named_by:
@@ -211,6 +220,8 @@ class Retriever:
             rest = residual_question(query, [t for texts in named_by.values() for t in texts])
             if rest != query:
                 dense, sparse = self.embed(rest)
+                if shift is not None:
+                    dense = shift(dense)
             narrowed = replace(flt, doc_ids=tuple(named))
             vectors = self.config.mmr_lambda < 1.0
             more = self.index.search(dense, sparse, narrowed, wide, mode=mode, with_vectors=vectors)

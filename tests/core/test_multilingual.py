@@ -180,3 +180,35 @@ def test_a_cross_language_hit_carries_its_shared_names_bonus(e5: E5Embedder, tmp
         assert all("names" not in h.scores for h in same)  # same language: the hybrid search, no bonus
     finally:
         index.close()
+
+
+def test_a_cross_language_question_that_names_its_document_is_shifted_in_the_narrowed_search_too(
+    e5: E5Embedder, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from multilingual_support import EVERYONE
+
+    import sovra.retrieval as retrieval
+
+    files = {k: v for k, v in PASSAGES.items() if k in ("law_fr.txt", "termination_it.txt")}
+    index = build_index(tmp_path, e5, files)
+    shifted: list[list[float]] = []
+
+    class Spy(E5Embedder):
+        def shift(self, vector: list[float], lang: str, targets: dict[str, int]) -> list[float]:
+            shifted.append(vector)
+            return super().shift(vector, lang, targets)
+
+    spy = Spy.__new__(Spy)
+    spy.__dict__.update(e5.__dict__)
+    # Every document counts as named by the question ("the Luxembourg loan agreement"): the search is
+    # narrowed to them and run again with the naming words taken out, a new vector to move.
+    monkeypatch.setattr(retrieval, "names_title", lambda scope, title: True)
+    monkeypatch.setattr(retrieval, "residual_question", lambda q, naming: "Which law governs it and which courts?")
+    try:
+        question = "Which law governs the Luxembourg loan agreement and which courts decide disputes?"
+        hits = retrieval.Retriever(index, spy).search(question, EVERYONE, 2)
+        assert name_of(hits[0].doc_id) == "law_fr.txt"
+        assert len(shifted) == 2  # the question, then the narrowed question
+        assert shifted[1] == pytest.approx(spy.embed_query("Which law governs it and which courts?"))
+    finally:
+        index.close()

@@ -322,6 +322,19 @@ def _extractive(
         ((u["score"], i, u) for i, s in enumerate(sources, start=1) for u in s.get("sentences", [])),
         key=lambda t: (not t[2].get("quantity"), -t[2].get("overlap", 0) if t[2].get("quantity") else 0, -t[0]),
     )
+    # A "how many days" question is answered by the lines that give a number of days and share about
+    # as many of the question's words as the best of them: "30 working days of paid annual leave" (2
+    # shared) does not answer "How many days per week may I work from home?" beside "work remotely
+    # for up to 3 days per week" (5), and lines that give no number of days are not added after them.
+    best = max(
+        (
+            u.get("overlap", 0)
+            for s in sources
+            for u in s.get("sentences", [])
+            if _usable(u, min_dense) and u.get("quantity")
+        ),
+        default=0,
+    )
     picked: list[tuple[float, int, str]] = []
     # When every passage is from one document (a question about one party's contract), spreading
     # the quotes over passages would only skip that document's second-best clause.
@@ -330,12 +343,12 @@ def _extractive(
         for score, i, u in ranked:
             if len(picked) == max_units:
                 break
-            # Evidence must be close in meaning AND share words with the question: a passage that is
-            # merely on a nearby topic ("equipment allowance" for "pet insurance allowance") is not.
             # Lines giving the asked quantity may come two from one passage ("1 hour", "72 hours").
             spread = first_pass and not u.get("quantity")
-            if u["dense"] < min_dense or not u["supported"] or (spread and any(p[1] == i for p in picked)):
+            if not _usable(u, min_dense) or (spread and any(p[1] == i for p in picked)):
                 continue
+            if best and (not u.get("quantity") or 2 * u.get("overlap", 0) < best):
+                continue  # a "how many" question is answered by the lines that give the number
             if any(u["text"] in p[2] or p[2] in u["text"] for p in picked):
                 continue
             picked.append((score, i, u["text"]))
@@ -343,6 +356,12 @@ def _extractive(
         lines.append(f'"{text}" [{i}]')
         cited.append(i)
     return "\n".join(lines), sorted(set(cited))
+
+
+def _usable(unit: dict[str, Any], min_dense: float) -> bool:
+    """Evidence must be close in meaning AND share words with the question: a passage that is merely
+    on a nearby topic ("equipment allowance" for "pet insurance allowance") is not."""
+    return bool(unit["dense"] >= min_dense and unit["supported"])
 
 
 def answer(state: State, config: RunnableConfig) -> State:

@@ -326,15 +326,7 @@ def _extractive(
     # as many of the question's words as the best of them: "30 working days of paid annual leave" (2
     # shared) does not answer "How many days per week may I work from home?" beside "work remotely
     # for up to 3 days per week" (5), and lines that give no number of days are not added after them.
-    best = max(
-        (
-            u.get("overlap", 0)
-            for s in sources
-            for u in s.get("sentences", [])
-            if _usable(u, min_dense) and u.get("quantity")
-        ),
-        default=0,
-    )
+    best = max((u.get("overlap", 0) for _, _, u in ranked if u.get("quantity") and _usable(u, min_dense)), default=0)
     picked: list[tuple[float, int, str]] = []
     # When every passage is from one document (a question about one party's contract), spreading
     # the quotes over passages would only skip that document's second-best clause.

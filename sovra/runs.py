@@ -88,8 +88,6 @@ def postgres_url(settings: Settings) -> str | None:
     if url is None:
         return None
     if not url.startswith("postgres"):
-        from sovra.errors import ConfigError
-
         raise ConfigError(f"SOVRA_CHECKPOINT_URL must be a postgresql:// URL, got {url.split(':', 1)[0]}://...")
     rest = url.split("://", 1)[1]
     return "postgresql://" + rest  # psycopg wants no SQLAlchemy driver suffix (postgresql+psycopg)

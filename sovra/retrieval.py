@@ -244,9 +244,10 @@ class Retriever:
     ) -> tuple[list[Hit], set[tuple[str, int]]]:
         """A question that names a primary financial statement ("... shown in the balance sheet")
         is answered from that statement's pages of the named documents: found by searching those
-        documents (``narrowed``) for the statement's title and keeping the hits whose page opens with it. Their
-        chunks come first (after the period fit); a statement page that the question's own search
-        missed is added."""
+        documents (``narrowed``) for the statement's title and keeping the hits that open their page
+        with it (a later chunk of a page that lists the statements, "40 Consolidated Balance
+        Sheets", does not count). Their chunks come first (after the period fit); a statement page
+        that the question's own search missed is added."""
         pages: set[tuple[str, int]] = set()
         found: list[Hit] = []
         for _kind, pattern, title in statements:
@@ -254,11 +255,17 @@ class Retriever:
             # Notes cite the statements by name ("... on the Consolidated Balance Sheets"): look past them.
             limit = min(60, 10 * len(narrowed.doc_ids) + 10)
             for h in self.index.search(dense, sparse, narrowed, limit, mode=mode):
-                if is_statement_page(h.text, pattern) and (h.doc_id, h.page) not in pages:
+                opens_page = h.char_start <= PAGE_OPENING  # a later chunk's first lines are mid-page
+                if opens_page and is_statement_page(h.text, pattern) and (h.doc_id, h.page) not in pages:
                     pages.add((h.doc_id, h.page))
                     found.append(h)
         seen = {(h.doc_id, h.page) for h in own}
         return own + [h for h in found if (h.doc_id, h.page) not in seen], pages
+
+
+# A chunk whose text starts this close to its page's start opens the page (only leading whitespace
+# or a running header before it); the next chunk starts at least chunk_chars/2 - overlap further on.
+PAGE_OPENING = 40
 
 
 # Across languages, names and numbers are what a question and its passage still share ("Broncos",

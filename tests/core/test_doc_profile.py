@@ -142,8 +142,8 @@ def test_a_statement_page_opens_with_its_title_a_note_that_cites_it_does_not():
     assert not is_statement_page(row, balance)
 
 
-def _page_hit(doc: str, n: int, page: int, text: str, meta: dict) -> Hit:
-    return Hit(f"{doc}#{n}", doc, doc, "", "filings", "file", page, 0, len(text), text, 1.0 / n, {}, meta)
+def _page_hit(doc: str, n: int, page: int, text: str, meta: dict, start: int = 0) -> Hit:
+    return Hit(f"{doc}#{n}", doc, doc, "", "filings", "file", page, start, start + len(text), text, 1.0 / n, {}, meta)
 
 
 def test_a_question_naming_a_statement_is_answered_from_that_statements_page(embedder):
@@ -166,6 +166,21 @@ def test_a_question_naming_a_statement_is_answered_from_that_statements_page(emb
     assert [h.chunk_id for h in implied][:2] == ["nw22#3", "nw22#4"]
     same = Retriever(_Index(hits), embedder).search("Who were NWT's auditors in 2022?", flt, 4)
     assert [h.chunk_id for h in same] == ["nw22#1", "nw22#2", "nw22#3", "nw22#4"]  # no statement: unchanged
+
+
+def test_a_statement_listed_further_down_a_page_does_not_make_it_that_statements_page(embedder):
+    # The annual report's index of statements, in the second chunk of the page before them: its
+    # first lines name the balance sheet, but the page does not open with it.
+    nw = {"entity_aliases": ["northwindtraders", "nwt"], "fiscal_year": 2022}
+    index_of_statements = "Item 8. Financial Statements\nIndex\n40 Consolidated Balance Sheets\n41 Earnings"
+    hits = [
+        _page_hit("nw22", 1, 45, index_of_statements, nw, start=900),
+        _page_hit("nw22", 2, 46, "CONSOLIDATED BALANCE SHEETS\nDecember 31 | 2022\nInventories | 2022: 9", nw),
+    ]
+    flt = SearchFilter(principals=("group:everyone",))
+    question = "How large were NWT's inventories in its 2022 balance sheet?"
+    out = Retriever(_Index(hits), embedder).search(question, flt, 2)
+    assert [h.chunk_id for h in out] == ["nw22#2", "nw22#1"]
 
 
 def test_a_line_item_implies_the_statement_that_reports_it():

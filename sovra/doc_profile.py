@@ -372,18 +372,51 @@ def implied_statements(question: str) -> list[tuple[str, re.Pattern[str], str]]:
     return [st for st in STATEMENTS if _IMPLIED[st[0]].search(question)]
 
 
-def is_statement_page(text: str, statement: re.Pattern[str]) -> bool:
-    """Whether ``text`` (a page's or its first chunk's text) opens with that statement's title: a
-    heading line among its first lines ("CONSOLIDATED BALANCE SHEETS", "Consolidated Statements of
-    Earnings (continued)"), not a sentence or a table row that mentions the statement."""
+# The words a primary statement's own title adds to the statement's name ("Condensed Consolidated
+# Statements of Earnings (unaudited)", "Konzern-Gewinn- und Verlustrechnung"): a heading with other
+# words ("Selected Income Statement Data", "Supplemental Balance Sheet Information") titles a table
+# or a note about the statement. _CONSOLIDATED: the group's statements, which analysts mean.
+_CONSOLIDATED = re.compile(
+    r"^(?:consolidated|condensed|combined|consolid[ée]e?s?|consolidad[oa]s?|consolidat[oi]|geconsolideerde?"
+    r"|konzern-?)$",
+    re.I,
+)
+_TITLE_WORDS = re.compile(
+    r"^(?:the|and|of|its|company|subsidiaries|group|statements?|unaudited|continued|interim|audited"
+    r"|et|und|de|des|du|della|del|van|en|y|e|table|of|contents|\d+)$",
+    re.I,
+)
+
+
+def statement_heading_rank(text: str, statement: re.Pattern[str]) -> int:
+    """How plainly ``text`` (a page's first chunk) opens with that statement's title, among its
+    first lines as a heading (not a sentence or a table row that mentions it): 3 the group's
+    statement ("CONSOLIDATED BALANCE SHEETS", "Condensed Consolidated Statements of Earnings"), 2
+    the statement's title alone ("INCOME STATEMENT", "Bilan"), 1 a heading with other words
+    ("Selected Income Statement Data"), 0 not a statement page."""
     head = [line.strip() for line in text.splitlines() if line.strip()][:_HEADING_LINES]
+    best = 0
     for line in head:
         m = statement.search(line)
         if m is None or "|" in line or line.endswith("."):
             continue
-        if len((line[: m.start()] + line[m.end() :]).strip()) <= 30:
-            return True
-    return False
+        rest = (line[: m.start()] + " " + line[m.end() :]).strip()
+        words = [w for w in re.findall(r"[^\W_]+", rest) if not _TITLE_WORDS.match(w)]
+        if not words:
+            rank = 3 if "consolidat" in m.group().casefold() else 2
+        elif all(_CONSOLIDATED.match(w) for w in words):
+            rank = 3
+        else:
+            rank = 1 if len(rest) <= 30 else 0
+        best = max(best, rank)
+    return best
+
+
+def is_statement_page(text: str, statement: re.Pattern[str]) -> bool:
+    """Whether ``text`` (a page's or its first chunk's text) opens with that statement's title: a
+    heading line among its first lines ("CONSOLIDATED BALANCE SHEETS", "Consolidated Statements of
+    Earnings (continued)"), not a sentence or a table row that mentions the statement."""
+    return statement_heading_rank(text, statement) > 0
 
 
 def residual_question(question: str, naming: list[str]) -> str:

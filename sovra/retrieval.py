@@ -31,13 +31,13 @@ from typing import Any
 from sovra.doc_profile import (
     Scope,
     implied_statements,
-    is_statement_page,
     named_statements,
     names_entity,
     names_title,
     period_fit,
     question_scope,
     residual_question,
+    statement_heading_rank,
 )
 from sovra.index.base import Hit, SearchFilter, SearchMode, Sparse
 from sovra.language import detect_language, without_accents
@@ -214,7 +214,7 @@ class Retriever:
             return hits
         named = sorted(named_by)
         own = [h for h in hits if h.doc_id in named_by]
-        pages: set[tuple[str, int]] = set()  # statement pages the question asks for (first among own)
+        pages: dict[tuple[str, int], int] = {}  # statement pages the question asks for: how plainly titled
         if not flt.doc_ids:
             # Within the named documents, the words that named them no longer tell passages apart.
             rest = residual_question(query, [t for texts in named_by.values() for t in texts])
@@ -232,7 +232,7 @@ class Retriever:
             if statements := named_statements(query) or implied_statements(query):
                 own, pages = self._statement_pages(statements, own, narrowed, mode)
         order = {h.chunk_id: i for i, h in enumerate(own)}
-        own.sort(key=lambda h: (-period_fit(scope, h.metadata), (h.doc_id, h.page) not in pages, order[h.chunk_id]))
+        own.sort(key=lambda h: (-period_fit(scope, h.metadata), -pages.get((h.doc_id, h.page), 0), order[h.chunk_id]))
         return own + [h for h in hits if h.doc_id not in named_by]
 
     def _statement_pages(
@@ -241,14 +241,15 @@ class Retriever:
         own: list[Hit],
         narrowed: SearchFilter,
         mode: SearchMode,
-    ) -> tuple[list[Hit], set[tuple[str, int]]]:
+    ) -> tuple[list[Hit], dict[tuple[str, int], int]]:
         """A question that names a primary financial statement ("... shown in the balance sheet")
         is answered from that statement's pages of the named documents: found by searching those
         documents (``narrowed``) for the statement's title and keeping the hits that open their page
         with it (a later chunk of a page that lists the statements, "40 Consolidated Balance
-        Sheets", does not count). Their chunks come first (after the period fit); a statement page
-        that the question's own search missed is added."""
-        pages: set[tuple[str, int]] = set()
+        Sheets", does not count). Their chunks come first (after the period fit), the group's
+        statements before a table titled with other words ("Selected Income Statement Data"); a
+        statement page that the question's own search missed is added."""
+        pages: dict[tuple[str, int], int] = {}
         found: list[Hit] = []
         for _kind, pattern, title in statements:
             dense, sparse = self.embed(title)
@@ -256,8 +257,9 @@ class Retriever:
             limit = min(60, 10 * len(narrowed.doc_ids) + 10)
             for h in self.index.search(dense, sparse, narrowed, limit, mode=mode):
                 opens_page = h.char_start <= PAGE_OPENING  # a later chunk's first lines are mid-page
-                if opens_page and is_statement_page(h.text, pattern) and (h.doc_id, h.page) not in pages:
-                    pages.add((h.doc_id, h.page))
+                rank = statement_heading_rank(h.text, pattern) if opens_page else 0
+                if rank and (h.doc_id, h.page) not in pages:
+                    pages[(h.doc_id, h.page)] = rank
                     found.append(h)
         seen = {(h.doc_id, h.page) for h in own}
         return own + [h for h in found if (h.doc_id, h.page) not in seen], pages

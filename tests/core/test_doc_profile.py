@@ -12,6 +12,7 @@ from sovra.doc_profile import (
     period_fit,
     profile,
     question_scope,
+    statement_heading_rank,
 )
 from sovra.documents import Document, Page
 from sovra.index.base import Hit, SearchFilter
@@ -140,6 +141,29 @@ def test_a_statement_page_opens_with_its_title_a_note_that_cites_it_does_not():
     assert is_statement_page(page, balance)
     assert not is_statement_page(note, balance)
     assert not is_statement_page(row, balance)
+
+
+def test_the_groups_statement_ranks_above_a_table_titled_with_the_statements_name():
+    income, balance = STATEMENTS[1][1], STATEMENTS[0][1]
+    assert statement_heading_rank("Table of Contents\nCONSOLIDATED STATEMENTS OF INCOME\nYear | 2022", income) == 3
+    assert statement_heading_rank("Condensed Consolidated Statements of Earnings (unaudited)\n$ | 2023", income) == 3
+    assert statement_heading_rank("Konzern-Gewinn- und Verlustrechnung\nUmsatz | 2023: 5", income) == 3
+    assert statement_heading_rank("Bilan\nActif | 2023", balance) == 2
+    assert statement_heading_rank("INCOME STATEMENT\nRevenue is recognised when", income) == 2
+    assert statement_heading_rank("TABLE 1: SUMMARY\nSelected Income Statement Data\nRevenues $ 52,862", income) == 1
+    assert statement_heading_rank("PARENT COMPANY – CONDENSED STATEMENTS OF CASH FLOWS", STATEMENTS[2][1]) == 1
+    assert statement_heading_rank("Leases are shown in the consolidated balance sheets.", balance) == 0
+
+
+def test_a_question_about_a_statements_line_item_gets_the_groups_statement_first(embedder):
+    nw = {"entity_aliases": ["northwindtraders", "nwt"], "fiscal_year": 2022}
+    hits = [
+        _page_hit("nw22", 1, 44, "TABLE 1: SUMMARY OF PERFORMANCE\nSelected Income Statement Data\nRevenues $ 52", nw),
+        _page_hit("nw22", 2, 96, "CONSOLIDATED STATEMENTS OF INCOME\nYear | 2022\nRevenues | 2022: 52", nw),
+    ]
+    flt = SearchFilter(principals=("group:everyone",))
+    out = Retriever(_Index(hits), embedder).search("What drove NWT's gross margin in FY2022?", flt, 2)
+    assert [h.chunk_id for h in out] == ["nw22#2", "nw22#1"]
 
 
 def _page_hit(doc: str, n: int, page: int, text: str, meta: dict, start: int = 0) -> Hit:

@@ -359,8 +359,8 @@ _IMPLIED = {
         re.I,
     ),
     "cash flow statement": re.compile(
-        r"\bcapex\b|\bcapital\s+expenditures?\b|\bcash\s+(?:flows?\s+)?(?:from|provided\s+by)\s+operati"
-        r"|\bfree\s+cash\s+flow|\bdividends\s+paid\b|\binvestissements\b|\binvestitionsausgaben\b",
+        r"\bcapex\b|\bcapital\s+expenditures?\b|\bcash\s*flows?\b|\bcash\s+(?:from|provided\s+by)\s+operati"
+        r"|\bdividends\s+paid\b|\bflux\s+de\s+tr[ée]sorerie\b|\binvestissements\b|\binvestitionsausgaben\b",
         re.I,
     ),
 }

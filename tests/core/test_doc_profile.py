@@ -211,6 +211,10 @@ def test_a_line_item_implies_the_statement_that_reports_it():
     kinds = {
         "What drove gross margin change as of FY2022?": ["income statement"],
         "What is the FY2018 capital expenditure amount?": ["cash flow statement"],
+        "Among operating, investing and financing activities, which brought in the most cash flow?": [
+            "cash flow statement"
+        ],
+        "Wie hoch war der Cashflow 2023?": ["cash flow statement"],
         "How many times has the company sold its inventory in FY2022?": ["balance sheet"],
         "Quelle est la marge brute en 2023 ?": ["income statement"],
         "Wie hoch waren die Verbindlichkeiten 2023?": ["balance sheet"],

@@ -346,7 +346,7 @@ def named_statements(question: str) -> list[tuple[str, re.Pattern[str], str]]:
 # question asks for them: a question about margins is answered from the income statement.
 _IMPLIED = {
     "balance sheet": re.compile(
-        r"\b(?:total\s+)?(?:assets|liabilit(?:y|ies)|inventor(?:y|ies)|working\s+capital)\b"
+        r"\b(?:total\s+)?(?:assets|liabilit(?:y|ies)|inventor(?:y|ies)|working\s+capital)\b|\bcapital[\s-]intensi"
         r"|\b(?:shareholders|stockholders)'?\s+equity\b|\bactifs?\b|\bpassifs?\b"
         r"|\bverbindlichkeiten\b|\bvorr[äa]te\b|\beigenkapital\b",
         re.I,
@@ -359,7 +359,7 @@ _IMPLIED = {
         re.I,
     ),
     "cash flow statement": re.compile(
-        r"\bcapex\b|\bcapital\s+expenditures?\b|\bcash\s*flows?\b|\bcash\s+(?:from|provided\s+by)\s+operati"
+        r"\bcapex\b|\bcapital\s+expenditures?\b|\bcapital[\s-]intensi|\bcash\s*flows?\b|\bcash\s+(?:from|provided\s+by)\s+operati"
         r"|\bdividends\s+paid\b|\bflux\s+de\s+tr[ée]sorerie\b|\binvestissements\b|\binvestitionsausgaben\b",
         re.I,
     ),

@@ -215,6 +215,7 @@ def test_a_line_item_implies_the_statement_that_reports_it():
             "cash flow statement"
         ],
         "Wie hoch war der Cashflow 2023?": ["cash flow statement"],
+        "Is the company a capital-intensive business?": ["balance sheet", "cash flow statement"],
         "How many times has the company sold its inventory in FY2022?": ["balance sheet"],
         "Quelle est la marge brute en 2023 ?": ["income statement"],
         "Wie hoch waren die Verbindlichkeiten 2023?": ["balance sheet"],

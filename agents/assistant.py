@@ -301,7 +301,8 @@ def _extractive(
     sources: list[dict[str, Any]], min_dense: float, max_units: int = 3, lead: tuple[int, str] | None = None
 ) -> tuple[str, list[int]]:
     """An answer made only of what the sources say: the ledger summary, the asked table figure with
-    its labels (``lead``), and the best units.
+    its labels (``lead``), and the best units: one beside a figure (the figure answers; one quote
+    shows where it stands, more would bury it), else up to ``max_units``.
 
     At most one unit per source is taken first, so three passages of one document do not crowd
     out the passage that answers (unless all are of one document); a unit already quoted inside
@@ -309,6 +310,8 @@ def _extractive(
     """
     lines: list[str] = []
     cited: list[int] = []
+    if lead is not None:
+        max_units = min(max_units, 1)
     for i, s in enumerate(sources, start=1):
         if s["kind"] == "ledger":
             lines.append(f"Ledger: {s['headline']} [{i}]")

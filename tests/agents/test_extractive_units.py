@@ -50,3 +50,20 @@ def test_without_an_asked_quantity_the_best_lines_of_different_sources_are_quote
     ]
     text, cited = _extractive(sources, min_dense=0.3)
     assert cited == [1, 2] and "Unrelated" not in text
+
+
+def test_a_figure_read_from_its_table_is_followed_by_one_quote_not_three():
+    sources = [
+        _doc("10k", _unit("Consolidated Statement of Cash Flows, years ended December 31", 0.6, 3, False)),
+        _doc("10k", _unit("Cash income tax payments | 2018: 1,560 | 2017: 1,604", 0.5, 2, False)),
+        _doc("10k", _unit("Cash interest payments | 2018: 328 | 2017: 214", 0.5, 2, False)),
+    ]
+    lead = (1, "Purchases of property, plant and equipment, 2018: (1,577) (Millions), table on page 60")
+    text, cited = _extractive(sources, min_dense=0.3, lead=lead)
+    assert text.splitlines() == [
+        f"{lead[1]} [1]",
+        '"Consolidated Statement of Cash Flows, years ended December 31" [1]',
+    ]
+    assert cited == [1]
+    without = _extractive(sources, min_dense=0.3)[0].splitlines()
+    assert len(without) == 3  # with no figure, the three best lines

@@ -80,6 +80,7 @@ def test_a_figure_question_is_answered_with_its_row_column_unit_and_page(rt):
     assert first.startswith(f"Purchases of property and equipment, 2023: {_value(capex, 2023)} (In millions), "
                             "table on page 2 [1]"), a.text  # fmt: skip
     assert a.citations[0].page == 2 and "Purchases of property and equipment | 2024:" in a.citations[0].quote
+    assert len(a.text.splitlines()) <= 2, a.text  # the figure, and at most one quote beside it
     figure = next(r for r in rt.services.audit.records(a.run_id) if r.kind == "answer.extractive").data
     assert figure["table_figure"]["label"] == "Purchases of property and equipment"
 

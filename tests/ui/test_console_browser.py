@@ -180,7 +180,12 @@ def _auditor_session(page, url: str, ids: list[str]) -> None:
     page.get_by_label("…or a run id").fill(ids[-1])
     page.get_by_role("button", name="Open run").click()
     page.get_by_role("heading", name=f"Run {ids[-1]}").wait_for(timeout=60_000)
-    body = page.get_by_test_id("stMain").inner_text()
+    # The heading comes first; the 50 steps below it are still being drawn (Streamlit sends the
+    # page in pieces): wait for the last parts before reading it.
+    main = page.get_by_test_id("stMain")
+    for needle in ("sharepoint:01DOC0000#", "qwen2.5-7b+lora-policy", "Approval decision"):
+        main.get_by_text(needle, exact=False).first.wait_for(timeout=60_000)
+    body = main.inner_text()
     assert "Timeline" in body and "Tool search_documents" in body and "sharepoint:01DOC0000#" in body
     assert "qwen2.5-7b+lora-policy" in body and "Approval decision" in body
     _shot(page, "console-run.png")

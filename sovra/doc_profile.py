@@ -383,7 +383,7 @@ _CONSOLIDATED = re.compile(
 )
 _TITLE_WORDS = re.compile(
     r"^(?:the|and|of|its|company|subsidiaries|group|statements?|unaudited|continued|interim|audited"
-    r"|et|und|de|des|du|della|del|van|en|y|e|table|of|contents|\d+)$",
+    r"|et|und|de|des|du|della|del|van|en|y|e|table|contents|\d+)$",
     re.I,
 )
 
@@ -410,13 +410,6 @@ def statement_heading_rank(text: str, statement: re.Pattern[str]) -> int:
             rank = 1 if len(rest) <= 30 else 0
         best = max(best, rank)
     return best
-
-
-def is_statement_page(text: str, statement: re.Pattern[str]) -> bool:
-    """Whether ``text`` (a page's or its first chunk's text) opens with that statement's title: a
-    heading line among its first lines ("CONSOLIDATED BALANCE SHEETS", "Consolidated Statements of
-    Earnings (continued)"), not a sentence or a table row that mentions the statement."""
-    return statement_heading_rank(text, statement) > 0
 
 
 def residual_question(question: str, naming: list[str]) -> str:

@@ -5,7 +5,6 @@ from __future__ import annotations
 from sovra.doc_profile import (
     STATEMENTS,
     implied_statements,
-    is_statement_page,
     named_statements,
     names_entity,
     names_title,
@@ -138,9 +137,9 @@ def test_a_statement_page_opens_with_its_title_a_note_that_cites_it_does_not():
     page = "Table of Contents\nNorthwind Traders, Inc.\nCONSOLIDATED BALANCE SHEETS\nDecember 31 | 2022\nCash | 2022: 5"
     note = "Note 7. Leases\nLease liabilities are included in Other liabilities on the Consolidated Balance Sheets."
     row = "Table of Contents\nItems | 2022\nBalance sheet total | 2022: 5"
-    assert is_statement_page(page, balance)
-    assert not is_statement_page(note, balance)
-    assert not is_statement_page(row, balance)
+    assert statement_heading_rank(page, balance) > 0
+    assert statement_heading_rank(note, balance) == 0
+    assert statement_heading_rank(row, balance) == 0
 
 
 def test_the_groups_statement_ranks_above_a_table_titled_with_the_statements_name():

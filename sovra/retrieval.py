@@ -217,14 +217,21 @@ class Retriever:
         pages: dict[tuple[str, int], int] = {}  # statement pages the question asks for: how plainly titled
         if not flt.doc_ids:
             # Within the named documents, the words that named them no longer tell passages apart.
+            # The whole question still has the words the naming took away ("license" in "... the
+            # License Agreement between ..."): its own ranking counts too, at half weight.
             rest = residual_question(query, [t for texts in named_by.values() for t in texts])
-            if rest != query:
-                dense, sparse = self.embed(rest)
-                if shift is not None:
-                    dense = shift(dense)
             narrowed = replace(flt, doc_ids=tuple(named))
             vectors = self.config.mmr_lambda < 1.0
-            more = self.index.search(dense, sparse, narrowed, wide, mode=mode, with_vectors=vectors)
+            questions = [((dense, sparse), WHOLE_QUESTION_WEIGHT if rest != query else 1.0)]
+            if rest != query:
+                rest_dense, rest_sparse = self.embed(rest)
+                questions.insert(0, ((shift(rest_dense) if shift else rest_dense, rest_sparse), 1.0))
+            rankings = [
+                (self.index.search(d, sp, narrowed, wide, mode=leg, with_vectors=vectors), weight)
+                for (d, sp), weight in questions
+                for leg in _LEGS.get(mode, _LEGS["hybrid"])
+            ]
+            more = fuse_rankings(rankings)[:wide]
             if self.reranker is not None and more:
                 more = rerank(self.reranker, query, more, self.config.rerank_candidates)
             seen = {h.chunk_id for h in more}
@@ -263,6 +270,34 @@ class Retriever:
                     found.append(h)
         seen = {(h.doc_id, h.page) for h in own}
         return own + [h for h in found if (h.doc_id, h.page) not in seen], pages
+
+
+# Within the named documents (tens to a few hundred chunks), the residual question's and the whole
+# question's dense and BM25 rankings are fused again by reciprocal rank, with a small k: the index's
+# k=60, meant for long lists, all but ignores which chunk a leg put first among a few dozen (1/61 vs
+# 1/62). cuad-dev, default pipeline, nDCG@10 by k (whole question at half weight): 60: 0.731,
+# 20: 0.738, 5: 0.744, 2: 0.750, 1: 0.750; the residual question alone at k=2: 0.727, at the index's
+# fusion: 0.718. docs/benchmarks.md has the table.
+SCOPED_RRF_K = 2.0
+WHOLE_QUESTION_WEIGHT = 0.5
+_LEGS: dict[str, tuple[SearchMode, ...]] = {"hybrid": ("dense", "sparse"), "dense": ("dense",), "sparse": ("sparse",)}
+
+
+def fuse_rankings(rankings: list[tuple[list[Hit], float]], k: float = SCOPED_RRF_K) -> list[Hit]:
+    """Weighted reciprocal rank fusion: the hit at rank r (from 1) of a ranking of weight w gets
+    ``w / (k + r)``; the sum is the hit's ``score`` (and ``scores["scoped"]``). A hit in several
+    rankings keeps the first one's text and score breakdown."""
+    total: dict[str, float] = {}
+    first: dict[str, Hit] = {}
+    for hits, weight in rankings:
+        for rank, h in enumerate(hits, start=1):
+            first.setdefault(h.chunk_id, h)
+            total[h.chunk_id] = total.get(h.chunk_id, 0.0) + weight / (k + rank)
+    ranked = sorted(first, key=lambda c: -total[c])
+    return [
+        replace(first[c], score=round(total[c], 6), scores={**first[c].scores, "scoped": round(total[c], 6)})
+        for c in ranked
+    ]
 
 
 # A chunk whose text starts this close to its page's start opens the page (only leading whitespace

@@ -11,12 +11,13 @@ from sovra.doc_profile import (
     period_fit,
     profile,
     question_scope,
+    residual_question,
     statement_heading_rank,
 )
 from sovra.documents import Document, Page
 from sovra.index.base import Hit, SearchFilter
 from sovra.ingest import with_profile
-from sovra.retrieval import RetrievalConfig, Retriever
+from sovra.retrieval import RetrievalConfig, Retriever, embed_query, fuse_rankings
 
 COVER_10K = """UNITED STATES
 SECURITIES AND EXCHANGE COMMISSION
@@ -111,6 +112,58 @@ def test_the_named_entitys_documents_come_first_and_its_period_before_others(emb
     assert [h.chunk_id for h in plain] == [h.chunk_id for h in hits]
     unnamed = Retriever(idx, embedder).search("gross margin in FY2021", flt, limit=5)
     assert [h.chunk_id for h in unnamed] == [h.chunk_id for h in hits]
+
+
+def test_rankings_are_fused_by_weighted_reciprocal_rank_with_a_small_k():
+    a, b, c = (_hit("doc", n, {}) for n in (1, 2, 3))
+    out = fuse_rankings([([a, b, c], 1.0), ([b, a], 1.0), ([c, b], 0.5)], k=2)
+    # a: 1/3 + 1/4 = 0.583; b: 1/4 + 1/3 + 0.5/4 = 0.708; c: 1/5 + 0.5/3 = 0.367
+    assert [h.chunk_id for h in out] == ["doc#2", "doc#1", "doc#3"]
+    assert out[0].scores["scoped"] == out[0].score == round(1 / 4 + 1 / 3 + 0.5 / 4, 6)
+    # With the index's k=60 the first places barely count: c's half-weight first place no longer
+    # lifts it above a, a's first place in one leg no longer beats b's second, first pair.
+    assert [h.chunk_id for h in fuse_rankings([([a, b], 1.0), ([b, a], 1.0)], k=60)] == ["doc#1", "doc#2"]
+
+
+class _RankingIndex:
+    """Ranks the named contract's clauses per question and leg, as given; records each search."""
+
+    def __init__(self, embedder, hits: list[Hit], rankings: dict[tuple[str, str], list[int]]) -> None:
+        self.hits, self.calls = hits, []
+        self.by_vector = {tuple(embed_query(embedder, q)[0]): q for q, _ in rankings}
+        self.rankings = rankings
+
+    def search(self, dense, sparse, flt, limit, mode="hybrid", with_vectors=False):
+        question = self.by_vector.get(tuple(dense), "?")
+        self.calls.append((question, mode, flt.doc_ids))
+        if not flt.doc_ids:
+            return self.hits[:limit]
+        return [self.hits[i] for i in self.rankings[(question, mode)]][:limit]
+
+
+def test_within_the_named_contract_the_whole_question_ranks_too_at_half_weight(embedder):
+    """The residual question ("What is granted under the between and") lost "license" with the title; the
+    whole question still has it, and its rankings count at half weight."""
+    title = "Software License Agreement (Acme Corp; Beta Ltd)"
+    hits = [
+        Hit(f"lic#{n}", "lic", title, "", "contracts", "agreement", 1, 0, 1, f"clause {n}", 0.0, {}, {})
+        for n in range(3)
+    ]
+    question = "What license is granted under the Software License Agreement between Acme Corp and Beta Ltd?"
+    rest = residual_question(question, [title])
+    assert rest == "What is granted under the between and"  # "license" went with the title
+    rankings = {
+        (rest, "dense"): [1, 0, 2],  # residual: the clause that grants an extension of time first ...
+        (rest, "sparse"): [0, 1, 2],  # ... or the licence grant
+        (question, "dense"): [0, 2, 1],  # the whole question: the licence grant
+        (question, "sparse"): [0, 1, 2],
+    }
+    idx = _RankingIndex(embedder, hits, rankings)
+    out = Retriever(idx, embedder).search(question, SearchFilter(principals=("group:everyone",)), limit=3)
+    assert [(q, mode) for q, mode, docs in idx.calls if docs] == list(rankings)  # both questions, both legs
+    assert all(docs == ("lic",) for _, _, docs in idx.calls[1:])
+    # The residual's legs tie the first two clauses; the whole question breaks the tie.
+    assert [h.chunk_id for h in out] == ["lic#0", "lic#1", "lic#2"]
 
 
 def test_a_question_names_a_primary_statement_in_gaap_ifrs_or_european_wording():

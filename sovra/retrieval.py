@@ -222,14 +222,15 @@ class Retriever:
             rest = residual_question(query, [t for texts in named_by.values() for t in texts])
             narrowed = replace(flt, doc_ids=tuple(named))
             vectors = self.config.mmr_lambda < 1.0
-            questions = [((dense, sparse), WHOLE_QUESTION_WEIGHT if rest != query else 1.0)]
+            questions = [((dense, sparse), 1.0)]
             if rest != query:
                 rest_dense, rest_sparse = self.embed(rest)
-                questions.insert(0, ((shift(rest_dense) if shift else rest_dense, rest_sparse), 1.0))
+                rest_dense = shift(rest_dense) if shift else rest_dense
+                questions = [((rest_dense, rest_sparse), 1.0), ((dense, sparse), WHOLE_QUESTION_WEIGHT)]
             rankings = [
                 (self.index.search(d, sp, narrowed, wide, mode=leg, with_vectors=vectors), weight)
                 for (d, sp), weight in questions
-                for leg in _LEGS.get(mode, _LEGS["hybrid"])
+                for leg in _LEGS[mode]
             ]
             more = fuse_rankings(rankings)[:wide]
             if self.reranker is not None and more:

@@ -287,16 +287,19 @@ _LEGS: dict[str, tuple[SearchMode, ...]] = {"hybrid": ("dense", "sparse"), "dens
 def fuse_rankings(rankings: list[tuple[list[Hit], float]], k: float = SCOPED_RRF_K) -> list[Hit]:
     """Weighted reciprocal rank fusion: the hit at rank r (from 1) of a ranking of weight w gets
     ``w / (k + r)``; the sum is the hit's ``score`` (and ``scores["scoped"]``). A hit in several
-    rankings keeps the first one's text and score breakdown."""
+    rankings keeps the first one's text; its score breakdown gathers every ranking's (a one-leg
+    search reports only its own leg), the earlier ranking's value where two report the same key."""
     total: dict[str, float] = {}
     first: dict[str, Hit] = {}
+    breakdown: dict[str, dict[str, float]] = {}
     for hits, weight in rankings:
         for rank, h in enumerate(hits, start=1):
             first.setdefault(h.chunk_id, h)
+            breakdown[h.chunk_id] = {**h.scores, **breakdown.get(h.chunk_id, {})}
             total[h.chunk_id] = total.get(h.chunk_id, 0.0) + weight / (k + rank)
     ranked = sorted(first, key=lambda c: -total[c])
     return [
-        replace(first[c], score=round(total[c], 6), scores={**first[c].scores, "scoped": round(total[c], 6)})
+        replace(first[c], score=round(total[c], 6), scores={**breakdown[c], "scoped": round(total[c], 6)})
         for c in ranked
     ]
 

@@ -288,7 +288,6 @@ class EdgeIndex(VersionedIndex):
                 with_payload=True,
                 with_vector=vectors,
             )
-        dense_res, sparse_res, final_res = shard.query_batch(qe.QueryBatchRequest([*legs, final]))
 
         def scored(points: list[Any]) -> list[Scored]:
             return [
@@ -296,6 +295,11 @@ class EdgeIndex(VersionedIndex):
                 for p in points
             ]
 
+        if mode != "hybrid":  # one leg: its own ranking is the breakdown
+            (final_res,) = shard.query_batch(qe.QueryBatchRequest([final]))
+            one = scored(final_res)
+            return (one, [], one) if mode == "dense" else ([], one, one)
+        dense_res, sparse_res, final_res = shard.query_batch(qe.QueryBatchRequest([*legs, final]))
         return scored(dense_res), scored(sparse_res), scored(final_res)
 
     def _count(self, conds: list[Cond]) -> int:

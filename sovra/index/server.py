@@ -283,9 +283,6 @@ class ServerIndex(VersionedIndex):
             final = qm.QueryRequest(query=dense, using=DENSE, **common)
         else:
             final = qm.QueryRequest(query=sparse_vec, using=SPARSE, **common)
-        dense_res, sparse_res, final_res = self._call(
-            self._client.query_batch_points, self.collection, requests=[*legs, final]
-        )
 
         def scored(points: list[Any]) -> list[Scored]:
             return [
@@ -293,6 +290,13 @@ class ServerIndex(VersionedIndex):
                 for p in points
             ]
 
+        if mode != "hybrid":  # one leg: its own ranking is the breakdown
+            (final_res,) = self._call(self._client.query_batch_points, self.collection, requests=[final])
+            one = scored(final_res.points)
+            return (one, [], one) if mode == "dense" else ([], one, one)
+        dense_res, sparse_res, final_res = self._call(
+            self._client.query_batch_points, self.collection, requests=[*legs, final]
+        )
         return scored(dense_res.points), scored(sparse_res.points), scored(final_res.points)
 
     def _count(self, conds: list[Cond]) -> int:

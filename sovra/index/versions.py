@@ -129,7 +129,8 @@ class VersionedIndex(ABC):
     def _query(
         self, dense: list[float], sparse: Sparse, conds: list[Cond], limit: int, mode: SearchMode, with_vectors: bool
     ) -> tuple[list[Scored], list[Scored], list[Scored]]:
-        """(dense leg, sparse leg, final) for the same filter; only the final carries payloads."""
+        """(dense leg, sparse leg, final) for the same filter; only the final carries payloads. In a
+        one-leg mode that leg is the final itself and the other is empty: one query, not three."""
 
     @abstractmethod
     def _count(self, conds: list[Cond]) -> int: ...

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 from sovra.doc_profile import (
     STATEMENTS,
     implied_statements,
@@ -123,6 +125,19 @@ def test_rankings_are_fused_by_weighted_reciprocal_rank_with_a_small_k():
     # With the index's k=60 the first places barely count: c's half-weight first place no longer
     # lifts it above a, a's first place in one leg no longer beats b's second, first pair.
     assert [h.chunk_id for h in fuse_rankings([([a, b], 1.0), ([b, a], 1.0)], k=60)] == ["doc#1", "doc#2"]
+
+
+def test_a_fused_hit_carries_every_legs_breakdown_the_first_ranking_winning_a_shared_key():
+    def leg(n: int, scores: dict[str, float]) -> Hit:
+        return replace(_hit("doc", n, {}), scores=scores)
+
+    dense = [leg(1, {"dense": 0.8, "dense_rank": 1.0}), leg(2, {"dense": 0.7, "dense_rank": 2.0})]
+    sparse = [leg(2, {"sparse": 9.0, "sparse_rank": 1.0})]
+    whole = [leg(2, {"dense": 0.5, "dense_rank": 1.0}), leg(3, {"dense": 0.4, "dense_rank": 2.0})]
+    out = {h.chunk_id: h.scores for h in fuse_rankings([(dense, 1.0), (sparse, 1.0), (whole, 0.5)], k=2)}
+    assert out["doc#2"] == {"dense": 0.7, "dense_rank": 2.0, "sparse": 9.0, "sparse_rank": 1.0, "scoped": 0.75}
+    assert out["doc#1"] == {"dense": 0.8, "dense_rank": 1.0, "scoped": round(1 / 3, 6)}
+    assert out["doc#3"] == {"dense": 0.4, "dense_rank": 2.0, "scoped": 0.125}
 
 
 class _RankingIndex:

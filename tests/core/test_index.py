@@ -103,6 +103,29 @@ def test_hybrid_hits_carry_citation_fields_and_score_breakdown(index):
     assert {"sparse", "hybrid"} <= set(top.scores)
 
 
+@pytest.mark.parametrize("mode", ["dense", "sparse"])
+def test_a_one_leg_search_is_one_query_and_its_breakdown_is_that_leg(index, mode):
+    requests: list[int] = []
+    if isinstance(index, ServerIndex):  # count what reaches Qdrant
+        real = index._client.query_batch_points
+
+        def spy(collection, requests_, **kw):
+            requests.append(len(requests_))
+            return real(collection, requests_, **kw)
+
+        index._client.query_batch_points = lambda collection, requests, **kw: spy(collection, requests, **kw)
+    hits = _search(index, "remote work days per week", ["group:everyone"], mode)
+    assert hits
+    other = "sparse" if mode == "dense" else "dense"
+    for rank, h in enumerate(hits, start=1):
+        assert h.scores[f"{mode}_rank"] == rank and h.scores[mode] == round(h.score, 6)
+        assert other not in h.scores and f"{other}_rank" not in h.scores
+    assert [h.score for h in hits] == sorted((h.score for h in hits), reverse=True)
+    assert requests in ([], [1])  # one query, not the final plus both legs
+    both = _search(index, "remote work days per week", ["group:everyone"])[0].scores
+    assert {"dense", "sparse", "dense_rank", "sparse_rank", "hybrid"} <= set(both)  # hybrid keeps both legs
+
+
 def test_source_filter(index):
     hits = _search(index, "CET1 floor", ["group:everyone", "group:risk-committee"], sources=("policies",))
     assert hits and all(h.source == "policies" for h in hits)

@@ -263,10 +263,6 @@ class EdgeIndex(VersionedIndex):
         wide = limit * PREFETCH_FACTOR
         dense_q = qe.Query.Nearest(dense, using=DENSE)
         sparse_q = qe.Query.Nearest(qe.SparseVector(sparse.indices, sparse.values), using=SPARSE)
-        legs = [
-            qe.QueryRequest(limit=wide, query=dense_q, filter=qfilter, with_payload=False),
-            qe.QueryRequest(limit=wide, query=sparse_q, filter=qfilter, with_payload=False),
-        ]
         vectors = [DENSE] if with_vectors else False
         if mode == "hybrid":
             final = qe.QueryRequest(
@@ -299,6 +295,11 @@ class EdgeIndex(VersionedIndex):
             (final_res,) = shard.query_batch(qe.QueryBatchRequest([final]))
             one = scored(final_res)
             return (one, [], one) if mode == "dense" else ([], one, one)
+        # Hybrid: each leg on its own too, for the hits' score breakdown.
+        legs = [
+            qe.QueryRequest(limit=wide, query=dense_q, filter=qfilter, with_payload=False),
+            qe.QueryRequest(limit=wide, query=sparse_q, filter=qfilter, with_payload=False),
+        ]
         dense_res, sparse_res, final_res = shard.query_batch(qe.QueryBatchRequest([*legs, final]))
         return scored(dense_res), scored(sparse_res), scored(final_res)
 

@@ -265,10 +265,6 @@ class ServerIndex(VersionedIndex):
         wide = limit * PREFETCH_FACTOR
         sparse_vec = qm.SparseVector(indices=sparse.indices, values=sparse.values)
         vectors: Any = [DENSE] if with_vectors else False
-        legs = [
-            qm.QueryRequest(query=dense, using=DENSE, limit=wide, filter=qfilter, with_payload=False),
-            qm.QueryRequest(query=sparse_vec, using=SPARSE, limit=wide, filter=qfilter, with_payload=False),
-        ]
         common: dict[str, Any] = {"limit": limit, "filter": qfilter, "with_payload": True, "with_vector": vectors}
         if mode == "hybrid":
             final = qm.QueryRequest(
@@ -294,6 +290,11 @@ class ServerIndex(VersionedIndex):
             (final_res,) = self._call(self._client.query_batch_points, self.collection, requests=[final])
             one = scored(final_res.points)
             return (one, [], one) if mode == "dense" else ([], one, one)
+        # Hybrid: each leg on its own too, for the hits' score breakdown.
+        legs = [
+            qm.QueryRequest(query=dense, using=DENSE, limit=wide, filter=qfilter, with_payload=False),
+            qm.QueryRequest(query=sparse_vec, using=SPARSE, limit=wide, filter=qfilter, with_payload=False),
+        ]
         dense_res, sparse_res, final_res = self._call(
             self._client.query_batch_points, self.collection, requests=[*legs, final]
         )

@@ -104,16 +104,16 @@ def test_hybrid_hits_carry_citation_fields_and_score_breakdown(index):
 
 
 @pytest.mark.parametrize("mode", ["dense", "sparse"])
-def test_a_one_leg_search_is_one_query_and_its_breakdown_is_that_leg(index, mode):
-    requests: list[int] = []
-    if isinstance(index, ServerIndex):  # count what reaches Qdrant
+def test_a_one_leg_search_is_one_query_and_its_breakdown_is_that_leg(index, mode, monkeypatch):
+    batches: list[int] = []  # how many queries each batch sent to Qdrant
+    if isinstance(index, ServerIndex):
         real = index._client.query_batch_points
 
-        def spy(collection, requests_, **kw):
-            requests.append(len(requests_))
-            return real(collection, requests_, **kw)
+        def spy(collection, requests, **kw):
+            batches.append(len(requests))
+            return real(collection, requests, **kw)
 
-        index._client.query_batch_points = lambda collection, requests, **kw: spy(collection, requests, **kw)
+        monkeypatch.setattr(index._client, "query_batch_points", spy)
     hits = _search(index, "remote work days per week", ["group:everyone"], mode)
     assert hits
     other = "sparse" if mode == "dense" else "dense"
@@ -121,7 +121,7 @@ def test_a_one_leg_search_is_one_query_and_its_breakdown_is_that_leg(index, mode
         assert h.scores[f"{mode}_rank"] == rank and h.scores[mode] == round(h.score, 6)
         assert other not in h.scores and f"{other}_rank" not in h.scores
     assert [h.score for h in hits] == sorted((h.score for h in hits), reverse=True)
-    assert requests in ([], [1])  # one query, not the final plus both legs
+    assert batches in ([], [1])  # one query, not the final plus both legs
     both = _search(index, "remote work days per week", ["group:everyone"])[0].scores
     assert {"dense", "sparse", "dense_rank", "sparse_rank", "hybrid"} <= set(both)  # hybrid keeps both legs
 
